@@ -1,0 +1,97 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.auth.service import ensure_key
+from service.backbones.router import router as backbones_router
+from service.context import AppContext
+from service.datasets.router import router as datasets_router
+from service.db import migrate
+from service.diagnostics.router import router as diagnostics_router
+from service.errors import install_error_handlers
+from service.heads.router import router as heads_router
+from service.jobs.router import router as jobs_router
+from service.ops.middleware import LimitAndObserve
+from service.ops.router import router as ops_router
+from service.predictions.router import router as predictions_router
+from service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+nmtune adapts frozen embedding backbones (remote embedding APIs or local models) to your
+labelled data with small trained heads: a linear probe, an MLP, or NMTune (Chen et al.,
+ICLR 2024), which regularises the feature spectrum for better out-of-domain transfer.
+
+Flow: POST /v1/datasets -> POST /v1/heads (202 + job) -> GET /v1/jobs/{id} ->
+POST /v1/heads/{id}/predict, GET /v1/heads/{id}/spectrum.
+
+Every embedding is cached per tenant and backbone identity, so nothing is paid for twice.
+Authenticate with `Authorization: Bearer <API key>` (created with `nmtune keys create`).
+Every error has the body `{"error": Type, "detail": message, "field": path}`.
+"""
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+def prepare_database(ctx: AppContext) -> None:
+    url = ctx.db.url
+    if not migrate.is_up_to_date(ctx.db.engine, url):
+        if not ctx.settings.auto_migrate:
+            raise SchemaOutOfDate(
+                "the database schema is not at the latest migration: run `nmtune migrate` "
+                "(or set NMTUNE_AUTO_MIGRATE=true)"
+            )
+        migrate.upgrade(url)
+    if ctx.settings.bootstrap_api_key is not None:
+        with ctx.db.session() as s:
+            ensure_key(s, "default", ctx.settings.bootstrap_api_key.get_secret_value())
+
+
+def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
+    settings = settings or (ctx.settings if ctx else get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = ctx or AppContext(settings)
+        prepare_database(context)
+        app.state.ctx = context
+        await context.runner.start()
+        log.info("nmtune ready", extra={"runner": settings.runner,
+                                        "backbones": ",".join(context.registry.names())})
+        try:
+            yield
+        finally:
+            await context.aclose()
+
+    app = FastAPI(
+        title="nmtune",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "datasets", "description": "Labelled data with train/validation/test/OOD "
+             "splits."},
+            {"name": "heads", "description": "Train and manage heads."},
+            {"name": "jobs", "description": "Background work: status, progress, cancel, events."},
+            {"name": "predictions", "description": "Serve a trained head."},
+            {"name": "diagnostics", "description": "Singular value spectra, SVE, LSVR."},
+            {"name": "backbones", "description": "Configured embedding backbones."},
+            {"name": "ops", "description": "Health, readiness, metrics."},
+        ],
+    )
+    install_error_handlers(app)
+    for r in (datasets_router, heads_router, predictions_router, jobs_router,
+              diagnostics_router, backbones_router, ops_router):
+        app.include_router(r)
+    app.add_middleware(LimitAndObserve, max_bytes=settings.max_request_bytes)
+    return app

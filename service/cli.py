@@ -1,0 +1,106 @@
+"""The ``nmtune`` command: serve, migrate, keys, worker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from service.settings import get_settings
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.ops.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
+                access_log=False)
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from service.db.migrate import upgrade
+
+    upgrade(get_settings().database_url.get_secret_value())
+    _out("database schema is up to date")
+    return 0
+
+
+def _db():  # type: ignore[no-untyped-def]
+    from service.db.session import Database
+
+    return Database(get_settings().database_url.get_secret_value())
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from service.auth import service as auth
+
+    db = _db()
+    try:
+        with db.session() as s:
+            if args.keys_cmd == "create":
+                k = auth.create_key(s, args.tenant, name=args.name)
+                _out(f"key_id: {k.key_id}\ntenant: {k.tenant_name}\napi_key: {k.key}\n"
+                     "(the key is shown once; store it now)")
+            elif args.keys_cmd == "list":
+                for info in auth.list_keys(s, args.tenant):
+                    state = "revoked" if info.revoked_at else "active"
+                    _out(f"{info.key_id}\t{info.tenant_name}\t{info.prefix}...\t{state}\t"
+                         f"{info.created_at:%Y-%m-%d %H:%M}\t{info.name}")
+            elif args.keys_cmd == "revoke":
+                if not auth.revoke_key(s, args.key_id):
+                    sys.stderr.write(f"no key {args.key_id}\n")
+                    return 1
+                _out(f"revoked {args.key_id}")
+    finally:
+        db.dispose()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from service.jobs.celery_app import run_worker
+
+    return run_worker(queues=args.queues, concurrency=args.concurrency)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nmtune", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="run the API (and the in-process job runner)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(func=cmd_serve)
+    m = sub.add_parser("migrate", help="apply database migrations")
+    m.set_defaults(func=cmd_migrate)
+    k = sub.add_parser("keys", help="manage API keys")
+    ks = k.add_subparsers(dest="keys_cmd", required=True)
+    kc = ks.add_parser("create", help="create a key (and its tenant if new)")
+    kc.add_argument("--tenant", required=True)
+    kc.add_argument("--name", default="")
+    kl = ks.add_parser("list", help="list keys")
+    kl.add_argument("--tenant", default=None)
+    kr = ks.add_parser("revoke", help="revoke a key")
+    kr.add_argument("key_id")
+    k.set_defaults(func=cmd_keys)
+    w = sub.add_parser("worker", help="run a Celery worker (NMTUNE_RUNNER=celery)")
+    w.add_argument("--queues", default=None, help="comma-separated queue names")
+    w.add_argument("--concurrency", type=int, default=1)
+    w.set_defaults(func=cmd_worker)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

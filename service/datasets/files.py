@@ -1,0 +1,77 @@
+"""Parse uploaded JSONL / CSV files into records (errors name the line at fault)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from pydantic import ValidationError
+
+from service.datasets.schemas import Record
+from service.errors import ValidationFailed
+
+
+def _record(obj: object, where: str) -> Record:
+    if not isinstance(obj, dict):
+        raise ValidationFailed(f"file: {where}: expected a JSON object", field="file")
+    try:
+        return Record.model_validate(obj)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ValidationFailed(f"file: {where}: {loc}: {err['msg']}", field="file") from exc
+
+
+def parse_jsonl(data: bytes) -> list[Record]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed("file: not UTF-8 text", field="file") from exc
+    records = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValidationFailed(f"file: line {n}: invalid JSON ({exc.msg})", field="file") from exc
+        records.append(_record(obj, f"line {n}"))
+    return records
+
+
+def parse_csv(data: bytes, label_kind: str | None = None) -> list[Record]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed("file: not UTF-8 text", field="file") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    cols = set(reader.fieldnames or [])
+    if "label" not in cols or not ({"text", "image"} & cols):
+        raise ValidationFailed(
+            "file: CSV needs a header with `label` and `text` (or `image`) columns", field="file"
+        )
+    records = []
+    try:
+        for n, row in enumerate(reader, start=2):
+            obj: dict[str, object] = {k: v for k, v in row.items() if k in Record.model_fields and v}
+            raw = row.get("label") or ""
+            obj["label"] = int(raw) if label_kind == "int" or (
+                label_kind is None and raw.lstrip("-").isdigit()) else raw
+            if "split" not in obj:
+                obj["split"] = "train"
+            records.append(_record(obj, f"line {n}"))
+    except csv.Error as exc:
+        raise ValidationFailed(f"file: malformed CSV ({exc})", field="file") from exc
+    return records
+
+
+def parse_upload(filename: str | None, content_type: str | None, data: bytes) -> list[Record]:
+    name = (filename or "").lower()
+    if name.endswith(".csv") or (content_type or "").startswith("text/csv"):
+        records = parse_csv(data)
+    else:
+        records = parse_jsonl(data)
+    if not records:
+        raise ValidationFailed("file: no records", field="file")
+    return records

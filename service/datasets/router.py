@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+
+from service.datasets import service
+from service.datasets.files import parse_upload
+from service.datasets.schemas import DatasetCreate, DatasetOut, DatasetPage
+from service.deps import Ctx, TenantId
+from service.errors import ERROR_RESPONSES, PayloadTooLarge
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
+
+
+@router.post("", status_code=201, summary="Create a dataset from JSON records")
+def create_dataset(body: DatasetCreate, ctx: Ctx, tenant: TenantId) -> DatasetOut:
+    """Store labelled records (text or base64 images) with their splits.
+
+    Validated as a whole before anything is written: splits, labels (all strings or all
+    integers; every non-train label must appear in train; at least two classes with enough
+    training examples each), text length, image encoding.
+    """
+    with ctx.db.session() as s:
+        return service.create_dataset(s, ctx.settings, tenant, body.name, body.records)
+
+
+@router.post("/upload", status_code=201, summary="Create a dataset from a JSONL or CSV file")
+async def upload_dataset(
+    ctx: Ctx,
+    tenant: TenantId,
+    file: Annotated[UploadFile, File(description="JSONL (one record per line) or CSV with "
+                                     "columns text|image,label[,split].")],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+) -> DatasetOut:
+    """Same checks as the JSON route; errors name the line at fault."""
+    data = await file.read(ctx.settings.max_request_bytes + 1)
+    if len(data) > ctx.settings.max_request_bytes:
+        raise PayloadTooLarge("file: larger than the request limit", field="file")
+    records = parse_upload(file.filename, file.content_type, data)
+
+    def _store() -> DatasetOut:
+        with ctx.db.session() as s:
+            return service.create_dataset(s, ctx.settings, tenant, name, records)
+
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(_store)
+
+
+@router.get("", summary="List datasets")
+def list_datasets(
+    ctx: Ctx,
+    tenant: TenantId,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> DatasetPage:
+    with ctx.db.session() as s:
+        return service.list_datasets(s, tenant, limit, offset)
+
+
+@router.get("/{dataset_id}", summary="Get a dataset with counts per split and label")
+def get_dataset(dataset_id: str, ctx: Ctx, tenant: TenantId) -> DatasetOut:
+    with ctx.db.session() as s:
+        return service.to_out(service.get_dataset(s, tenant, dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=204, summary="Delete a dataset and its examples",
+               responses={409: ERROR_RESPONSES[404] | {"description": "Used by an unfinished job."}})
+def delete_dataset(dataset_id: str, ctx: Ctx, tenant: TenantId) -> Response:
+    """Heads trained on it keep working (they hold their own weights)."""
+    with ctx.db.session() as s:
+        service.delete_dataset(s, tenant, dataset_id)
+    return Response(status_code=204)

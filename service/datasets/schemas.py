@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+SPLIT_PATTERN = r"^(train|validation|test|ood:[A-Za-z0-9_.\-]{1,64})$"
+Label = StrictStr | StrictInt
+
+
+class Record(BaseModel):
+    """One labelled example: `text` for text datasets, `image` (base64) for image datasets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, description="Input text (text datasets).")
+    image: str | None = Field(default=None, description="Base64-encoded image bytes (image datasets).")
+    label: Label = Field(description="Class label: a string or an integer, the same kind throughout.")
+    split: str = Field(
+        default="train",
+        description="`train`, `validation` (optional; else carved from train), `test`, "
+        "or a named out-of-domain split `ood:<name>`.",
+    )
+
+
+class DatasetCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "reviews",
+                    "records": [
+                        {"text": "great film", "label": "pos", "split": "train"},
+                        {"text": "dull and slow", "label": "neg", "split": "train"},
+                        {"text": "loved it", "label": "pos", "split": "test"},
+                        {"text": "what a waste", "label": "neg", "split": "ood:tweets"},
+                    ],
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200, description="A name for the dataset.")
+    records: list[Record] = Field(min_length=1, description="The labelled examples.")
+
+
+class SplitSummary(BaseModel):
+    count: int
+    labels: dict[str, int] = Field(description="Examples per label in this split.")
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    modality: Literal["text", "image"]
+    label_kind: Literal["str", "int"]
+    n_examples: int
+    classes: list[Label]
+    splits: dict[str, SplitSummary]
+    created_at: datetime
+
+
+class DatasetPage(BaseModel):
+    items: list[DatasetOut]
+    total: int
+    limit: int
+    offset: int

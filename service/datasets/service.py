@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.datasets import repository as repo
+from service.datasets.models import Dataset
+from service.datasets.schemas import DatasetOut, DatasetPage, Record, SplitSummary
+from service.datasets.validation import validate_records
+from service.errors import Conflict, NotFound
+from service.jobs.models import Job
+from service.settings import Settings
+
+
+def to_out(ds: Dataset) -> DatasetOut:
+    splits = ds.counts.get("splits", {})
+    classes = ds.counts.get("classes", [])
+    return DatasetOut(
+        id=ds.id,
+        name=ds.name,
+        modality=ds.modality,  # type: ignore[arg-type]
+        label_kind=ds.label_kind,  # type: ignore[arg-type]
+        n_examples=ds.n_examples,
+        classes=[int(c) for c in classes] if ds.label_kind == "int" else list(classes),
+        splits={
+            s: SplitSummary(count=sum(labels.values()), labels=labels) for s, labels in splits.items()
+        },
+        created_at=ds.created_at,
+    )
+
+
+def create_dataset(
+    session: Session, settings: Settings, tenant_id: str, name: str, records: list[Record]
+) -> DatasetOut:
+    clean = validate_records(records, settings)
+    ds = repo.create(session, tenant_id, name, clean)
+    return to_out(ds)
+
+
+def get_dataset(session: Session, tenant_id: str, dataset_id: str) -> Dataset:
+    ds = repo.get(session, tenant_id, dataset_id)
+    if ds is None:
+        raise NotFound(f"dataset {dataset_id!r} not found", field="dataset_id")
+    return ds
+
+
+def list_datasets(session: Session, tenant_id: str, limit: int, offset: int) -> DatasetPage:
+    items, total = repo.page(session, tenant_id, limit, offset)
+    return DatasetPage(items=[to_out(d) for d in items], total=total, limit=limit, offset=offset)
+
+
+def delete_dataset(session: Session, tenant_id: str, dataset_id: str) -> None:
+    ds = get_dataset(session, tenant_id, dataset_id)
+    busy = session.scalar(
+        select(Job.id).where(Job.dataset_id == ds.id, Job.status.in_(("queued", "running")))
+    )
+    if busy:
+        raise Conflict(f"dataset {dataset_id!r} is used by unfinished job {busy}; cancel it first")
+    repo.delete(session, ds)

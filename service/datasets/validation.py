@@ -1,0 +1,151 @@
+"""Checks on a dataset before anything is written; each failure names the field at fault."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from service.datasets.schemas import SPLIT_PATTERN, Record
+from service.errors import PayloadTooLarge, ValidationFailed
+from service.settings import Settings
+
+_SPLIT_RE = re.compile(SPLIT_PATTERN)
+_IMAGE_MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"RIFF",
+)
+
+
+@dataclass
+class CleanRecord:
+    split: str
+    label: str
+    text: str | None
+    image: bytes | None
+    sha256: str
+
+
+@dataclass
+class CleanDataset:
+    modality: str
+    label_kind: str
+    records: list[CleanRecord]
+    counts: dict[str, dict[str, int]]
+    classes: list[str]
+
+
+def decode_image(value: str, field: str, max_bytes: int) -> bytes:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailed(f"{field}: not valid base64", field=field) from exc
+    if not raw:
+        raise ValidationFailed(f"{field}: empty image", field=field)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"{field}: image larger than {max_bytes} bytes", field=field)
+    if not raw.startswith(_IMAGE_MAGIC):
+        raise ValidationFailed(
+            f"{field}: not a PNG, JPEG, GIF, BMP or WEBP image", field=field
+        )
+    return raw
+
+
+def check_text(value: str, field: str, max_chars: int) -> str:
+    if not value.strip():
+        raise ValidationFailed(f"{field}: empty text", field=field)
+    if len(value) > max_chars:
+        raise ValidationFailed(
+            f"{field}: text longer than {max_chars} characters ({len(value)})", field=field
+        )
+    if "\x00" in value:
+        raise ValidationFailed(f"{field}: text contains a NUL character", field=field)
+    return value
+
+
+def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
+    if len(records) > settings.max_records:
+        raise PayloadTooLarge(
+            f"records: {len(records)} records, at most {settings.max_records} allowed",
+            field="records",
+        )
+    first = records[0]
+    modality = "image" if first.image is not None and first.text is None else "text"
+    label_kind = "int" if isinstance(first.label, int) else "str"
+    clean: list[CleanRecord] = []
+    for i, r in enumerate(records):
+        f = f"records[{i}]"
+        if not _SPLIT_RE.match(r.split):
+            raise ValidationFailed(
+                f"{f}.split: unknown split {r.split!r}; use train, validation, test or ood:<name>",
+                field=f"{f}.split",
+            )
+        kind = "int" if isinstance(r.label, int) else "str"
+        if kind != label_kind:
+            raise ValidationFailed(
+                f"{f}.label: labels must all be strings or all integers", field=f"{f}.label"
+            )
+        label = str(r.label)
+        if len(label) > 200 or (kind == "str" and not label.strip()):
+            raise ValidationFailed(f"{f}.label: empty or longer than 200 characters",
+                                   field=f"{f}.label")
+        if modality == "text":
+            if r.image is not None:
+                raise ValidationFailed(
+                    f"{f}.image: a text dataset cannot hold images", field=f"{f}.image"
+                )
+            if r.text is None:
+                raise ValidationFailed(f"{f}.text: missing", field=f"{f}.text")
+            text = check_text(r.text, f"{f}.text", settings.max_text_chars)
+            clean.append(CleanRecord(r.split, label, text, None,
+                                     hashlib.sha256(text.encode("utf-8")).hexdigest()))
+        else:
+            if r.text is not None:
+                raise ValidationFailed(
+                    f"{f}.text: an image dataset cannot hold text", field=f"{f}.text"
+                )
+            if r.image is None:
+                raise ValidationFailed(f"{f}.image: missing", field=f"{f}.image")
+            raw = decode_image(r.image, f"{f}.image", settings.max_image_bytes)
+            clean.append(CleanRecord(r.split, label, None, raw, hashlib.sha256(raw).hexdigest()))
+
+    counts: dict[str, Counter[str]] = {}
+    for r2 in clean:
+        counts.setdefault(r2.split, Counter())[r2.label] += 1
+    train = counts.get("train")
+    if not train:
+        raise ValidationFailed("records: no record has split 'train'", field="records")
+    if len(train) < 2:
+        raise ValidationFailed(
+            f"records: the train split has {len(train)} class; at least 2 are needed",
+            field="records",
+        )
+    for label, n in sorted(train.items()):
+        if n < settings.min_examples_per_class:
+            idx = next(i for i, r2 in enumerate(clean) if r2.label == label)
+            raise ValidationFailed(
+                f"records[{idx}].label: class {label!r} has {n} training example(s); "
+                f"at least {settings.min_examples_per_class} are needed",
+                field=f"records[{idx}].label",
+            )
+    for i, r2 in enumerate(clean):
+        if r2.split != "train" and r2.label not in train:
+            raise ValidationFailed(
+                f"records[{i}].label: label {r2.label!r} in split {r2.split!r} never appears in train",
+                field=f"records[{i}].label",
+            )
+    classes = sorted(train, key=(lambda s: int(s)) if label_kind == "int" else None)
+    return CleanDataset(
+        modality=modality,
+        label_kind=label_kind,
+        records=clean,
+        counts={s: dict(sorted(c.items())) for s, c in counts.items()},
+        classes=classes,
+    )

@@ -1,0 +1,10 @@
+"""Import every model so that ``Base.metadata`` is complete (Alembic, tests)."""
+
+from service.auth.models import ApiKey, Tenant
+from service.datasets.models import Dataset, Example
+from service.db.base import Base
+from service.embeddings.models import CachedEmbedding
+from service.heads.models import Head
+from service.jobs.models import Job
+
+__all__ = ["ApiKey", "Base", "CachedEmbedding", "Dataset", "Example", "Head", "Job", "Tenant"]

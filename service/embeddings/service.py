@@ -1,0 +1,121 @@
+"""The embedding cache: every embedding the service needs goes through here.
+
+Only cache misses reach the backend; each backend batch is committed as soon as it
+returns, so what was paid for survives a job that fails or is killed later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from adapters import EmbeddingBackend
+from service.db.session import Database
+from service.embeddings import repository as repo
+from service.ops import metrics
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], Awaitable[None]]
+CancelFn = Callable[[], Awaitable[bool]]
+
+
+def input_bytes(item: str | bytes) -> bytes:
+    return item if isinstance(item, bytes) else item.encode("utf-8")
+
+
+def input_sha256(item: str | bytes) -> str:
+    return hashlib.sha256(input_bytes(item)).hexdigest()
+
+
+def backbone_hash(identity: str) -> str:
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCancelled(Exception):
+    """Raised between backend batches when the caller asked to stop."""
+
+
+@dataclass
+class EmbedStats:
+    total: int = 0
+    unique: int = 0
+    hits: int = 0
+    misses: int = 0
+    backend_batches: int = 0
+
+
+class EmbeddingCache:
+    def __init__(self, db: Database, chunk_size: int = 256) -> None:
+        self.db = db
+        self.chunk_size = chunk_size
+
+    async def embed(
+        self,
+        tenant_id: str,
+        backend: EmbeddingBackend,
+        inputs: Sequence[str | bytes],
+        *,
+        keys: Sequence[str] | None = None,
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+        stats: EmbedStats | None = None,
+    ) -> np.ndarray:
+        """Embed ``inputs`` (in order) through the cache. Returns float32 (n, dim)."""
+        stats = stats if stats is not None else EmbedStats()
+        await backend.ensure_ready()
+        bh = backbone_hash(backend.identity)
+        keys = list(keys) if keys is not None else [input_sha256(x) for x in inputs]
+        first_index: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            first_index.setdefault(k, i)
+        unique = list(first_index)
+        stats.total, stats.unique = len(keys), len(unique)
+
+        found = await asyncio.to_thread(self._read, tenant_id, bh, unique)
+        missing = [k for k in unique if k not in found]
+        stats.hits, stats.misses = len(found), len(missing)
+        metrics.CACHE_HITS.inc(len(found))
+        metrics.CACHE_MISSES.inc(len(missing))
+        done = len(found)
+        if on_progress:
+            await on_progress(done, len(unique))
+
+        for start in range(0, len(missing), self.chunk_size):
+            if should_cancel is not None and await should_cancel():
+                raise EmbeddingCancelled()
+            chunk = missing[start : start + self.chunk_size]
+            vectors = await backend.embed([inputs[first_index[k]] for k in chunk])
+            metrics.BACKEND_BATCHES.inc()
+            stats.backend_batches += 1
+            pairs = list(zip(chunk, vectors, strict=True))
+            await asyncio.to_thread(self._write, tenant_id, bh, pairs)
+            found.update(pairs)
+            done += len(chunk)
+            if on_progress:
+                await on_progress(done, len(unique))
+
+        if not keys:
+            return np.zeros((0, backend.dim), dtype=np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+    async def cached_count(self, tenant_id: str, identity: str, keys: Sequence[str]) -> int:
+        unique = list(dict.fromkeys(keys))
+        return await asyncio.to_thread(self._count, tenant_id, backbone_hash(identity), unique)
+
+    def _read(self, tenant_id: str, bh: str, keys: list[str]) -> dict[str, np.ndarray]:
+        with self.db.session() as s:
+            return repo.read_vectors(s, tenant_id, bh, keys)
+
+    def _count(self, tenant_id: str, bh: str, keys: list[str]) -> int:
+        with self.db.session() as s:
+            return repo.count_present(s, tenant_id, bh, keys)
+
+    def _write(self, tenant_id: str, bh: str, pairs: list[tuple[str, np.ndarray]]) -> None:
+        with self.db.session() as s:
+            repo.write_vectors(s, tenant_id, bh, pairs)

@@ -1,0 +1,135 @@
+"""One error envelope for every 4xx/5xx: ``{"error": Type, "detail": msg, "field": path|null}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: str = Field(description="Error type, e.g. ValidationError, NotFound.")
+    detail: str = Field(description="Human-readable message naming the field at fault.")
+    field: str | None = Field(default=None, description="Dotted path of the field at fault.")
+
+
+class ApiError(Exception):
+    status_code = 400
+    error = "BadRequest"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class ValidationFailed(ApiError):
+    status_code = 422
+    error = "ValidationError"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    error = "NotFound"
+
+
+class Conflict(ApiError):
+    status_code = 409
+    error = "Conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    error = "PayloadTooLarge"
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    error = "Unauthorized"
+
+
+class ServiceUnavailable(ApiError):
+    status_code = 503
+    error = "ServiceUnavailable"
+
+
+class UpstreamError(ApiError):
+    status_code = 502
+    error = "UpstreamError"
+
+
+_STATUS_NAMES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "ValidationError",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+}
+
+
+def envelope(status: int, error: str, detail: str, field: str | None = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorResponse(error=error, detail=detail, field=field).model_dump()
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or ".".join(str(p) for p in loc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return envelope(exc.status_code, exc.error, exc.detail, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = _loc_to_field(first.get("loc", ()))
+        msg = str(first.get("msg", "invalid request"))
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return envelope(422, "ValidationError", f"{field}: {msg}{more}", field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        name = _STATUS_NAMES.get(exc.status_code, "HTTPError")
+        headers = dict(exc.headers) if exc.headers else None
+        return envelope(exc.status_code, name, str(exc.detail), None, headers)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return envelope(500, "InternalError", "internal server error")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": desc}
+    for code, desc in {
+        401: "Missing or invalid API key.",
+        404: "Not found (or owned by another tenant).",
+        413: "Request too large.",
+        422: "Invalid input; `field` names the field at fault.",
+    }.items()
+}

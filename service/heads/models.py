@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, utcnow
+
+
+class Head(Base):
+    __tablename__ = "heads"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    backbone: Mapped[str] = mapped_column(String(200))
+    backbone_identity: Mapped[str] = mapped_column(String(2000))
+    method: Mapped[str] = mapped_column(String(20))
+    preset: Mapped[str] = mapped_column(String(40))
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|ready|failed|cancelled
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    spectra: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    weights: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
+    dim: Mapped[int | None] = mapped_column(Integer, default=None)
+    classes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    trained_at: Mapped[datetime | None] = mapped_column(default=None)

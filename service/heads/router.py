@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from anyio import to_thread
+from fastapi import APIRouter, Query, Response
+
+from service.backbones.service import get_backend
+from service.deps import Ctx, TenantId
+from service.errors import ERROR_RESPONSES
+from service.heads import service
+from service.heads.schemas import HeadCreate, HeadCreated, HeadOut, HeadPage
+
+router = APIRouter(prefix="/v1/heads", tags=["heads"], responses=ERROR_RESPONSES)
+
+
+@router.post("", status_code=202, summary="Train a head (returns at once with the job)",
+             responses={503: ERROR_RESPONSES[404] | {"description": "The job queue is down."}})
+async def create_head(body: HeadCreate, ctx: Ctx, tenant: TenantId) -> HeadCreated:
+    """Create a head and queue its training job: embed the dataset through the cache, train
+    with the chosen method and preset, evaluate every split, store the weights. Poll
+    GET /v1/jobs/{job_id} or stream /v1/jobs/{job_id}/events."""
+    backend = await get_backend(ctx, body.backbone)
+    await ctx.runner_check()
+
+    def _create() -> HeadCreated:
+        with ctx.db.session() as s:
+            head, job = service.create_head(s, tenant, body, backend)
+            out = service.created_out(head, job)
+        return HeadCreated.model_validate(out)
+
+    created = await to_thread.run_sync(_create)
+    await ctx.submit(created.job.id)
+    return created
+
+
+@router.get("", summary="List heads")
+def list_heads(
+    ctx: Ctx,
+    tenant: TenantId,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    dataset_id: Annotated[str | None, Query(max_length=80)] = None,
+) -> HeadPage:
+    with ctx.db.session() as s:
+        return service.list_heads(s, tenant, limit, offset, dataset_id)
+
+
+@router.get("/{head_id}", summary="A head: resolved config, metrics per split, spectra")
+def get_head(head_id: str, ctx: Ctx, tenant: TenantId) -> HeadOut:
+    with ctx.db.session() as s:
+        return service.head_out(s, service.get_head(s, tenant, head_id))
+
+
+@router.delete("/{head_id}", status_code=204, summary="Delete a head",
+               responses={409: ERROR_RESPONSES[404] | {"description": "Still training."}})
+def delete_head(head_id: str, ctx: Ctx, tenant: TenantId) -> Response:
+    with ctx.db.session() as s:
+        service.delete_head(s, tenant, head_id)
+    ctx.heads.forget(head_id)
+    return Response(status_code=204)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from service.jobs.schemas import JobOut
+
+Method = Literal["lp", "mlp", "nmtune", "auto"]
+
+
+class HeadCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"dataset_id": "ds_0123", "backbone": "minilm", "method": "nmtune",
+                 "preset": "paper-code", "overrides": {"epochs": 20}, "seed": 0}
+            ]
+        },
+    )
+
+    dataset_id: str = Field(min_length=1, max_length=80, description="Dataset to train on.")
+    backbone: str = Field(min_length=1, max_length=200,
+                          description="Name of a configured backbone (GET /v1/backbones).")
+    method: Method = Field(default="nmtune", description="lp, mlp, nmtune, or auto (best of "
+                           "the three on validation data).")
+    preset: str = Field(default="paper-code", max_length=40,
+                        description="Hyper-parameter preset: paper-code or paper-text.")
+    overrides: dict[str, Any] = Field(default_factory=dict,
+                                      description="Hyper-parameters that replace the preset's.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    name: str = Field(default="", max_length=200)
+
+
+class HeadOut(BaseModel):
+    id: str
+    name: str
+    dataset_id: str | None
+    backbone: str
+    backbone_identity: str
+    method: Method
+    preset: str
+    overrides: dict[str, Any]
+    seed: int
+    status: Literal["pending", "ready", "failed", "cancelled"]
+    classes: list[StrictStr | StrictInt] | None
+    dim: int | None
+    config: dict[str, Any] | None = Field(
+        description="Resolved hyper-parameters, method used, best epoch, device, versions, "
+        "deviations from the paper, auto candidates."
+    )
+    metrics: dict[str, Any] | None = Field(
+        description="Per split (train, validation, test, ood:<name>): accuracy, macro_f1, mcc, "
+        "per-class scores, confusion matrix; plus ood_average."
+    )
+    spectra: dict[str, Any] | None = Field(
+        description="Per split: spectrum of raw backbone features and of adapted features."
+    )
+    job_id: str | None
+    created_at: datetime
+    trained_at: datetime | None
+
+
+class HeadCreated(BaseModel):
+    head: HeadOut
+    job: JobOut
+
+
+class HeadPage(BaseModel):
+    items: list[HeadOut]
+    total: int
+    limit: int
+    offset: int

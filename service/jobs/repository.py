@@ -1,0 +1,155 @@
+"""Job rows: the source of truth. Every state change is one short transaction."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from service.db.base import utcnow
+from service.db.session import Database
+from service.jobs.models import TERMINAL, Job
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def get(session: Session, tenant_id: str, job_id: str) -> Job | None:
+    job = session.get(Job, job_id)
+    return job if job is not None and job.tenant_id == tenant_id else None
+
+
+def claim(db: Database, job_id: str, worker_id: str, max_attempts: int) -> Job | None:
+    """queued -> running, atomically; returns the job or None if someone else has it."""
+    now = utcnow()
+    with db.session() as s:
+        res = s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued", Job.attempts < max_attempts)
+            .values(status="running", attempts=Job.attempts + 1, worker_id=worker_id,
+                    started_at=now, heartbeat_at=now, error=None)
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return s.get(Job, job_id)
+
+
+def heartbeat(db: Database, job_id: str) -> bool:
+    """Refresh the heartbeat; returns whether cancellation was requested."""
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id, Job.status == "running")
+                  .values(heartbeat_at=utcnow()))
+        return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def cancel_requested(db: Database, job_id: str) -> bool:
+    with db.session() as s:
+        return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def set_progress(db: Database, job_id: str, stage: str, done: int, total: int) -> None:
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(
+            stage=stage, progress_done=done, progress_total=total, heartbeat_at=utcnow()))
+
+
+def add_epoch(db: Database, job_id: str, report: dict[str, Any], done: int, total: int) -> bool:
+    """Append an epoch report; returns whether cancellation was requested."""
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            return True
+        job.epochs = [*job.epochs, report]
+        job.stage, job.progress_done, job.progress_total = "train", done, total
+        job.heartbeat_at = utcnow()
+        return job.cancel_requested
+
+
+def finish(db: Database, job_id: str, status: str, *, error: dict[str, str] | None = None,
+           result: dict[str, Any] | None = None) -> None:
+    with db.session() as s:
+        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+        if result is not None:
+            values["result"] = result
+        s.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def requeue(db: Database, job_id: str, error: dict[str, str]) -> None:
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id, Job.status == "running")
+                  .values(status="queued", worker_id=None, error=error))
+
+
+def request_cancel(session: Session, job: Job) -> None:
+    if job.status in TERMINAL:
+        return
+    job.cancel_requested = True
+    if job.status == "queued":
+        job.status = "cancelled"
+        job.finished_at = utcnow()
+
+
+def _pid_dead(worker_id: str | None) -> bool:
+    if not worker_id or ":" not in worker_id:
+        return False
+    host, _, pid = worker_id.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def reap(db: Database, stale_after_s: float, max_attempts: int) -> list[str]:
+    """Re-queue running jobs whose worker died (dead local pid or stale heartbeat).
+
+    Jobs that used up their attempts fail instead. Returns the re-queued ids.
+    """
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    requeued: list[str] = []
+    with db.session() as s:
+        running = s.scalars(select(Job).where(Job.status == "running")).all()
+        for job in running:
+            hb = job.heartbeat_at
+            if hb is not None and hb.tzinfo is None:
+                hb = hb.replace(tzinfo=cutoff.tzinfo)
+            stale = hb is None or hb < cutoff
+            if not (stale or _pid_dead(job.worker_id)):
+                continue
+            err = {"type": "WorkerLost", "message": f"worker {job.worker_id} stopped"}
+            if job.cancel_requested:
+                job.status, job.finished_at, job.error = "cancelled", utcnow(), None
+            elif job.attempts >= max_attempts:
+                job.status, job.finished_at, job.error = "failed", utcnow(), err
+            else:
+                job.status, job.worker_id, job.error = "queued", None, err
+                requeued.append(job.id)
+    return requeued
+
+
+def queued_ids(db: Database) -> list[str]:
+    with db.session() as s:
+        return list(s.scalars(select(Job.id).where(Job.status == "queued")
+                              .order_by(Job.created_at)).all())
+
+
+def unfinished_for(session: Session, *, head_id: str | None = None,
+                   dataset_id: str | None = None) -> list[Job]:
+    conds = []
+    if head_id:
+        conds.append(Job.head_id == head_id)
+    if dataset_id:
+        conds.append(Job.dataset_id == dataset_id)
+    return list(session.scalars(select(Job).where(or_(*conds),
+                                                  Job.status.in_(("queued", "running")))).all())

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from service.deps import Ctx, TenantId
+from service.errors import ERROR_RESPONSES
+from service.jobs import service
+from service.jobs.models import TERMINAL
+from service.jobs.schemas import JobOut
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+
+
+@router.get("/{job_id}", summary="Job status, stage, progress, per-epoch losses, error")
+def get_job(job_id: str, ctx: Ctx, tenant: TenantId) -> JobOut:
+    with ctx.db.session() as s:
+        return service.to_out(service.get_job(s, tenant, job_id))
+
+
+@router.post("/{job_id}/cancel", summary="Cancel a job",
+             description="A queued job is cancelled at once; a running one stops between "
+             "embedding batches or epochs. Cancelling a finished job changes nothing.")
+def cancel_job(job_id: str, ctx: Ctx, tenant: TenantId) -> JobOut:
+    with ctx.db.session() as s:
+        return service.cancel_job(s, tenant, job_id)
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Server-sent events: the job, each time it changes, until it finishes",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "`event: job` messages with the JobOut JSON as data."}},
+)
+async def job_events(job_id: str, request: Request, ctx: Ctx, tenant: TenantId) -> StreamingResponse:
+    def _load() -> JobOut:
+        with ctx.db.session() as s:
+            return service.to_out(service.get_job(s, tenant, job_id))
+
+    first = await asyncio.to_thread(_load)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        last = ""
+        job = first
+        while True:
+            body = job.model_dump_json()
+            if body != last:
+                yield f"event: job\ndata: {body}\n\n"
+                last = body
+            if job.status in TERMINAL or await request.is_disconnected():
+                yield f"event: end\ndata: {json.dumps({'status': job.status})}\n\n"
+                return
+            await asyncio.sleep(0.5)
+            job = await asyncio.to_thread(_load)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})

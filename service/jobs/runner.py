@@ -1,0 +1,93 @@
+"""Job runners. The job row is the source of truth; a runner only decides where it executes.
+
+``InlineRunner`` (the embedded default) runs jobs as tasks on the service's own event loop,
+with the heavy work in threads, so request handling never blocks. ``CeleryRunner``
+(service.jobs.celery_app) sends the job id to a worker instead. Both re-run nothing twice:
+a job is claimed atomically (queued -> running) before any work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from service.db.session import Database
+from service.jobs import repository as jobs_repo
+from service.jobs.executor import JobExecutor
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def submit(self, job_id: str) -> None: ...
+    async def check(self) -> None:
+        """Raise if the runner cannot accept work (used by /readyz and job creation)."""
+        ...
+
+
+class InlineRunner:
+    def __init__(self, db: Database, executor: JobExecutor, settings: Settings) -> None:
+        self.db = db
+        self.executor = executor
+        self.settings = settings
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._queued: set[str] = set()
+
+    async def start(self) -> None:
+        for i in range(self.settings.runner_concurrency):
+            self._tasks.append(asyncio.create_task(self._work(), name=f"nmtune-runner-{i}"))
+        self._tasks.append(asyncio.create_task(self._reaper(), name="nmtune-reaper"))
+        # pick up what a previous process left: dead workers' jobs, then everything queued
+        await asyncio.to_thread(jobs_repo.reap, self.db, self.settings.stale_after_s,
+                                self.settings.job_max_attempts)
+        for job_id in await asyncio.to_thread(jobs_repo.queued_ids, self.db):
+            await self.submit(job_id)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+
+    async def submit(self, job_id: str) -> None:
+        if job_id not in self._queued:
+            self._queued.add(job_id)
+            self._queue.put_nowait(job_id)
+
+    async def check(self) -> None:
+        if not self._tasks or all(t.done() for t in self._tasks):
+            raise RuntimeError("inline runner is not running")
+
+    async def _work(self) -> None:
+        while True:
+            job_id = await self._queue.get()
+            self._queued.discard(job_id)
+            try:
+                outcome = await self.executor.run(job_id)
+            except Exception:
+                log.exception("runner: job %s raised", job_id)
+                continue
+            if outcome == "requeued":
+                asyncio.get_running_loop().call_later(
+                    2.0, lambda j=job_id: asyncio.ensure_future(self.submit(j))
+                )
+
+    async def _reaper(self) -> None:
+        interval = max(1.0, self.settings.stale_after_s / 2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                ids = await asyncio.to_thread(jobs_repo.reap, self.db, self.settings.stale_after_s,
+                                              self.settings.job_max_attempts)
+                for job_id in ids:
+                    await self.submit(job_id)
+            except Exception:
+                log.warning("reaper failed", exc_info=True)

