@@ -1,8 +1,9 @@
 """NMTune regularisers (method.md §3), computed without any D x D matrix when B < D.
 
-All three take the adapted batch ``z`` (B, D); the regularisers run in float64 internally
-(the statistics are tiny: B x B or D x D Gram matrices) and return a float32 scalar when
-``z`` is float32, so mixed-precision callers still get full-precision statistics.
+All three take the adapted batch ``z`` (B, D). The regularisers run in at least float32
+(half inputs are upcast; float64 inputs stay float64): the (B, D) x (D, B) Gram product and
+its eigenvalues use the input precision, the rest (B x B, scalars) float64. With B < D no
+D x D matrix is formed, and :func:`cov_svd_losses` shares one Gram matrix between the terms.
 """
 
 from __future__ import annotations
@@ -10,10 +11,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["cov_loss", "mse_consistency_loss", "singular_values_from_gram", "svd_loss"]
+__all__ = [
+    "cov_loss",
+    "cov_svd_losses",
+    "mse_consistency_loss",
+    "singular_values_from_gram",
+    "svd_loss",
+]
 
 _NORM_EPS = 1e-12
-_EIG_REL_EPS = 1e-12
 _EIG_ABS_EPS = 1e-30
 
 
@@ -42,6 +48,28 @@ def mse_consistency_loss(z: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(zn, fn)
 
 
+def _work(z: torch.Tensor) -> torch.Tensor:
+    """z in float64 if it is float64, else float32 (never half precision)."""
+    return z if z.dtype == torch.float64 else z.float()
+
+
+def _cov_from_gram(zw: torch.Tensor, gram: torch.Tensor | None) -> torch.Tensor:
+    """L_cov of zw (B, D); ``gram`` is the uncentred (B, B) Gram z z^T (B < D) or None."""
+    b, d = zw.shape
+    denom = float(b - 1)
+    zc = zw - zw.mean(dim=0, keepdim=True)  # (B, D)
+    var = (zc * zc).sum(dim=0).double() / denom  # (D,) = diag(C)
+    if gram is not None:
+        g = gram.double()  # (B, B)
+        # Centred Gram zc zc^T = H G H with H = I - 11^T/B.
+        gc = g - g.mean(dim=0, keepdim=True) - g.mean(dim=1, keepdim=True) + g.mean()
+        fro2 = (gc * gc).sum() / (denom * denom)  # ||C||_F^2 = ||zc zc^T||_F^2 / (B-1)^2
+    else:
+        cov = (zc.T @ zc).double() / denom  # (D, D), only when D <= B
+        fro2 = (cov * cov).sum()
+    return ((fro2 - (var * var).sum()).clamp_min(0.0) / d).to(zw.dtype)
+
+
 def cov_loss(z: torch.Tensor) -> torch.Tensor:
     r"""Off-diagonal covariance penalty.
 
@@ -61,44 +89,45 @@ def cov_loss(z: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     Tensor
-        Scalar in ``z``'s dtype (float32 for float32/half inputs).
+        Scalar, float32 (float64 for float64 input).
     """
-    b, d = z.shape
-    out_dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
-    z64 = z.to(torch.float64)
-    zc = z64 - z64.mean(dim=0, keepdim=True)  # (B, D)
-    denom = float(b - 1)
-    if b < d:
-        gram = zc @ zc.T  # (B, B)
-        fro2 = (gram * gram).sum() / (denom * denom)
-    else:
-        cov = zc.T @ zc  # (D, D)
-        fro2 = (cov * cov).sum() / (denom * denom)
-    var = (zc * zc).sum(dim=0) / denom  # (D,) = diag(C)
-    off = (fro2 - (var * var).sum()).clamp_min(0.0)
-    return (off / d).to(out_dtype)
+    zw = _work(z)
+    b, d = zw.shape
+    return _cov_from_gram(zw, zw @ zw.T if b < d else None)
+
+
+def _singular_values(gram: torch.Tensor) -> torch.Tensor:
+    """Descending singular values (float64) from a Gram matrix (r, r) of the batch."""
+    g = 0.5 * (gram + gram.T)  # eigvalsh in the Gram's own precision (fp32 is 2x faster)
+    eig = torch.linalg.eigvalsh(g).double()  # (r,) ascending
+    # Eigenvalues below r * eps(gram dtype) * max are numerical zeros: s = 0, no gradient.
+    eps = torch.finfo(gram.dtype).eps
+    floor = eig.detach().max().clamp_min(0.0) * (eig.shape[0] * eps) + _EIG_ABS_EPS
+    keep = eig > floor
+    s = torch.where(keep, torch.sqrt(torch.where(keep, eig, floor)), torch.zeros_like(eig))
+    return torch.flip(s, dims=(0,))
 
 
 def singular_values_from_gram(z: torch.Tensor) -> torch.Tensor:
-    """Singular values of ``z`` (B, D), descending, via the smaller Gram matrix, in float64.
+    """Singular values of ``z`` (B, D), descending, via the smaller Gram matrix.
 
-    Eigenvalues are clamped at ``1e-12 * max_eigenvalue`` (plus a tiny absolute floor) before
-    the square root, so the gradient is finite for rank-deficient batches (duplicate or zero
-    rows): the clamped (numerically zero) directions get no gradient.
+    Eigenvalues below ``r * eps * max_eigenvalue`` (numerical zeros of rank-deficient batches:
+    duplicate or zero rows) give s = 0 with no gradient, so the gradient stays finite.
 
     Returns
     -------
     Tensor (min(B, D),)
         float64 singular values, largest first.
     """
-    b, d = z.shape
-    z64 = z.to(torch.float64)
-    gram = z64 @ z64.T if b <= d else z64.T @ z64  # (r, r), r = min(B, D)
-    gram = 0.5 * (gram + gram.T)
-    eig = torch.linalg.eigvalsh(gram)  # (r,) ascending
-    floor = eig.detach().max().clamp_min(0.0) * _EIG_REL_EPS + _EIG_ABS_EPS
-    s = torch.sqrt(torch.maximum(eig, floor))  # (r,)
-    return torch.flip(s, dims=(0,))
+    zw = _work(z)
+    b, d = zw.shape
+    return _singular_values(zw @ zw.T if b <= d else zw.T @ zw)
+
+
+def _svd_from_s(s: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
+    p = s / s.sum().clamp_min(1e-300)  # (r,)
+    kk = max(1, min(int(k), int(s.shape[0])))
+    return (-p[:kk].mean()).to(dtype)
 
 
 def svd_loss(z: torch.Tensor, k: int = 5) -> torch.Tensor:
@@ -107,7 +136,7 @@ def svd_loss(z: torch.Tensor, k: int = 5) -> torch.Tensor:
     .. math:: p = s/\textstyle\sum_i s_i,\qquad L_{svd} = -\frac{1}{k}\sum_{i=1}^{k} p_i
 
     with :math:`s` the singular values of the *uncentred* batch ``z`` and ``k`` capped at
-    min(B, D).
+    min(B, D). An all-zero batch gives 0.
 
     Parameters
     ----------
@@ -118,10 +147,17 @@ def svd_loss(z: torch.Tensor, k: int = 5) -> torch.Tensor:
     Returns
     -------
     Tensor
-        Scalar in ``z``'s dtype (float32 for float32/half inputs).
+        Scalar, float32 (float64 for float64 input).
     """
-    out_dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
-    s = singular_values_from_gram(z)  # (r,)
-    p = s / s.sum()
-    kk = max(1, min(int(k), int(s.shape[0])))
-    return (-p[:kk].mean()).to(out_dtype)
+    zw = _work(z)
+    return _svd_from_s(singular_values_from_gram(zw), k, zw.dtype)
+
+
+def cov_svd_losses(z: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_cov, L_svd) of z (B, D) sharing one Gram product; equal to the separate functions."""
+    zw = _work(z)
+    b, d = zw.shape
+    if b >= d:
+        return _cov_from_gram(zw, None), svd_loss(zw, k)
+    gram = zw @ zw.T  # (B, B)
+    return _cov_from_gram(zw, gram), _svd_from_s(_singular_values(gram), k, zw.dtype)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tuner.config import HeadConfig
 from tuner.errors import ConfigError, TrainingCancelled
 from tuner.heads import HeadModule, build_head
-from tuner.losses import cov_loss, mse_consistency_loss, svd_loss
+from tuner.losses import cov_loss, cov_svd_losses, mse_consistency_loss, svd_loss
 from tuner.metrics import index_scores
 
 __all__ = [
@@ -158,11 +158,15 @@ def compute_loss(
     if config.w_mse > 0:
         terms["mse"] = mse_consistency_loss(z, f)
         total = total + config.w_mse * terms["mse"]
-    if config.w_cov > 0:
+    if config.w_cov > 0 and config.w_svd > 0:
+        terms["cov"], terms["svd"] = cov_svd_losses(z, config.svd_top_k)  # one shared Gram
+    elif config.w_cov > 0:
         terms["cov"] = cov_loss(z)
+    elif config.w_svd > 0:
+        terms["svd"] = svd_loss(z, config.svd_top_k)
+    if config.w_cov > 0:
         total = total + config.w_cov * terms["cov"]
     if config.w_svd > 0:
-        terms["svd"] = svd_loss(z, config.svd_top_k)
         total = total + config.w_svd * terms["svd"]
     terms["total"] = total
     return total, {k: v.detach() for k, v in terms.items()}
