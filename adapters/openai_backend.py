@@ -8,7 +8,7 @@ import binascii
 import logging
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -97,6 +97,7 @@ class OpenAIBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sem: asyncio.Semaphore | None = None
         self._rng = random.Random()
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # injectable for tests
         self._identity = make_identity(self._identity_fields())
 
     # -- identity / description --------------------------------------------------------
@@ -275,7 +276,7 @@ class OpenAIBackend:
                 log.info("%s: %s; retry %d in %.3fs", self.name, e.final, attempt + 1, delay)
                 self.usage.retries += 1
                 attempt += 1
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
 
     def _scrub(self, msg: str) -> str:
         for s in (self.config.api_key, getattr(self.config, "azure_ad_token", None)):

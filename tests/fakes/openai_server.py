@@ -125,8 +125,8 @@ class FakeOpenAIServer:
         """Queue a fault for the next ``times`` requests.
 
         kind: "status" (default; after ``delay``, answer ``status`` with ``body``/``headers``),
-        "slow" (default when status=200: sleep ``delay`` then answer normally), "malformed" (200 with broken JSON), "wrong_count"
-        (200 with one embedding missing), "bad_index" (duplicate indices), "nan".
+        "slow" (default when status=200: sleep ``delay`` then answer normally), "malformed"
+        (200 with broken JSON), "wrong_count" (200 with one embedding missing), "bad_index" (duplicate indices), "nan".
         """
         k = kind or ("slow" if status == 200 else "status")
         with self._lock:
