@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +28,8 @@ class ApiError(Exception):
     error = "BadRequest"
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
+        if field and not detail.startswith(field):
+            detail = f"{field}: {detail}"
         super().__init__(detail)
         self.detail = detail
         self.field = field
@@ -90,8 +93,12 @@ def envelope(status: int, error: str, detail: str, field: str | None = None,
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
+_UNION_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|[a-z-]+\[.*\])$")
+
+
 def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    parts = [p for p in parts if not _UNION_TAG.match(p)]
     out = ""
     for p in parts:
         out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)

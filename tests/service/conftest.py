@@ -74,7 +74,7 @@ def minilm_spec(name: str = "minilm") -> dict[str, Any]:
 
 def fake_spec(server: FakeOpenAIServer, name: str = "fake") -> dict[str, Any]:
     return {"name": name, "kind": "openai-compatible", "base_url": server.base_url,
-            "model": "fake-embed", "api_key": "sk-test-secret"}
+            "model": "fake-embed", "api_key": "sk-test-secret", "expected_dim": server.dim}
 
 
 @dataclass

@@ -1,0 +1,162 @@
+"""The embedding cache, proven at the upstream server over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from sqlalchemy import func, select
+
+from service.auth.service import create_key
+from service.db.migrate import upgrade
+from service.db.session import Database
+from service.embeddings.models import CachedEmbedding
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.service.conftest import fake_spec, free_port, sentiment_records, wait_job
+
+
+def test_second_head_makes_zero_backend_calls(serve: Any, fake_upstream: FakeOpenAIServer) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    c = run.client()
+    recs = sentiment_records(10)
+    ds = c.post("/v1/datasets", json={"name": "c", "records": recs}).json()
+    fake_upstream.reset()
+    first = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake", "method": "lp",
+                                      "overrides": {"lp_epochs": 2}}).json()
+    assert wait_job(c, first["job"]["id"])["status"] == "succeeded"
+    n_first = fake_upstream.request_count
+    assert n_first > 0
+    assert sorted(fake_upstream.inputs_seen) == sorted({r["text"] for r in recs})
+
+    second = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
+                                       "method": "nmtune", "overrides": {"epochs": 2}}).json()
+    assert wait_job(c, second["job"]["id"])["status"] == "succeeded"
+    assert fake_upstream.request_count == n_first  # zero backend calls
+
+    # predicting on training texts: warm cache, no call either; a new text costs one call
+    hid = second["head"]["id"]
+    assert c.post(f"/v1/heads/{hid}/predict", json={"inputs": [recs[0]["text"]]}).status_code == 200
+    assert fake_upstream.request_count == n_first
+    assert c.post(f"/v1/heads/{hid}/predict", json={"inputs": ["brand new"]}).status_code == 200
+    assert fake_upstream.request_count == n_first + 1
+
+
+def test_failed_job_keeps_what_was_paid_for(serve: Any) -> None:
+    with FakeOpenAIServer(dim=8) as up:
+        run = serve(None, [fake_spec(up)], embed_chunk_size=10, job_max_attempts=1)
+        c = run.client()
+        recs = sentiment_records(20, ood=False)  # 40 unique texts -> 4 chunks
+        ds = c.post("/v1/datasets", json={"name": "p", "records": recs}).json()
+        # chunks 1 and 2 succeed, then the upstream rejects the key: the job fails fast
+        up.inject(status=200, kind="slow", delay=0.0, times=2)
+        up.inject(status=401, times=50)
+        created = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
+                                            "method": "lp"}).json()
+        job = wait_job(c, created["job"]["id"])
+        assert job["status"] == "failed" and job["error"]["type"] == "AuthError"
+        assert c.get(f"/v1/heads/{created['head']['id']}").json()["status"] == "failed"
+        with run.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(CachedEmbedding)) == 20
+        up.reset()
+        again = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
+                                          "method": "lp", "overrides": {"lp_epochs": 1}}).json()
+        assert wait_job(c, again["job"]["id"])["status"] == "succeeded"
+        assert len(up.inputs_seen) == 20  # only the 20 that were never paid for
+
+
+def _start_service(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(log.read_text())
+
+
+def test_job_killed_mid_embedding_resumes_without_reembedding(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    upgrade(url)
+    db = Database(url)
+    with db.session() as s:
+        key = create_key(s, "killer").key
+    with FakeOpenAIServer(dim=8) as up:
+        env = dict(os.environ,
+                   NMTUNE_DATABASE_URL=url,
+                   NMTUNE_BACKBONES=json.dumps([fake_spec(up)]),
+                   NMTUNE_EMBED_CHUNK_SIZE="5",
+                   NMTUNE_HEARTBEAT_INTERVAL_S="0.5",
+                   NMTUNE_STALE_AFTER_S="30",
+                   NMTUNE_LOG_JSON="false")
+        port = free_port()
+        log = tmp_path / "serve.log"
+        proc = _start_service(env, port, log)
+        headers = {"Authorization": f"Bearer {key}"}
+        c = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30)
+        recs = sentiment_records(20, ood=False)  # 40 texts -> 8 chunks of 5
+        ds = c.post("/v1/datasets", json={"name": "k", "records": recs}).json()
+        up.inject(status=200, kind="slow", delay=0.4, times=100)  # every batch takes 0.4 s
+        created = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
+                                            "method": "lp", "overrides": {"lp_epochs": 2}}).json()
+        job_id = created["job"]["id"]
+        deadline = time.time() + 30
+        while c.get(f"/v1/jobs/{job_id}").json()["progress"]["done"] < 15:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with db.session() as s:
+            stored = s.scalar(select(func.count()).select_from(CachedEmbedding))
+        assert stored is not None and 15 <= stored < 40
+        seen_before = list(up.inputs_seen)
+
+        up.reset()
+        proc = _start_service(env, port, log)  # the dead worker's job is picked up again
+        try:
+            job = wait_job(c, job_id, timeout=120)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        assert job["status"] == "succeeded", job
+        assert job["attempts"] == 2
+        # the restart paid only for what was missing
+        assert len(up.inputs_seen) <= 40 - stored
+        assert not set(up.inputs_seen) & set(seen_before[:stored])
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(CachedEmbedding)) == 40
+
+
+def test_concurrent_writers_do_not_duplicate(tmp_path: Path) -> None:
+    from service.embeddings import repository as repo
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    upgrade(url)
+    db = Database(url)
+    with db.session() as s:
+        from service.auth.service import get_or_create_tenant
+
+        tid = get_or_create_tenant(s, "t").id
+    vec = np.ones(4, dtype=np.float32)
+    for _ in range(2):
+        with db.session() as s:
+            repo.write_vectors(s, tid, "b" * 64, [("k1", vec), ("k2", vec)])
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(CachedEmbedding)) == 2
+        got = repo.read_vectors(s, tid, "b" * 64, ["k1", "k2", "k3"])
+    assert set(got) == {"k1", "k2"}
+    np.testing.assert_array_equal(got["k1"], vec)
