@@ -126,7 +126,8 @@ class FakeOpenAIServer:
 
         kind: "status" (default; after ``delay``, answer ``status`` with ``body``/``headers``),
         "slow" (default when status=200: sleep ``delay`` then answer normally), "malformed"
-        (200 with broken JSON), "wrong_count" (200 with one embedding missing), "bad_index" (duplicate indices), "nan".
+        (200 with broken JSON), "wrong_count" (200 with one embedding missing), "bad_index"
+        (duplicate indices), "nan".
         """
         k = kind or ("slow" if status == 200 else "status")
         with self._lock:
