@@ -66,8 +66,10 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         prepare_database(context)
         app.state.ctx = context
         await context.runner.start()
-        log.info("nmtune ready", extra={"runner": settings.runner,
-                                        "backbones": ",".join(context.registry.names())})
+        log.info(
+            "nmtune ready",
+            extra={"runner": settings.runner, "backbones": ",".join(context.registry.names())},
+        )
         try:
             yield
         finally:
@@ -79,8 +81,10 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=[
-            {"name": "datasets", "description": "Labelled data with train/validation/test/OOD "
-             "splits."},
+            {
+                "name": "datasets",
+                "description": "Labelled data with train/validation/test/OOD splits.",
+            },
             {"name": "heads", "description": "Train and manage heads."},
             {"name": "jobs", "description": "Background work: status, progress, cancel, events."},
             {"name": "predictions", "description": "Serve a trained head."},
@@ -90,8 +94,15 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         ],
     )
     install_error_handlers(app)
-    for r in (datasets_router, heads_router, predictions_router, jobs_router,
-              diagnostics_router, backbones_router, ops_router):
+    for r in (
+        datasets_router,
+        heads_router,
+        predictions_router,
+        jobs_router,
+        diagnostics_router,
+        backbones_router,
+        ops_router,
+    ):
         app.include_router(r)
     app.add_middleware(LimitAndObserve, max_bytes=settings.max_request_bytes)
     return app

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from service.db.session import Database
 from service.settings import get_settings
 
 
@@ -21,8 +22,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
-                access_log=False)
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False
+    )
     return 0
 
 
@@ -34,9 +36,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
-def _db():  # type: ignore[no-untyped-def]
-    from service.db.session import Database
-
+def _db() -> Database:
     return Database(get_settings().database_url.get_secret_value())
 
 
@@ -48,13 +48,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
         with db.session() as s:
             if args.keys_cmd == "create":
                 k = auth.create_key(s, args.tenant, name=args.name)
-                _out(f"key_id: {k.key_id}\ntenant: {k.tenant_name}\napi_key: {k.key}\n"
-                     "(the key is shown once; store it now)")
+                _out(
+                    f"key_id: {k.key_id}\ntenant: {k.tenant_name}\napi_key: {k.key}\n"
+                    "(the key is shown once; store it now)"
+                )
             elif args.keys_cmd == "list":
                 for info in auth.list_keys(s, args.tenant):
                     state = "revoked" if info.revoked_at else "active"
-                    _out(f"{info.key_id}\t{info.tenant_name}\t{info.prefix}...\t{state}\t"
-                         f"{info.created_at:%Y-%m-%d %H:%M}\t{info.name}")
+                    _out(
+                        f"{info.key_id}\t{info.tenant_name}\t{info.prefix}...\t{state}\t"
+                        f"{info.created_at:%Y-%m-%d %H:%M}\t{info.name}"
+                    )
             elif args.keys_cmd == "revoke":
                 if not auth.revoke_key(s, args.key_id):
                     sys.stderr.write(f"no key {args.key_id}\n")

@@ -21,8 +21,12 @@ log = logging.getLogger(__name__)
 
 
 class AppContext:
-    def __init__(self, settings: Settings, db: Database | None = None,
-                 registry: BackendRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database | None = None,
+        registry: BackendRegistry | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db or Database(settings.database_url.get_secret_value())
         self.registry = registry or BackendRegistry.from_specs(settings.backbones)
@@ -38,8 +42,13 @@ class AppContext:
             return CeleryRunner(self.settings)
         return InlineRunner(self.db, self.executor, self.settings)
 
-    async def embed(self, tenant_id: str, backend: EmbeddingBackend,
-                    inputs: Sequence[str | bytes], **kwargs: Any) -> np.ndarray:
+    async def embed(
+        self,
+        tenant_id: str,
+        backend: EmbeddingBackend,
+        inputs: Sequence[str | bytes],
+        **kwargs: Any,
+    ) -> np.ndarray:
         return await self.cache.embed(tenant_id, backend, inputs, **kwargs)
 
     async def runner_check(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -87,8 +88,13 @@ _STATUS_NAMES = {
 }
 
 
-def envelope(status: int, error: str, detail: str, field: str | None = None,
-             headers: dict[str, str] | None = None) -> JSONResponse:
+def envelope(
+    status: int,
+    error: str,
+    detail: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = ErrorResponse(error=error, detail=detail, field=field).model_dump()
     return JSONResponse(status_code=status, content=body, headers=headers)
 
@@ -96,7 +102,7 @@ def envelope(status: int, error: str, detail: str, field: str | None = None,
 _UNION_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|[a-z-]+\[.*\])$")
 
 
-def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+def _loc_to_field(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     parts = [p for p in parts if not _UNION_TAG.match(p)]
     out = ""

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(
         default=False,
-        description="Apply pending migrations when the service starts instead of refusing to start.",
+        description="Apply pending migrations at start-up instead of refusing to start.",
     )
 
     # backbones -----------------------------------------------------------------------

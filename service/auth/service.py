@@ -47,7 +47,9 @@ def get_or_create_tenant(session: Session, name: str) -> Tenant:
     return tenant
 
 
-def create_key(session: Session, tenant_name: str, name: str = "", key: str | None = None) -> CreatedKey:
+def create_key(
+    session: Session, tenant_name: str, name: str = "", key: str | None = None
+) -> CreatedKey:
     tenant = get_or_create_tenant(session, tenant_name)
     key = key or KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(

@@ -13,8 +13,9 @@ async def get_backend(ctx: AppContext, name: str, field: str = "backbone") -> Em
     """The configured backend, ready to embed; 422 for an unknown name."""
     if name not in ctx.registry.names():
         known = ", ".join(sorted(ctx.registry.names())) or "none"
-        raise ValidationFailed(f"{field}: unknown backbone {name!r} (configured: {known})",
-                               field=field)
+        raise ValidationFailed(
+            f"{field}: unknown backbone {name!r} (configured: {known})", field=field
+        )
     backend = ctx.registry.get(name)
     try:
         await backend.ensure_ready()

@@ -35,7 +35,9 @@ def parse_jsonl(data: bytes) -> list[Record]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValidationFailed(f"file: line {n}: invalid JSON ({exc.msg})", field="file") from exc
+            raise ValidationFailed(
+                f"file: line {n}: invalid JSON ({exc.msg})", field="file"
+            ) from exc
         records.append(_record(obj, f"line {n}"))
     return records
 
@@ -54,10 +56,15 @@ def parse_csv(data: bytes, label_kind: str | None = None) -> list[Record]:
     records = []
     try:
         for n, row in enumerate(reader, start=2):
-            obj: dict[str, object] = {k: v for k, v in row.items() if k in Record.model_fields and v}
+            obj: dict[str, object] = {
+                k: v for k, v in row.items() if k in Record.model_fields and v
+            }
             raw = row.get("label") or ""
-            obj["label"] = int(raw) if label_kind == "int" or (
-                label_kind is None and raw.lstrip("-").isdigit()) else raw
+            obj["label"] = (
+                int(raw)
+                if label_kind == "int" or (label_kind is None and raw.lstrip("-").isdigit())
+                else raw
+            )
             if "split" not in obj:
                 obj["split"] = "train"
             records.append(_record(obj, f"line {n}"))

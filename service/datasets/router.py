@@ -29,8 +29,12 @@ def create_dataset(body: DatasetCreate, ctx: Ctx, tenant: TenantId) -> DatasetOu
 async def upload_dataset(
     ctx: Ctx,
     tenant: TenantId,
-    file: Annotated[UploadFile, File(description="JSONL (one record per line) or CSV with "
-                                     "columns text|image,label[,split].")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="JSONL (one record per line) or CSV with columns text|image,label[,split]."
+        ),
+    ],
     name: Annotated[str, Form(min_length=1, max_length=200)],
 ) -> DatasetOut:
     """Same checks as the JSON route; errors name the line at fault."""
@@ -65,8 +69,12 @@ def get_dataset(dataset_id: str, ctx: Ctx, tenant: TenantId) -> DatasetOut:
         return service.to_out(service.get_dataset(s, tenant, dataset_id))
 
 
-@router.delete("/{dataset_id}", status_code=204, summary="Delete a dataset and its examples",
-               responses={409: ERROR_RESPONSES[404] | {"description": "Used by an unfinished job."}})
+@router.delete(
+    "/{dataset_id}",
+    status_code=204,
+    summary="Delete a dataset and its examples",
+    responses={409: ERROR_RESPONSES[404] | {"description": "Used by an unfinished job."}},
+)
 def delete_dataset(dataset_id: str, ctx: Ctx, tenant: TenantId) -> Response:
     """Heads trained on it keep working (they hold their own weights)."""
     with ctx.db.session() as s:

@@ -15,8 +15,12 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str | None = Field(default=None, description="Input text (text datasets).")
-    image: str | None = Field(default=None, description="Base64-encoded image bytes (image datasets).")
-    label: Label = Field(description="Class label: a string or an integer, the same kind throughout.")
+    image: str | None = Field(
+        default=None, description="Base64-encoded image bytes (image datasets)."
+    )
+    label: Label = Field(
+        description="Class label: a string or an integer, the same kind throughout."
+    )
     split: str = Field(
         default="train",
         description="`train`, `validation` (optional; else carved from train), `test`, "

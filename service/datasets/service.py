@@ -23,7 +23,8 @@ def to_out(ds: Dataset) -> DatasetOut:
         n_examples=ds.n_examples,
         classes=[int(c) for c in classes] if ds.label_kind == "int" else list(classes),
         splits={
-            s: SplitSummary(count=sum(labels.values()), labels=labels) for s, labels in splits.items()
+            s: SplitSummary(count=sum(labels.values()), labels=labels)
+            for s, labels in splits.items()
         },
         created_at=ds.created_at,
     )

@@ -52,9 +52,7 @@ def decode_image(value: str, field: str, max_bytes: int) -> bytes:
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"{field}: image larger than {max_bytes} bytes", field=field)
     if not raw.startswith(_IMAGE_MAGIC):
-        raise ValidationFailed(
-            f"{field}: not a PNG, JPEG, GIF, BMP or WEBP image", field=field
-        )
+        raise ValidationFailed(f"{field}: not a PNG, JPEG, GIF, BMP or WEBP image", field=field)
     return raw
 
 
@@ -94,8 +92,9 @@ def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
             )
         label = str(r.label)
         if len(label) > 200 or (kind == "str" and not label.strip()):
-            raise ValidationFailed(f"{f}.label: empty or longer than 200 characters",
-                                   field=f"{f}.label")
+            raise ValidationFailed(
+                f"{f}.label: empty or longer than 200 characters", field=f"{f}.label"
+            )
         if modality == "text":
             if r.image is not None:
                 raise ValidationFailed(
@@ -104,8 +103,11 @@ def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
             if r.text is None:
                 raise ValidationFailed(f"{f}.text: missing", field=f"{f}.text")
             text = check_text(r.text, f"{f}.text", settings.max_text_chars)
-            clean.append(CleanRecord(r.split, label, text, None,
-                                     hashlib.sha256(text.encode("utf-8")).hexdigest()))
+            clean.append(
+                CleanRecord(
+                    r.split, label, text, None, hashlib.sha256(text.encode("utf-8")).hexdigest()
+                )
+            )
         else:
             if r.text is not None:
                 raise ValidationFailed(
@@ -138,7 +140,8 @@ def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
     for i, r2 in enumerate(clean):
         if r2.split != "train" and r2.label not in train:
             raise ValidationFailed(
-                f"records[{i}].label: label {r2.label!r} in split {r2.split!r} never appears in train",
+                f"records[{i}].label: label {r2.label!r} in split {r2.split!r} "
+                "never appears in train",
                 field=f"records[{i}].label",
             )
     classes = sorted(train, key=(lambda s: int(s)) if label_kind == "int" else None)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from anyio import to_thread
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from anyio import to_thread
 
 from service.deps import Ctx, TenantId
 from service.diagnostics import service
@@ -22,8 +22,13 @@ Fmt = Annotated[Literal["json", "svg"], Query(description="json (default) or an 
     "/v1/datasets/{dataset_id}/spectrum",
     summary="Spectrum of a dataset split under a backbone",
     response_model=DatasetSpectrum,
-    responses={200: _SVG, 202: {"model": SpectrumPending,
-                                "description": "Not cached yet: a job is embedding the split."}},
+    responses={
+        200: _SVG,
+        202: {
+            "model": SpectrumPending,
+            "description": "Not cached yet: a job is embedding the split.",
+        },
+    },
 )
 async def dataset_spectrum(
     dataset_id: str,
@@ -39,13 +44,15 @@ async def dataset_spectrum(
     """Singular values, SVE, LSVR and effective rank of the split's backbone features
     (columns centred by default). Embeds through the cache: if anything is missing a job is
     queued and 202 returned with its id; ask again when it has succeeded."""
-    out = await service.dataset_spectrum(ctx, tenant, dataset_id, split, backbone, center,
-                                         normalize, max_samples)
+    out = await service.dataset_spectrum(
+        ctx, tenant, dataset_id, split, backbone, center, normalize, max_samples
+    )
     if isinstance(out, SpectrumPending):
         return JSONResponse(status_code=202, content=out.model_dump())
     if format == "svg":
-        svg = spectrum_svg(f"{dataset_id} / {split} / {backbone}",
-                           {"raw": out.spectrum.model_dump()})
+        svg = spectrum_svg(
+            f"{dataset_id} / {split} / {backbone}", {"raw": out.spectrum.model_dump()}
+        )
         return Response(svg, media_type="image/svg+xml")
     return JSONResponse(out.model_dump())
 
@@ -60,13 +67,16 @@ async def head_spectrum(
     head_id: str,
     ctx: Ctx,
     tenant: TenantId,
-    split: Annotated[str | None, Query(max_length=80,
-                                       description="Default: test, else validation, else train")] = None,
+    split: Annotated[
+        str | None, Query(max_length=80, description="Default: test, else validation, else train")
+    ] = None,
     format: Fmt = "json",
 ) -> Response:
     out = await to_thread.run_sync(service.head_spectrum, ctx, tenant, head_id, split)
     if format == "svg":
-        svg = spectrum_svg(f"head {head_id} / {out.split}",
-                           {"raw": out.raw.model_dump(), "adapted": out.adapted.model_dump()})
+        svg = spectrum_svg(
+            f"head {head_id} / {out.split}",
+            {"raw": out.raw.model_dump(), "adapted": out.adapted.model_dump()},
+        )
         return Response(svg, media_type="image/svg+xml")
     return JSONResponse(out.model_dump())

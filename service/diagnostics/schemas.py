@@ -12,8 +12,9 @@ class SpectrumOut(BaseModel):
     effective_rank: float = Field(description="exp(SVE).")
     n_samples: int
     n_features: int
-    options: dict[str, Any] = Field(default_factory=dict,
-                                    description="center, normalize, max_samples used.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="center, normalize, max_samples used."
+    )
     extra: dict[str, Any] = Field(default_factory=dict, description="Other statistics.")
 
 

@@ -9,8 +9,9 @@ from typing import Any
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
 
 
-def spectrum_svg(title: str, series: dict[str, dict[str, Any]], width: int = 640,
-                 height: int = 400) -> str:
+def spectrum_svg(
+    title: str, series: dict[str, dict[str, Any]], width: int = 640, height: int = 400
+) -> str:
     left, right, top, bottom = 70, 20, 40, 50
     pw, ph = width - left - right, height - top - bottom
     curves: list[tuple[str, list[float], dict[str, Any]]] = []
@@ -44,19 +45,26 @@ def spectrum_svg(title: str, series: dict[str, dict[str, Any]], width: int = 640
     ]
     for e in range(lo, 1):
         y = py(10.0**e)
-        parts.append(f'<line x1="{left - 4}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" '
-                     f'stroke="#ddd"/><text x="{left - 8}" y="{y + 4:.1f}" '
-                     f'text-anchor="end">1e{e}</text>')
+        parts.append(
+            f'<line x1="{left - 4}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" '
+            f'stroke="#ddd"/><text x="{left - 8}" y="{y + 4:.1f}" '
+            f'text-anchor="end">1e{e}</text>'
+        )
     for k, (name, vals, spec) in enumerate(curves):
         color = _COLORS[k % len(_COLORS)]
         pts = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(vals))
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
         sve, lsvr = spec.get("sve"), spec.get("lsvr")
-        label = f"{name}: SVE {sve:.3f}, LSVR {lsvr:.3f}" if isinstance(sve, float) and isinstance(
-            lsvr, float) else name
+        label = (
+            f"{name}: SVE {sve:.3f}, LSVR {lsvr:.3f}"
+            if isinstance(sve, float) and isinstance(lsvr, float)
+            else name
+        )
         ly = top + 16 + 16 * k
-        parts.append(f'<line x1="{left + pw - 230}" y1="{ly - 4}" x2="{left + pw - 210}" '
-                     f'y2="{ly - 4}" stroke="{color}" stroke-width="2"/>'
-                     f'<text x="{left + pw - 205}" y="{ly}">{escape(label)}</text>')
+        parts.append(
+            f'<line x1="{left + pw - 230}" y1="{ly - 4}" x2="{left + pw - 210}" '
+            f'y2="{ly - 4}" stroke="{color}" stroke-width="2"/>'
+            f'<text x="{left + pw - 205}" y="{ly}">{escape(label)}</text>'
+        )
     parts.append("</svg>")
     return "\n".join(parts)

@@ -90,7 +90,8 @@ class EmbeddingCache:
             if should_cancel is not None and await should_cancel():
                 raise EmbeddingCancelled()
             chunk = missing[start : start + self.chunk_size]
-            vectors = await backend.embed([inputs[first_index[k]] for k in chunk])
+            batch = [inputs[first_index[k]] for k in chunk]
+            vectors = await backend.embed(batch)  # type: ignore[arg-type]  # one modality per backend
             metrics.BACKEND_BATCHES.inc()
             stats.backend_batches += 1
             pairs = list(zip(chunk, vectors, strict=True))

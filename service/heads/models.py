@@ -24,7 +24,9 @@ class Head(Base):
     preset: Mapped[str] = mapped_column(String(40))
     overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     seed: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|ready|failed|cancelled
+    status: Mapped[str] = mapped_column(
+        String(20), default="pending"
+    )  # pending|ready|failed|cancelled
     config: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     spectra: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

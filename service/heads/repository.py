@@ -18,14 +18,18 @@ def latest_job_id(session: Session, head_id: str) -> str | None:
     )
 
 
-def page(session: Session, tenant_id: str, limit: int, offset: int,
-         dataset_id: str | None = None) -> tuple[list[Head], int]:
+def page(
+    session: Session, tenant_id: str, limit: int, offset: int, dataset_id: str | None = None
+) -> tuple[list[Head], int]:
     cond = [Head.tenant_id == tenant_id]
     if dataset_id:
         cond.append(Head.dataset_id == dataset_id)
     total = session.scalar(select(func.count()).select_from(Head).where(*cond)) or 0
     items = session.scalars(
-        select(Head).where(*cond).order_by(Head.created_at.desc(), Head.id).limit(limit)
+        select(Head)
+        .where(*cond)
+        .order_by(Head.created_at.desc(), Head.id)
+        .limit(limit)
         .offset(offset)
     ).all()
     return list(items), int(total)

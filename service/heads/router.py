@@ -14,8 +14,12 @@ from service.heads.schemas import HeadCreate, HeadCreated, HeadOut, HeadPage
 router = APIRouter(prefix="/v1/heads", tags=["heads"], responses=ERROR_RESPONSES)
 
 
-@router.post("", status_code=202, summary="Train a head (returns at once with the job)",
-             responses={503: ERROR_RESPONSES[404] | {"description": "The job queue is down."}})
+@router.post(
+    "",
+    status_code=202,
+    summary="Train a head (returns at once with the job)",
+    responses={503: ERROR_RESPONSES[404] | {"description": "The job queue is down."}},
+)
 async def create_head(body: HeadCreate, ctx: Ctx, tenant: TenantId) -> HeadCreated:
     """Create a head and queue its training job: embed the dataset through the cache, train
     with the chosen method and preset, evaluate every split, store the weights. Poll
@@ -52,8 +56,12 @@ def get_head(head_id: str, ctx: Ctx, tenant: TenantId) -> HeadOut:
         return service.head_out(s, service.get_head(s, tenant, head_id))
 
 
-@router.delete("/{head_id}", status_code=204, summary="Delete a head",
-               responses={409: ERROR_RESPONSES[404] | {"description": "Still training."}})
+@router.delete(
+    "/{head_id}",
+    status_code=204,
+    summary="Delete a head",
+    responses={409: ERROR_RESPONSES[404] | {"description": "Still training."}},
+)
 def delete_head(head_id: str, ctx: Ctx, tenant: TenantId) -> Response:
     with ctx.db.session() as s:
         service.delete_head(s, tenant, head_id)

@@ -15,21 +15,36 @@ class HeadCreate(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"dataset_id": "ds_0123", "backbone": "minilm", "method": "nmtune",
-                 "preset": "paper-code", "overrides": {"epochs": 20}, "seed": 0}
+                {
+                    "dataset_id": "ds_0123",
+                    "backbone": "minilm",
+                    "method": "nmtune",
+                    "preset": "paper-code",
+                    "overrides": {"epochs": 20},
+                    "seed": 0,
+                }
             ]
         },
     )
 
     dataset_id: str = Field(min_length=1, max_length=80, description="Dataset to train on.")
-    backbone: str = Field(min_length=1, max_length=200,
-                          description="Name of a configured backbone (GET /v1/backbones).")
-    method: Method = Field(default="nmtune", description="lp, mlp, nmtune, or auto (best of "
-                           "the three on validation data).")
-    preset: str = Field(default="paper-code", max_length=40,
-                        description="Hyper-parameter preset: paper-code or paper-text.")
-    overrides: dict[str, Any] = Field(default_factory=dict,
-                                      description="Hyper-parameters that replace the preset's.")
+    backbone: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Name of a configured backbone (GET /v1/backbones).",
+    )
+    method: Method = Field(
+        default="nmtune",
+        description="lp, mlp, nmtune, or auto (best of the three on validation data).",
+    )
+    preset: str = Field(
+        default="paper-code",
+        max_length=40,
+        description="Hyper-parameter preset: paper-code or paper-text.",
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Hyper-parameters that replace the preset's."
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     name: str = Field(default="", max_length=200)
 

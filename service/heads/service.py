@@ -19,12 +19,23 @@ from tuner import ConfigError, resolve_config
 
 def to_out(head: Head, job_id: str | None) -> HeadOut:
     return HeadOut(
-        id=head.id, name=head.name, dataset_id=head.dataset_id, backbone=head.backbone,
-        backbone_identity=head.backbone_identity, method=head.method,  # type: ignore[arg-type]
-        preset=head.preset, overrides=dict(head.overrides or {}), seed=head.seed,
+        id=head.id,
+        name=head.name,
+        dataset_id=head.dataset_id,
+        backbone=head.backbone,
+        backbone_identity=head.backbone_identity,
+        method=head.method,  # type: ignore[arg-type]
+        preset=head.preset,
+        overrides=dict(head.overrides or {}),
+        seed=head.seed,
         status=head.status,  # type: ignore[arg-type]
-        classes=head.classes, dim=head.dim, config=head.config, metrics=head.metrics,
-        spectra=head.spectra, job_id=job_id, created_at=head.created_at,
+        classes=head.classes,
+        dim=head.dim,
+        config=head.config,
+        metrics=head.metrics,
+        spectra=head.spectra,
+        job_id=job_id,
+        created_at=head.created_at,
         trained_at=head.trained_at,
     )
 
@@ -40,28 +51,49 @@ def check_config(method: str, preset: str, overrides: dict[str, Any]) -> None:
         raise ValidationFailed(f"{path}: {exc}", field=path) from exc
 
 
-def create_head(session: Session, tenant_id: str, body: HeadCreate,
-                backend: EmbeddingBackend) -> tuple[Head, Job]:
+def create_head(
+    session: Session, tenant_id: str, body: HeadCreate, backend: EmbeddingBackend
+) -> tuple[Head, Job]:
     ds = datasets_repo.get(session, tenant_id, body.dataset_id)
     if ds is None:
         raise NotFound(f"dataset {body.dataset_id!r} not found", field="dataset_id")
     if backend.modality != ds.modality:
         raise ValidationFailed(
-            f"backbone: {body.backbone!r} embeds {backend.modality}, the dataset holds {ds.modality}",
+            f"backbone: {body.backbone!r} embeds {backend.modality}, "
+            f"the dataset holds {ds.modality}",
             field="backbone",
         )
     check_config(body.method, body.preset, body.overrides)
     head = Head(
-        id=new_id("hd"), tenant_id=tenant_id, dataset_id=ds.id, name=body.name,
-        backbone=body.backbone, backbone_identity=backend.identity, method=body.method,
-        preset=body.preset, overrides=body.overrides, seed=body.seed, status="pending",
+        id=new_id("hd"),
+        tenant_id=tenant_id,
+        dataset_id=ds.id,
+        name=body.name,
+        backbone=body.backbone,
+        backbone_identity=backend.identity,
+        method=body.method,
+        preset=body.preset,
+        overrides=body.overrides,
+        seed=body.seed,
+        status="pending",
     )
     session.add(head)
     session.flush()
-    job = Job(id=new_id("job"), tenant_id=tenant_id, kind="train", head_id=head.id,
-              dataset_id=ds.id, params={"backbone": body.backbone, "method": body.method},
-              status="queued", stage=None, progress_done=0, progress_total=0, epochs=[],
-              attempts=0, cancel_requested=False)
+    job = Job(
+        id=new_id("job"),
+        tenant_id=tenant_id,
+        kind="train",
+        head_id=head.id,
+        dataset_id=ds.id,
+        params={"backbone": body.backbone, "method": body.method},
+        status="queued",
+        stage=None,
+        progress_done=0,
+        progress_total=0,
+        epochs=[],
+        attempts=0,
+        cancel_requested=False,
+    )
     session.add(job)
     session.flush()
     return head, job
@@ -82,11 +114,13 @@ def head_out(session: Session, head: Head) -> HeadOut:
     return to_out(head, repo.latest_job_id(session, head.id))
 
 
-def list_heads(session: Session, tenant_id: str, limit: int, offset: int,
-               dataset_id: str | None) -> HeadPage:
+def list_heads(
+    session: Session, tenant_id: str, limit: int, offset: int, dataset_id: str | None
+) -> HeadPage:
     items, total = repo.page(session, tenant_id, limit, offset, dataset_id)
-    return HeadPage(items=[head_out(session, h) for h in items], total=total, limit=limit,
-                    offset=offset)
+    return HeadPage(
+        items=[head_out(session, h) for h in items], total=total, limit=limit, offset=offset
+    )
 
 
 def delete_head(session: Session, tenant_id: str, head_id: str) -> None:

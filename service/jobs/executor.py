@@ -90,8 +90,14 @@ def summarize_spectrum(x: np.ndarray, max_samples: int, seed: int) -> dict[str, 
 
 
 class JobExecutor:
-    def __init__(self, db: Database, registry: BackendRegistry, cache: EmbeddingCache,
-                 settings: Settings, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        registry: BackendRegistry,
+        cache: EmbeddingCache,
+        settings: Settings,
+        worker_id: str | None = None,
+    ) -> None:
         self.db = db
         self.registry = registry
         self.cache = cache
@@ -123,17 +129,24 @@ class JobExecutor:
             await asyncio.to_thread(self._finish, job, "failed", err, None)
             return "failed"
         except JobFailed as exc:
-            await asyncio.to_thread(self._finish, job, "failed",
-                                    {"type": exc.type, "message": exc.message}, None)
+            await asyncio.to_thread(
+                self._finish, job, "failed", {"type": exc.type, "message": exc.message}, None
+            )
             return "failed"
         except (AuthError, BadRequestError, InputPolicyError, AdapterError, TunerInputError) as exc:
-            await asyncio.to_thread(self._finish, job, "failed",
-                                    {"type": type(exc).__name__, "message": str(exc)}, None)
+            await asyncio.to_thread(
+                self._finish, job, "failed", {"type": type(exc).__name__, "message": str(exc)}, None
+            )
             return "failed"
         except Exception as exc:
             log.exception("job %s crashed", job_id)
-            await asyncio.to_thread(self._finish, job, "failed",
-                                    {"type": "InternalError", "message": str(exc)[:500]}, None)
+            await asyncio.to_thread(
+                self._finish,
+                job,
+                "failed",
+                {"type": "InternalError", "message": str(exc)[:500]},
+                None,
+            )
             return "failed"
         finally:
             beat.cancel()
@@ -151,8 +164,9 @@ class JobExecutor:
             except Exception:  # a missed beat is not fatal
                 log.warning("heartbeat failed for job %s", job_id, exc_info=True)
 
-    def _finish(self, job: Job, status: str, error: dict[str, str] | None,
-                result: dict[str, Any] | None) -> None:
+    def _finish(
+        self, job: Job, status: str, error: dict[str, str] | None, result: dict[str, Any] | None
+    ) -> None:
         jobs_repo.finish(self.db, job.id, status, error=error, result=result)
         metrics.JOBS.labels(kind=job.kind, status=status).inc()
         if job.head_id and status in ("failed", "cancelled"):
@@ -172,16 +186,21 @@ class JobExecutor:
             await asyncio.to_thread(jobs_repo.set_progress, self.db, job.id, "embed", done, total)
 
         return await self.cache.embed(
-            job.tenant_id, backend, ex.inputs, keys=ex.keys,
-            on_progress=progress, should_cancel=lambda: self._cancelled(job.id),
+            job.tenant_id,
+            backend,
+            ex.inputs,
+            keys=ex.keys,
+            on_progress=progress,
+            should_cancel=lambda: self._cancelled(job.id),
         )
 
     # ------------------------------------------------------------------ embed job
     async def _embed(self, job: Job) -> dict[str, Any]:
         assert job.dataset_id is not None
         split = job.params.get("split")
-        ex = await asyncio.to_thread(load_examples, self.db, job.dataset_id,
-                                     [split] if split else None)
+        ex = await asyncio.to_thread(
+            load_examples, self.db, job.dataset_id, [split] if split else None
+        )
         x = await self._embed_examples(job, ex, job.params["backbone"])
         return {"n_embedded": int(x.shape[0]), "dim": int(x.shape[1]) if x.ndim == 2 else 0}
 
@@ -196,9 +215,11 @@ class JobExecutor:
         backend = self.registry.get(head.backbone)
         await backend.ensure_ready()
         if backend.identity != head.backbone_identity:
-            raise JobFailed("BackboneChanged",
-                            f"backbone {head.backbone!r} changed configuration since the head was "
-                            "created; create a new head")
+            raise JobFailed(
+                "BackboneChanged",
+                f"backbone {head.backbone!r} changed configuration since the head was "
+                "created; create a new head",
+            )
 
         # 1. embed -----------------------------------------------------------------
         t0 = time.perf_counter()
@@ -216,8 +237,9 @@ class JobExecutor:
         overrides = dict(head.overrides)
         if self.settings.worker_device and "device" not in overrides:
             overrides["device"] = self.settings.worker_device
-        clf = NMTuneClassifier(method=head.method, preset=head.preset, random_state=head.seed,
-                               **overrides)
+        clf = NMTuneClassifier(
+            method=head.method, preset=head.preset, random_state=head.seed, **overrides
+        )
         loop = asyncio.get_running_loop()
         t1 = time.perf_counter()
 
@@ -234,8 +256,9 @@ class JobExecutor:
         fit_kwargs: dict[str, Any] = {"callback": on_epoch}
         if val_idx.size:
             fit_kwargs.update(X_val=x[val_idx], y_val=list(y[val_idx]))
-        await loop.run_in_executor(None, lambda: clf.fit(x[train_idx], list(y[train_idx]),
-                                                         **fit_kwargs))
+        await loop.run_in_executor(
+            None, lambda: clf.fit(x[train_idx], list(y[train_idx]), **fit_kwargs)
+        )
         train_s = time.perf_counter() - t1
 
         # 3. evaluate --------------------------------------------------------------
@@ -247,20 +270,30 @@ class JobExecutor:
         # 4. save ------------------------------------------------------------------
         blob = clf.to_bytes(backbone_identity=head.backbone_identity)
         config = dict(clf.config_dict_)
-        config.update({
-            "method_used": getattr(clf, "method_", head.method),
-            "best_epoch": getattr(clf, "best_epoch_", None),
-            "best_score": getattr(clf, "best_score_", None),
-            "device": str(getattr(clf, "device_", "cpu")),
-            "candidates": _jsonable(getattr(clf, "candidates_", None)),
-            "timings_s": {"embed": round(embed_s, 3), "train": round(train_s, 3)},
-            "n_train": int(train_idx.size),
-            "n_validation": int(val_idx.size),
-            "validation": "given" if val_idx.size else "carved from train",
-        })
+        config.update(
+            {
+                "method_used": getattr(clf, "method_", head.method),
+                "best_epoch": getattr(clf, "best_epoch_", None),
+                "best_score": getattr(clf, "best_score_", None),
+                "device": str(getattr(clf, "device_", "cpu")),
+                "candidates": _jsonable(getattr(clf, "candidates_", None)),
+                "timings_s": {"embed": round(embed_s, 3), "train": round(train_s, 3)},
+                "n_train": int(train_idx.size),
+                "n_validation": int(val_idx.size),
+                "validation": "given" if val_idx.size else "carved from train",
+            }
+        )
         classes = [c.item() if hasattr(c, "item") else c for c in clf.classes_]
-        await asyncio.to_thread(self._save_head, head.id, blob, _jsonable(config), metrics_out,
-                                spectra, int(x.shape[1]), classes)
+        await asyncio.to_thread(
+            self._save_head,
+            head.id,
+            blob,
+            _jsonable(config),
+            metrics_out,
+            spectra,
+            int(x.shape[1]),
+            classes,
+        )
         await asyncio.to_thread(jobs_repo.set_progress, self.db, job.id, "evaluate", 1, 1)
         return {"head_id": head.id, "reused": False}
 
@@ -273,8 +306,9 @@ class JobExecutor:
             s.expunge_all()
             return head, ds
 
-    def _evaluate(self, clf: NMTuneClassifier, x: np.ndarray, y: np.ndarray,
-                  split_arr: np.ndarray, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _evaluate(
+        self, clf: NMTuneClassifier, x: np.ndarray, y: np.ndarray, split_arr: np.ndarray, seed: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         metrics_out: dict[str, Any] = {}
         spectra: dict[str, Any] = {}
         max_n = self.settings.max_spectrum_samples
@@ -298,16 +332,28 @@ class JobExecutor:
             }
         return metrics_out, spectra
 
-    def _save_head(self, head_id: str, blob: bytes, config: dict[str, Any],
-                   metrics_out: dict[str, Any], spectra: dict[str, Any], dim: int,
-                   classes: list[Any]) -> None:
+    def _save_head(
+        self,
+        head_id: str,
+        blob: bytes,
+        config: dict[str, Any],
+        metrics_out: dict[str, Any],
+        spectra: dict[str, Any],
+        dim: int,
+        classes: list[Any],
+    ) -> None:
         with self.db.session() as s:
             head = s.get(Head, head_id)
             if head is None:
                 raise JobFailed("HeadDeleted", "the head was deleted during training")
             if head.status == "ready":
                 return
-            head.weights, head.config, head.metrics, head.spectra = blob, config, metrics_out, spectra
+            head.weights, head.config, head.metrics, head.spectra = (
+                blob,
+                config,
+                metrics_out,
+                spectra,
+            )
             head.dim, head.classes, head.status, head.trained_at = dim, classes, "ready", utcnow()
 
 

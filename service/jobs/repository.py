@@ -31,8 +31,14 @@ def claim(db: Database, job_id: str, worker_id: str, max_attempts: int) -> Job |
         res = s.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == "queued", Job.attempts < max_attempts)
-            .values(status="running", attempts=Job.attempts + 1, worker_id=worker_id,
-                    started_at=now, heartbeat_at=now, error=None)
+            .values(
+                status="running",
+                attempts=Job.attempts + 1,
+                worker_id=worker_id,
+                started_at=now,
+                heartbeat_at=now,
+                error=None,
+            )
         )
         if res.rowcount != 1:  # type: ignore[attr-defined]
             return None
@@ -42,8 +48,11 @@ def claim(db: Database, job_id: str, worker_id: str, max_attempts: int) -> Job |
 def heartbeat(db: Database, job_id: str) -> bool:
     """Refresh the heartbeat; returns whether cancellation was requested."""
     with db.session() as s:
-        s.execute(update(Job).where(Job.id == job_id, Job.status == "running")
-                  .values(heartbeat_at=utcnow()))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running")
+            .values(heartbeat_at=utcnow())
+        )
         return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
@@ -54,8 +63,11 @@ def cancel_requested(db: Database, job_id: str) -> bool:
 
 def set_progress(db: Database, job_id: str, stage: str, done: int, total: int) -> None:
     with db.session() as s:
-        s.execute(update(Job).where(Job.id == job_id).values(
-            stage=stage, progress_done=done, progress_total=total, heartbeat_at=utcnow()))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(stage=stage, progress_done=done, progress_total=total, heartbeat_at=utcnow())
+        )
 
 
 def add_epoch(db: Database, job_id: str, report: dict[str, Any], done: int, total: int) -> bool:
@@ -70,8 +82,14 @@ def add_epoch(db: Database, job_id: str, report: dict[str, Any], done: int, tota
         return job.cancel_requested
 
 
-def finish(db: Database, job_id: str, status: str, *, error: dict[str, str] | None = None,
-           result: dict[str, Any] | None = None) -> None:
+def finish(
+    db: Database,
+    job_id: str,
+    status: str,
+    *,
+    error: dict[str, str] | None = None,
+    result: dict[str, Any] | None = None,
+) -> None:
     with db.session() as s:
         values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
         if result is not None:
@@ -81,8 +99,11 @@ def finish(db: Database, job_id: str, status: str, *, error: dict[str, str] | No
 
 def requeue(db: Database, job_id: str, error: dict[str, str]) -> None:
     with db.session() as s:
-        s.execute(update(Job).where(Job.id == job_id, Job.status == "running")
-                  .values(status="queued", worker_id=None, error=error))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running")
+            .values(status="queued", worker_id=None, error=error)
+        )
 
 
 def request_cancel(session: Session, job: Job) -> None:
@@ -140,16 +161,19 @@ def reap(db: Database, stale_after_s: float, max_attempts: int) -> list[str]:
 
 def queued_ids(db: Database) -> list[str]:
     with db.session() as s:
-        return list(s.scalars(select(Job.id).where(Job.status == "queued")
-                              .order_by(Job.created_at)).all())
+        return list(
+            s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.created_at)).all()
+        )
 
 
-def unfinished_for(session: Session, *, head_id: str | None = None,
-                   dataset_id: str | None = None) -> list[Job]:
+def unfinished_for(
+    session: Session, *, head_id: str | None = None, dataset_id: str | None = None
+) -> list[Job]:
     conds = []
     if head_id:
         conds.append(Job.head_id == head_id)
     if dataset_id:
         conds.append(Job.dataset_id == dataset_id)
-    return list(session.scalars(select(Job).where(or_(*conds),
-                                                  Job.status.in_(("queued", "running")))).all())
+    return list(
+        session.scalars(select(Job).where(or_(*conds), Job.status.in_(("queued", "running")))).all()
+    )

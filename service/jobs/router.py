@@ -22,9 +22,12 @@ def get_job(job_id: str, ctx: Ctx, tenant: TenantId) -> JobOut:
         return service.to_out(service.get_job(s, tenant, job_id))
 
 
-@router.post("/{job_id}/cancel", summary="Cancel a job",
-             description="A queued job is cancelled at once; a running one stops between "
-             "embedding batches or epochs. Cancelling a finished job changes nothing.")
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a job",
+    description="A queued job is cancelled at once; a running one stops between "
+    "embedding batches or epochs. Cancelling a finished job changes nothing.",
+)
 def cancel_job(job_id: str, ctx: Ctx, tenant: TenantId) -> JobOut:
     with ctx.db.session() as s:
         return service.cancel_job(s, tenant, job_id)
@@ -34,10 +37,16 @@ def cancel_job(job_id: str, ctx: Ctx, tenant: TenantId) -> JobOut:
     "/{job_id}/events",
     summary="Server-sent events: the job, each time it changes, until it finishes",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}},
-                     "description": "`event: job` messages with the JobOut JSON as data."}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`event: job` messages with the JobOut JSON as data.",
+        }
+    },
 )
-async def job_events(job_id: str, request: Request, ctx: Ctx, tenant: TenantId) -> StreamingResponse:
+async def job_events(
+    job_id: str, request: Request, ctx: Ctx, tenant: TenantId
+) -> StreamingResponse:
     def _load() -> JobOut:
         with ctx.db.session() as s:
             return service.to_out(service.get_job(s, tenant, job_id))
@@ -58,5 +67,6 @@ async def job_events(job_id: str, request: Request, ctx: Ctx, tenant: TenantId) 
             await asyncio.sleep(0.5)
             job = await asyncio.to_thread(_load)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

@@ -44,8 +44,9 @@ class InlineRunner:
             self._tasks.append(asyncio.create_task(self._work(), name=f"nmtune-runner-{i}"))
         self._tasks.append(asyncio.create_task(self._reaper(), name="nmtune-reaper"))
         # pick up what a previous process left: dead workers' jobs, then everything queued
-        await asyncio.to_thread(jobs_repo.reap, self.db, self.settings.stale_after_s,
-                                self.settings.job_max_attempts)
+        await asyncio.to_thread(
+            jobs_repo.reap, self.db, self.settings.stale_after_s, self.settings.job_max_attempts
+        )
         for job_id in await asyncio.to_thread(jobs_repo.queued_ids, self.db):
             await self.submit(job_id)
 
@@ -58,6 +59,9 @@ class InlineRunner:
         self._tasks.clear()
 
     async def submit(self, job_id: str) -> None:
+        self._enqueue(job_id)
+
+    def _enqueue(self, job_id: str) -> None:
         if job_id not in self._queued:
             self._queued.add(job_id)
             self._queue.put_nowait(job_id)
@@ -76,17 +80,22 @@ class InlineRunner:
                 log.exception("runner: job %s raised", job_id)
                 continue
             if outcome == "requeued":
-                asyncio.get_running_loop().call_later(
-                    2.0, lambda j=job_id: asyncio.ensure_future(self.submit(j))
-                )
+                self._resubmit_later(job_id, delay=2.0)
+
+    def _resubmit_later(self, job_id: str, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self._enqueue, job_id)
 
     async def _reaper(self) -> None:
         interval = max(1.0, self.settings.stale_after_s / 2)
         while True:
             await asyncio.sleep(interval)
             try:
-                ids = await asyncio.to_thread(jobs_repo.reap, self.db, self.settings.stale_after_s,
-                                              self.settings.job_max_attempts)
+                ids = await asyncio.to_thread(
+                    jobs_repo.reap,
+                    self.db,
+                    self.settings.stale_after_s,
+                    self.settings.job_max_attempts,
+                )
                 for job_id in ids:
                     await self.submit(job_id)
             except Exception:

@@ -21,9 +21,14 @@ class _TooLarge(Exception):
 
 def _envelope(status: int, error: str, detail: str) -> tuple[dict[str, Any], bytes]:
     body = json.dumps({"error": error, "detail": detail, "field": None}).encode()
-    start = {"type": "http.response.start", "status": status,
-             "headers": [(b"content-type", b"application/json"),
-                         (b"content-length", str(len(body)).encode())]}
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
     return start, body
 
 
@@ -39,8 +44,9 @@ class LimitAndObserve:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            start, body = _envelope(413, "PayloadTooLarge",
-                                    f"request body larger than {self.max_bytes} bytes")
+            start, body = _envelope(
+                413, "PayloadTooLarge", f"request body larger than {self.max_bytes} bytes"
+            )
             await send(start)
             await send({"type": "http.response.body", "body": body})
             return
@@ -73,8 +79,9 @@ class LimitAndObserve:
         except _TooLarge:
             status = 413
             if not started:
-                start, body = _envelope(413, "PayloadTooLarge",
-                                        f"request body larger than {self.max_bytes} bytes")
+                start, body = _envelope(
+                    413, "PayloadTooLarge", f"request body larger than {self.max_bytes} bytes"
+                )
                 await send(start)
                 await send({"type": "http.response.body", "body": body})
         finally:
@@ -83,5 +90,12 @@ class LimitAndObserve:
             dt = time.perf_counter() - t0
             metrics.REQUESTS.labels(scope["method"], path, str(status)).inc()
             metrics.LATENCY.labels(scope["method"], path).observe(dt)
-            log.info("request", extra={"method": scope["method"], "path": scope["path"],
-                                       "status": status, "ms": round(dt * 1000, 1)})
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round(dt * 1000, 1),
+                },
+            )

@@ -18,8 +18,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database reachable, schema current, runner up",
-            responses={503: {"description": "Not ready; `checks` says which part failed."}})
+@router.get(
+    "/readyz",
+    summary="Readiness: database reachable, schema current, runner up",
+    responses={503: {"description": "Not ready; `checks` says which part failed."}},
+)
 async def readyz(ctx: Ctx) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
@@ -35,11 +38,17 @@ async def readyz(ctx: Ctx) -> JSONResponse:
     except Exception as exc:
         checks["runner"] = f"error: {exc}"
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse(status_code=200 if ok else 503,
-                        content={"status": "ready" if ok else "not ready", "checks": checks})
+    return JSONResponse(
+        status_code=200 if ok else 503,
+        content={"status": "ready" if ok else "not ready", "checks": checks},
+    )
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
 def prometheus_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

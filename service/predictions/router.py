@@ -10,11 +10,16 @@ from service.predictions.schemas import PredictRequest, PredictResponse
 router = APIRouter(prefix="/v1/heads", tags=["predictions"], responses=ERROR_RESPONSES)
 
 
-@router.post("/{head_id}/predict", summary="Predict labels and class probabilities",
-             responses={409: ERROR_RESPONSES[404] | {"description": "Head not ready, or its "
-                                                      "backbone changed."}})
-async def predict(head_id: str, body: PredictRequest, ctx: Ctx,
-                  tenant: TenantId) -> PredictResponse:
+@router.post(
+    "/{head_id}/predict",
+    summary="Predict labels and class probabilities",
+    responses={
+        409: ERROR_RESPONSES[404] | {"description": "Head not ready, or its backbone changed."}
+    },
+)
+async def predict(
+    head_id: str, body: PredictRequest, ctx: Ctx, tenant: TenantId
+) -> PredictResponse:
     """`inputs` are embedded with the head's own backbone through the cache (a warm cache
     makes no backend call); `embeddings` must have the head's dimension and be finite."""
     return await service.predict(ctx, tenant, head_id, body)

@@ -14,12 +14,15 @@ class PredictRequest(BaseModel):
         json_schema_extra={"examples": [{"inputs": ["what a film", "never again"], "top_k": 2}]},
     )
 
-    inputs: list[str] | None = Field(default=None, min_length=1,
-                                     description="Texts (or base64 images for image heads).")
-    embeddings: list[list[float]] | None = Field(default=None, min_length=1,
-                                                 description="Pre-computed backbone vectors.")
-    top_k: int | None = Field(default=None, ge=1, le=1000,
-                              description="Return only the k most probable classes per row.")
+    inputs: list[str] | None = Field(
+        default=None, min_length=1, description="Texts (or base64 images for image heads)."
+    )
+    embeddings: list[list[float]] | None = Field(
+        default=None, min_length=1, description="Pre-computed backbone vectors."
+    )
+    top_k: int | None = Field(
+        default=None, ge=1, le=1000, description="Return only the k most probable classes per row."
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:

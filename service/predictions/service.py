@@ -69,21 +69,25 @@ def _check_embeddings(rows: list[list[float]], dim: int) -> np.ndarray:
         if len(row) != dim:
             raise ValidationFailed(
                 f"embeddings[{i}]: dimension {len(row)}, the head expects {dim}",
-                field=f"embeddings[{i}]")
+                field=f"embeddings[{i}]",
+            )
         for j, v in enumerate(row):
             if not math.isfinite(v):
-                raise ValidationFailed(f"embeddings[{i}][{j}]: NaN or infinite value",
-                                       field=f"embeddings[{i}][{j}]")
+                raise ValidationFailed(
+                    f"embeddings[{i}][{j}]: NaN or infinite value", field=f"embeddings[{i}][{j}]"
+                )
     return np.asarray(rows, dtype=np.float32)
 
 
-async def predict(ctx: AppContext, tenant_id: str, head_id: str,
-                  body: PredictRequest) -> PredictResponse:
+async def predict(
+    ctx: AppContext, tenant_id: str, head_id: str, body: PredictRequest
+) -> PredictResponse:
     n = len(body.inputs or body.embeddings or [])
     if n > ctx.settings.max_predict_batch:
         field = "inputs" if body.inputs is not None else "embeddings"
-        raise PayloadTooLarge(f"{field}: {n} rows, at most {ctx.settings.max_predict_batch}",
-                              field=field)
+        raise PayloadTooLarge(
+            f"{field}: {n} rows, at most {ctx.settings.max_predict_batch}", field=field
+        )
     head, clf = await asyncio.to_thread(_load, ctx, tenant_id, head_id)
     if body.embeddings is not None:
         x = _check_embeddings(body.embeddings, int(head.dim or 0))
@@ -92,25 +96,33 @@ async def predict(ctx: AppContext, tenant_id: str, head_id: str,
         x = await _embed_inputs(ctx, tenant_id, head, body.inputs)
     proba = await asyncio.to_thread(clf.predict_proba, x)  # (n, C)
     metrics.PREDICTIONS.inc(n)
-    return PredictResponse(head_id=head.id, predictions=_rows(proba, list(clf.classes_), body.top_k))
+    return PredictResponse(
+        head_id=head.id, predictions=_rows(proba, list(clf.classes_), body.top_k)
+    )
 
 
-async def _embed_inputs(ctx: AppContext, tenant_id: str, head: Head,
-                        inputs: list[str]) -> np.ndarray:
+async def _embed_inputs(
+    ctx: AppContext, tenant_id: str, head: Head, inputs: list[str]
+) -> np.ndarray:
     from service.backbones.service import get_backend
 
     backend = await get_backend(ctx, head.backbone, field="inputs")
     if backend.identity != head.backbone_identity:
-        raise Conflict(f"backbone {head.backbone!r} changed configuration since this head was "
-                       "trained; send embeddings from the original backbone or retrain",
-                       field="inputs")
+        raise Conflict(
+            f"backbone {head.backbone!r} changed configuration since this head was "
+            "trained; send embeddings from the original backbone or retrain",
+            field="inputs",
+        )
     items: list[str | bytes]
     if backend.modality == "image":
-        items = [decode_image(v, f"inputs[{i}]", ctx.settings.max_image_bytes)
-                 for i, v in enumerate(inputs)]
+        items = [
+            decode_image(v, f"inputs[{i}]", ctx.settings.max_image_bytes)
+            for i, v in enumerate(inputs)
+        ]
     else:
-        items = [check_text(v, f"inputs[{i}]", ctx.settings.max_text_chars)
-                 for i, v in enumerate(inputs)]
+        items = [
+            check_text(v, f"inputs[{i}]", ctx.settings.max_text_chars) for i, v in enumerate(inputs)
+        ]
     return await ctx.embed(tenant_id, backend, items)
 
 
@@ -122,6 +134,7 @@ def _rows(proba: np.ndarray, classes: list[Any], top_k: int | None) -> list[Pred
     for r in range(proba.shape[0]):
         idx = order[r, :k]
         scores = [ClassScore(label=labels[j], probability=float(proba[r, j])) for j in idx]
-        out.append(Prediction(label=scores[0].label, probability=scores[0].probability,
-                              scores=scores))
+        out.append(
+            Prediction(label=scores[0].label, probability=scores[0].probability, scores=scores)
+        )
     return out

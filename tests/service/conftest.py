@@ -73,8 +73,14 @@ def minilm_spec(name: str = "minilm") -> dict[str, Any]:
 
 
 def fake_spec(server: FakeOpenAIServer, name: str = "fake") -> dict[str, Any]:
-    return {"name": name, "kind": "openai-compatible", "base_url": server.base_url,
-            "model": "fake-embed", "api_key": "sk-test-secret", "expected_dim": server.dim}
+    return {
+        "name": name,
+        "kind": "openai-compatible",
+        "base_url": server.base_url,
+        "model": "fake-embed",
+        "api_key": "sk-test-secret",
+        "expected_dim": server.dim,
+    }
 
 
 @dataclass
@@ -95,8 +101,9 @@ class Running:
 class ServerThread:
     def __init__(self, app: Any) -> None:
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_config=None, lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -114,8 +121,14 @@ class ServerThread:
 
 
 def make_settings(db_url: str, backbones: list[dict[str, Any]], **kw: Any) -> Settings:
-    return Settings(database_url=SecretStr(db_url), backbones=backbones, log_json=False,
-                    heartbeat_interval_s=0.5, stale_after_s=5, **kw)
+    return Settings(
+        database_url=SecretStr(db_url),
+        backbones=backbones,
+        log_json=False,
+        heartbeat_interval_s=0.5,
+        stale_after_s=5,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -123,8 +136,9 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     """serve(db_url, backbones, **settings) -> Running; stops everything at the end."""
     stack: list[ServerThread] = []
 
-    def _serve(db_url: str | None = None, backbones: list[dict[str, Any]] | None = None,
-               **kw: Any) -> Running:
+    def _serve(
+        db_url: str | None = None, backbones: list[dict[str, Any]] | None = None, **kw: Any
+    ) -> Running:
         url = db_url or f"sqlite:///{tmp_path / f'nmtune-{uuid.uuid4().hex[:6]}.db'}"
         upgrade(url)
         settings = make_settings(url, backbones or [], **kw)
@@ -157,14 +171,34 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 300) -> dict[st
         time.sleep(0.2)
 
 
-POSITIVE = ["a wonderful, moving film", "I loved every minute", "brilliant acting and a great story",
-            "delightful and charming", "the best meal I have had", "fantastic service, very happy",
-            "superb quality, highly recommend", "an absolute joy to watch", "great value and fun",
-            "beautiful, warm and funny", "excellent, would buy again", "truly inspiring work"]
-NEGATIVE = ["a dull, tedious film", "I hated every minute", "terrible acting and a weak story",
-            "boring and pointless", "the worst meal I have had", "awful service, very angry",
-            "poor quality, avoid it", "a painful waste of time", "overpriced and broken",
-            "ugly, cold and humourless", "dreadful, never again", "deeply disappointing work"]
+POSITIVE = [
+    "a wonderful, moving film",
+    "I loved every minute",
+    "brilliant acting and a great story",
+    "delightful and charming",
+    "the best meal I have had",
+    "fantastic service, very happy",
+    "superb quality, highly recommend",
+    "an absolute joy to watch",
+    "great value and fun",
+    "beautiful, warm and funny",
+    "excellent, would buy again",
+    "truly inspiring work",
+]
+NEGATIVE = [
+    "a dull, tedious film",
+    "I hated every minute",
+    "terrible acting and a weak story",
+    "boring and pointless",
+    "the worst meal I have had",
+    "awful service, very angry",
+    "poor quality, avoid it",
+    "a painful waste of time",
+    "overpriced and broken",
+    "ugly, cold and humourless",
+    "dreadful, never again",
+    "deeply disappointing work",
+]
 
 
 def sentiment_records(n_per_class: int = 24, ood: bool = True) -> list[dict[str, Any]]:
@@ -178,6 +212,10 @@ def sentiment_records(n_per_class: int = 24, ood: bool = True) -> list[dict[str,
             recs.append({"text": text, "label": label, "split": split})
     if ood:
         for i in range(8):
-            recs.append({"text": f"omg {POSITIVE[i]} !!! #{i}", "label": "pos", "split": "ood:tweets"})
-            recs.append({"text": f"ugh {NEGATIVE[i]} :( #{i}", "label": "neg", "split": "ood:tweets"})
+            recs.append(
+                {"text": f"omg {POSITIVE[i]} !!! #{i}", "label": "pos", "split": "ood:tweets"}
+            )
+            recs.append(
+                {"text": f"ugh {NEGATIVE[i]} :( #{i}", "label": "neg", "split": "ood:tweets"}
+            )
     return recs

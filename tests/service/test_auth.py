@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.auth.service import revoke_key
-from service.auth.models import ApiKey
-from service.auth.service import hash_key
 from sqlalchemy import select
 
+from service.auth.models import ApiKey
+from service.auth.service import hash_key, revoke_key
 from tests.service.conftest import fake_spec, sentiment_records, wait_job
 
 
@@ -33,15 +32,26 @@ def test_tenants_see_only_their_own(serve: Any, fake_upstream: Any) -> None:
     run = serve(None, [fake_spec(fake_upstream)])
     a, b = run.client("a"), run.client("b")
     ds = a.post("/v1/datasets", json={"name": "mine", "records": sentiment_records(6)}).json()
-    created = a.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
-                                        "method": "lp", "overrides": {"epochs": 2}}).json()
+    created = a.post(
+        "/v1/heads",
+        json={
+            "dataset_id": ds["id"],
+            "backbone": "fake",
+            "method": "lp",
+            "overrides": {"epochs": 2},
+        },
+    ).json()
     job = wait_job(a, created["job"]["id"])
     assert job["status"] == "succeeded"
     hid, jid = created["head"]["id"], created["job"]["id"]
 
-    for path in (f"/v1/datasets/{ds['id']}", f"/v1/heads/{hid}", f"/v1/jobs/{jid}",
-                 f"/v1/heads/{hid}/spectrum",
-                 f"/v1/datasets/{ds['id']}/spectrum?backbone=fake&split=train"):
+    for path in (
+        f"/v1/datasets/{ds['id']}",
+        f"/v1/heads/{hid}",
+        f"/v1/jobs/{jid}",
+        f"/v1/heads/{hid}/spectrum",
+        f"/v1/datasets/{ds['id']}/spectrum?backbone=fake&split=train",
+    ):
         r = b.get(path)
         assert r.status_code == 404, (path, r.text)
         assert r.json()["error"] == "NotFound"
@@ -64,8 +74,15 @@ def test_cache_is_scoped_per_tenant(serve: Any, fake_upstream: Any) -> None:
         c = run.client(who)
         ds = c.post("/v1/datasets", json={"name": "same", "records": recs}).json()
         before = fake_upstream.request_count
-        created = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
-                                            "method": "lp", "overrides": {"epochs": 1}}).json()
+        created = c.post(
+            "/v1/heads",
+            json={
+                "dataset_id": ds["id"],
+                "backbone": "fake",
+                "method": "lp",
+                "overrides": {"epochs": 1},
+            },
+        ).json()
         assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
         # each tenant pays for its own vectors: no cross-tenant cache reads
         assert fake_upstream.request_count > before

@@ -16,8 +16,10 @@ from tests.service.conftest import fake_spec, sentiment_records, wait_job
 
 def counts(run: Any) -> tuple[int, int, int, int]:
     with run.db.session() as s:
-        return tuple(int(s.scalar(select(func.count()).select_from(m)) or 0)  # type: ignore[return-value]
-                     for m in (Dataset, Example, Head, Job))
+        return tuple(
+            int(s.scalar(select(func.count()).select_from(m)) or 0)  # type: ignore[return-value]
+            for m in (Dataset, Example, Head, Job)
+        )
 
 
 def assert_error(r: Any, status: int, error: str, field: str | None = None) -> None:
@@ -32,8 +34,14 @@ def assert_error(r: Any, status: int, error: str, field: str | None = None) -> N
 
 @pytest.fixture
 def run(serve: Any, fake_upstream: Any) -> Any:
-    return serve(None, [fake_spec(fake_upstream)], max_text_chars=200, max_records=100,
-                 max_request_bytes=200_000, max_predict_batch=5)
+    return serve(
+        None,
+        [fake_spec(fake_upstream)],
+        max_text_chars=200,
+        max_records=100,
+        max_request_bytes=200_000,
+        max_predict_batch=5,
+    )
 
 
 def good() -> list[dict[str, Any]]:
@@ -45,10 +53,20 @@ BAD_DATASETS = [
     ("oversized text", lambda r: r[1].update(text="x" * 201) or r, 422, "records[1].text"),
     ("unknown split", lambda r: r[0].update(split="holdout") or r, 422, "records[0].split"),
     ("one class", lambda r: [x for x in r if x["label"] == "pos"], 422, "records"),
-    ("too few per class", lambda r: [x for x in r if x["label"] == "pos"]
-     + [next(x for x in r if x["label"] == "neg")], 422, None),
-    ("test label unseen", lambda r: [*r, {"text": "meh", "label": "neutral", "split": "test"}],
-     422, "records[8].label"),
+    (
+        "too few per class",
+        lambda r: (
+            [x for x in r if x["label"] == "pos"] + [next(x for x in r if x["label"] == "neg")]
+        ),
+        422,
+        None,
+    ),
+    (
+        "test label unseen",
+        lambda r: [*r, {"text": "meh", "label": "neutral", "split": "test"}],
+        422,
+        "records[8].label",
+    ),
     ("mixed label kinds", lambda r: r[3].update(label=1) or r, 422, "records[3].label"),
     ("no train split", lambda r: [dict(x, split="test") for x in r], 422, "records"),
     ("bool label", lambda r: r[0].update(label=True) or r, 422, "records[0].label"),
@@ -58,8 +76,9 @@ BAD_DATASETS = [
 ]
 
 
-@pytest.mark.parametrize(("case", "mutate", "status", "field"), BAD_DATASETS,
-                         ids=[c[0] for c in BAD_DATASETS])
+@pytest.mark.parametrize(
+    ("case", "mutate", "status", "field"), BAD_DATASETS, ids=[c[0] for c in BAD_DATASETS]
+)
 def test_bad_dataset(run: Any, case: str, mutate: Any, status: int, field: str | None) -> None:
     before = counts(run)
     r = run.client().post("/v1/datasets", json={"name": "bad", "records": mutate(good())})
@@ -73,11 +92,19 @@ def test_bad_image_dataset(run: Any) -> None:
     recs = [{"image": png, "label": i % 2} for i in range(6)]
     recs[4]["image"] = "not base64!!"
     before = counts(run)
-    assert_error(run.client().post("/v1/datasets", json={"name": "img", "records": recs}),
-                 422, "ValidationError", "records[4].image")
+    assert_error(
+        run.client().post("/v1/datasets", json={"name": "img", "records": recs}),
+        422,
+        "ValidationError",
+        "records[4].image",
+    )
     recs[4]["image"] = base64.b64encode(b"plain text, not an image").decode()
-    assert_error(run.client().post("/v1/datasets", json={"name": "img", "records": recs}),
-                 422, "ValidationError", "records[4].image")
+    assert_error(
+        run.client().post("/v1/datasets", json={"name": "img", "records": recs}),
+        422,
+        "ValidationError",
+        "records[4].image",
+    )
     assert counts(run) == before
 
 
@@ -89,17 +116,21 @@ def test_request_body_too_large(run: Any) -> None:
     assert counts(run) == before
 
 
-@pytest.mark.parametrize(("content", "filename", "where"), [
-    (b'{"text": "a", "label": "x"}\n{not json}\n', "d.jsonl", "line 2"),
-    (b'{"text": "a", "label": "x", "colour": 1}\n', "d.jsonl", "line 1"),
-    (b"text,split\nhello,train\n", "d.csv", "label"),
-    (b"\xff\xfe\x00bad", "d.jsonl", "UTF-8"),
-    (b"", "d.jsonl", "no records"),
-])
+@pytest.mark.parametrize(
+    ("content", "filename", "where"),
+    [
+        (b'{"text": "a", "label": "x"}\n{not json}\n', "d.jsonl", "line 2"),
+        (b'{"text": "a", "label": "x", "colour": 1}\n', "d.jsonl", "line 1"),
+        (b"text,split\nhello,train\n", "d.csv", "label"),
+        (b"\xff\xfe\x00bad", "d.jsonl", "UTF-8"),
+        (b"", "d.jsonl", "no records"),
+    ],
+)
 def test_malformed_files(run: Any, content: bytes, filename: str, where: str) -> None:
     before = counts(run)
-    r = run.client().post("/v1/datasets/upload", files={"file": (filename, content)},
-                          data={"name": "f"})
+    r = run.client().post(
+        "/v1/datasets/upload", files={"file": (filename, content)}, data={"name": "f"}
+    )
     assert_error(r, 422, "ValidationError", "file")
     assert where in r.json()["detail"]
     assert counts(run) == before
@@ -109,14 +140,17 @@ def test_upload_jsonl_and_csv(run: Any) -> None:
     import json
 
     lines = "\n".join(json.dumps(x) for x in good()).encode()
-    r = run.client().post("/v1/datasets/upload", files={"file": ("d.jsonl", lines)},
-                          data={"name": "jsonl"})
+    r = run.client().post(
+        "/v1/datasets/upload", files={"file": ("d.jsonl", lines)}, data={"name": "jsonl"}
+    )
     assert r.status_code == 201, r.text
     assert r.json()["n_examples"] == 8
     csv = "text,label,split\n" + "\n".join(
-        f"\"{x['text']}\",{x['label']},{x['split']}" for x in good())
-    r = run.client().post("/v1/datasets/upload", files={"file": ("d.csv", csv.encode())},
-                          data={"name": "csv"})
+        f'"{x["text"]}",{x["label"]},{x["split"]}' for x in good()
+    )
+    r = run.client().post(
+        "/v1/datasets/upload", files={"file": ("d.csv", csv.encode())}, data={"name": "csv"}
+    )
     assert r.status_code == 201, r.text
     assert r.json()["splits"]["train"]["count"] == 6
 
@@ -127,14 +161,21 @@ def _dataset(run: Any) -> str:
     return str(r.json()["id"])
 
 
-@pytest.mark.parametrize(("body", "status", "field"), [
-    ({"backbone": "nope", "method": "lp"}, 422, "backbone"),
-    ({"backbone": "fake", "method": "svm"}, 422, "method"),
-    ({"backbone": "fake", "method": "nmtune", "overrides": {"learning_rate_typo": 1}}, 422, None),
-    ({"backbone": "fake", "method": "nmtune", "overrides": {"epochs": -3}}, 422, None),
-    ({"backbone": "fake", "method": "nmtune", "preset": "imaginary"}, 422, None),
-    ({"backbone": "fake", "method": "lp", "dataset_id": "ds_missing"}, 404, "dataset_id"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"backbone": "nope", "method": "lp"}, 422, "backbone"),
+        ({"backbone": "fake", "method": "svm"}, 422, "method"),
+        (
+            {"backbone": "fake", "method": "nmtune", "overrides": {"learning_rate_typo": 1}},
+            422,
+            None,
+        ),
+        ({"backbone": "fake", "method": "nmtune", "overrides": {"epochs": -3}}, 422, None),
+        ({"backbone": "fake", "method": "nmtune", "preset": "imaginary"}, 422, None),
+        ({"backbone": "fake", "method": "lp", "dataset_id": "ds_missing"}, 404, "dataset_id"),
+    ],
+)
 def test_bad_head_requests(run: Any, body: dict[str, Any], status: int, field: str | None) -> None:
     ds = _dataset(run)
     before = counts(run)
@@ -149,22 +190,33 @@ def test_bad_head_requests(run: Any, body: dict[str, Any], status: int, field: s
 def test_bad_predictions(run: Any) -> None:
     c = run.client()
     ds = _dataset(run)
-    created = c.post("/v1/heads", json={"dataset_id": ds, "backbone": "fake", "method": "lp",
-                                        "overrides": {"epochs": 1}}).json()
+    created = c.post(
+        "/v1/heads",
+        json={"dataset_id": ds, "backbone": "fake", "method": "lp", "overrides": {"epochs": 1}},
+    ).json()
     assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
     url = f"/v1/heads/{created['head']['id']}/predict"
     before = counts(run)
-    assert_error(c.post(url, json={"embeddings": [[0.0] * 3]}), 422, "ValidationError",
-                 "embeddings[0]")
-    assert_error(c.post(url, content=b'{"embeddings": [[' + b",".join([b"0.0"] * 15)
-                        + b', NaN]]}', headers={"content-type": "application/json"}),
-                 422, "ValidationError", "embeddings[0][15]")
+    assert_error(
+        c.post(url, json={"embeddings": [[0.0] * 3]}), 422, "ValidationError", "embeddings[0]"
+    )
+    assert_error(
+        c.post(
+            url,
+            content=b'{"embeddings": [[' + b",".join([b"0.0"] * 15) + b", NaN]]}",
+            headers={"content-type": "application/json"},
+        ),
+        422,
+        "ValidationError",
+        "embeddings[0][15]",
+    )
     assert_error(c.post(url, json={"inputs": ["ok", ""]}), 422, "ValidationError", "inputs[1]")
     assert_error(c.post(url, json={"inputs": ["x" * 201]}), 422, "ValidationError", "inputs[0]")
     assert_error(c.post(url, json={"inputs": ["a"] * 6}), 413, "PayloadTooLarge", "inputs")
     assert_error(c.post(url, json={}), 422, "ValidationError")
-    assert_error(c.post(url, json={"inputs": ["a"], "embeddings": [[0.0] * 16]}), 422,
-                 "ValidationError")
+    assert_error(
+        c.post(url, json={"inputs": ["a"], "embeddings": [[0.0] * 16]}), 422, "ValidationError"
+    )
     assert_error(c.post("/v1/heads/hd_nope/predict", json={"inputs": ["a"]}), 404, "NotFound")
     assert counts(run) == before
 
@@ -172,11 +224,21 @@ def test_bad_predictions(run: Any) -> None:
 def test_unknown_split_in_spectrum_and_unknown_route(run: Any) -> None:
     c = run.client()
     ds = _dataset(run)
-    assert_error(c.get(f"/v1/datasets/{ds}/spectrum", params={"split": "nope", "backbone": "fake"}),
-                 422, "ValidationError", "split")
-    assert_error(c.get(f"/v1/datasets/{ds}/spectrum", params={"backbone": "nah"}), 422,
-                 "ValidationError", "backbone")
+    assert_error(
+        c.get(f"/v1/datasets/{ds}/spectrum", params={"split": "nope", "backbone": "fake"}),
+        422,
+        "ValidationError",
+        "split",
+    )
+    assert_error(
+        c.get(f"/v1/datasets/{ds}/spectrum", params={"backbone": "nah"}),
+        422,
+        "ValidationError",
+        "backbone",
+    )
     assert_error(c.get("/v1/nothing-here"), 404, "NotFound")
-    assert_error(c.post("/v1/datasets", content=b"{broken", headers={"content-type":
-                                                                       "application/json"}),
-                 422, "ValidationError")
+    assert_error(
+        c.post("/v1/datasets", content=b"{broken", headers={"content-type": "application/json"}),
+        422,
+        "ValidationError",
+    )

@@ -29,15 +29,29 @@ def test_second_head_makes_zero_backend_calls(serve: Any, fake_upstream: FakeOpe
     recs = sentiment_records(10)
     ds = c.post("/v1/datasets", json={"name": "c", "records": recs}).json()
     fake_upstream.reset()
-    first = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake", "method": "lp",
-                                      "overrides": {"lp_epochs": 2}}).json()
+    first = c.post(
+        "/v1/heads",
+        json={
+            "dataset_id": ds["id"],
+            "backbone": "fake",
+            "method": "lp",
+            "overrides": {"lp_epochs": 2},
+        },
+    ).json()
     assert wait_job(c, first["job"]["id"])["status"] == "succeeded"
     n_first = fake_upstream.request_count
     assert n_first > 0
     assert sorted(fake_upstream.inputs_seen) == sorted({r["text"] for r in recs})
 
-    second = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
-                                       "method": "nmtune", "overrides": {"epochs": 2}}).json()
+    second = c.post(
+        "/v1/heads",
+        json={
+            "dataset_id": ds["id"],
+            "backbone": "fake",
+            "method": "nmtune",
+            "overrides": {"epochs": 2},
+        },
+    ).json()
     assert wait_job(c, second["job"]["id"])["status"] == "succeeded"
     assert fake_upstream.request_count == n_first  # zero backend calls
 
@@ -58,16 +72,24 @@ def test_failed_job_keeps_what_was_paid_for(serve: Any) -> None:
         # chunks 1 and 2 succeed, then the upstream rejects the key: the job fails fast
         up.inject(status=200, kind="slow", delay=0.0, times=2)
         up.inject(status=401, times=50)
-        created = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
-                                            "method": "lp"}).json()
+        created = c.post(
+            "/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake", "method": "lp"}
+        ).json()
         job = wait_job(c, created["job"]["id"])
         assert job["status"] == "failed" and job["error"]["type"] == "AuthError"
         assert c.get(f"/v1/heads/{created['head']['id']}").json()["status"] == "failed"
         with run.db.session() as s:
             assert s.scalar(select(func.count()).select_from(CachedEmbedding)) == 20
         up.reset()
-        again = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
-                                          "method": "lp", "overrides": {"lp_epochs": 1}}).json()
+        again = c.post(
+            "/v1/heads",
+            json={
+                "dataset_id": ds["id"],
+                "backbone": "fake",
+                "method": "lp",
+                "overrides": {"lp_epochs": 1},
+            },
+        ).json()
         assert wait_job(c, again["job"]["id"])["status"] == "succeeded"
         assert len(up.inputs_seen) == 20  # only the 20 that were never paid for
 
@@ -75,7 +97,9 @@ def test_failed_job_keeps_what_was_paid_for(serve: Any) -> None:
 def _start_service(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
     )
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -96,13 +120,15 @@ def test_job_killed_mid_embedding_resumes_without_reembedding(tmp_path: Path) ->
     with db.session() as s:
         key = create_key(s, "killer").key
     with FakeOpenAIServer(dim=8) as up:
-        env = dict(os.environ,
-                   NMTUNE_DATABASE_URL=url,
-                   NMTUNE_BACKBONES=json.dumps([fake_spec(up)]),
-                   NMTUNE_EMBED_CHUNK_SIZE="5",
-                   NMTUNE_HEARTBEAT_INTERVAL_S="0.5",
-                   NMTUNE_STALE_AFTER_S="30",
-                   NMTUNE_LOG_JSON="false")
+        env = dict(
+            os.environ,
+            NMTUNE_DATABASE_URL=url,
+            NMTUNE_BACKBONES=json.dumps([fake_spec(up)]),
+            NMTUNE_EMBED_CHUNK_SIZE="5",
+            NMTUNE_HEARTBEAT_INTERVAL_S="0.5",
+            NMTUNE_STALE_AFTER_S="30",
+            NMTUNE_LOG_JSON="false",
+        )
         port = free_port()
         log = tmp_path / "serve.log"
         proc = _start_service(env, port, log)
@@ -111,8 +137,15 @@ def test_job_killed_mid_embedding_resumes_without_reembedding(tmp_path: Path) ->
         recs = sentiment_records(20, ood=False)  # 40 texts -> 8 chunks of 5
         ds = c.post("/v1/datasets", json={"name": "k", "records": recs}).json()
         up.inject(status=200, kind="slow", delay=0.4, times=100)  # every batch takes 0.4 s
-        created = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
-                                            "method": "lp", "overrides": {"lp_epochs": 2}}).json()
+        created = c.post(
+            "/v1/heads",
+            json={
+                "dataset_id": ds["id"],
+                "backbone": "fake",
+                "method": "lp",
+                "overrides": {"lp_epochs": 2},
+            },
+        ).json()
         job_id = created["job"]["id"]
         deadline = time.time() + 30
         while c.get(f"/v1/jobs/{job_id}").json()["progress"]["done"] < 15:

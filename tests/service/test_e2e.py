@@ -38,8 +38,15 @@ def test_dataset_to_prediction_to_spectrum(serve: Any, db_url: str | None) -> No
     heads: dict[str, dict[str, Any]] = {}
     for method in ("lp", "mlp", "nmtune", "auto"):
         overrides = dict(FAST)
-        r = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "minilm",
-                                      "method": method, "overrides": overrides})
+        r = c.post(
+            "/v1/heads",
+            json={
+                "dataset_id": ds["id"],
+                "backbone": "minilm",
+                "method": method,
+                "overrides": overrides,
+            },
+        )
         assert r.status_code == 202, r.text
         created = r.json()
         assert created["job"]["status"] in ("queued", "running")
@@ -64,8 +71,10 @@ def test_dataset_to_prediction_to_spectrum(serve: Any, db_url: str | None) -> No
 
     # predict with inputs (through the cache) and with embeddings
     hid = heads["nmtune"]["id"]
-    r = c.post(f"/v1/heads/{hid}/predict",
-               json={"inputs": ["I loved it, wonderful", "terrible, a waste of time"]})
+    r = c.post(
+        f"/v1/heads/{hid}/predict",
+        json={"inputs": ["I loved it, wonderful", "terrible, a waste of time"]},
+    )
     assert r.status_code == 200, r.text
     preds = r.json()["predictions"]
     assert [p["label"] for p in preds] == ["pos", "neg"]
@@ -88,8 +97,10 @@ def test_dataset_to_prediction_to_spectrum(serve: Any, db_url: str | None) -> No
     assert r.status_code == 200, r.text
     body = r.json()["spectrum"]
     assert body["n_samples"] == 36 and body["sve"] > 0 and body["lsvr"] > 0
-    r = c.get(f"/v1/datasets/{ds['id']}/spectrum",
-              params={"split": "test", "backbone": "minilm", "format": "svg"})
+    r = c.get(
+        f"/v1/datasets/{ds['id']}/spectrum",
+        params={"split": "test", "backbone": "minilm", "format": "svg"},
+    )
     assert r.status_code == 200 and "<svg" in r.text
 
     # server-sent events for a finished job: one job event and the end event
@@ -114,8 +125,9 @@ def test_dataset_spectrum_embeds_uncached_split_as_job(serve: Any) -> None:
     assert r.status_code == 202, r.text
     job = wait_job(c, r.json()["job_id"])
     assert job["status"] == "succeeded" and job["kind"] == "embed"
-    r = c.get(f"/v1/datasets/{ds['id']}/spectrum",
-              params={"split": "train", "backbone": "minilm", "center": "false",
-                      "normalize": "true"})
+    r = c.get(
+        f"/v1/datasets/{ds['id']}/spectrum",
+        params={"split": "train", "backbone": "minilm", "center": "false", "normalize": "true"},
+    )
     assert r.status_code == 200
     assert r.json()["spectrum"]["options"]["normalize"] is True

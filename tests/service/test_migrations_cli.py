@@ -50,8 +50,13 @@ def test_serve_refuses_out_of_date_schema(tmp_path: Path) -> None:
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env: dict[str, Any] = {"NMTUNE_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_migrate_and_keys(tmp_path: Path) -> None:
@@ -67,9 +72,15 @@ def test_cli_migrate_and_keys(tmp_path: Path) -> None:
     assert key_id in listed and "active" in listed and key not in listed
     settings = Settings(database_url=SecretStr(url), backbones=[], log_json=False)
     with TestClient(create_app(settings)) as client:
-        assert client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert (
+            client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}).status_code
+            == 200
+        )
         assert _cli(url, "keys", "revoke", key_id).returncode == 0
-        assert client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+        assert (
+            client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}).status_code
+            == 401
+        )
     assert "revoked" in _cli(url, "keys", "list", "--tenant", "acme").stdout
     assert _cli(url, "keys", "revoke", "key_missing").returncode == 1
 

@@ -17,8 +17,12 @@ from schemathesis.checks import (
 
 from tests.service.conftest import fake_spec, sentiment_records, wait_job
 
-CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance,
-          content_type_conformance]
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+    content_type_conformance,
+]
 
 
 @pytest.fixture
@@ -26,8 +30,15 @@ def live(serve: Any, fake_upstream: Any) -> dict[str, Any]:
     run = serve(None, [fake_spec(fake_upstream)], max_predict_batch=64)
     c = run.client()
     ds = c.post("/v1/datasets", json={"name": "fuzz", "records": sentiment_records(6)}).json()
-    created = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake",
-                                        "method": "lp", "overrides": {"lp_epochs": 1}}).json()
+    created = c.post(
+        "/v1/heads",
+        json={
+            "dataset_id": ds["id"],
+            "backbone": "fake",
+            "method": "lp",
+            "overrides": {"lp_epochs": 1},
+        },
+    ).json()
     wait_job(c, created["job"]["id"])
     return {"run": run, "dataset": ds["id"], "head": created["head"]["id"]}
 
@@ -47,15 +58,21 @@ def test_api_conforms(live: dict[str, Any]) -> None:
         n_ops += 1
 
         @given(case=op.as_strategy())
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case: Any) -> None:
             # point generated ids at real objects half of the time to reach deep paths
             for key in list(case.path_parameters or {}):
                 if key in ("dataset_id", "head_id") and hash(repr(case.query)) % 2 == 0:
                     case.path_parameters[key] = live[key.removesuffix("_id")]
-            case.call_and_validate(base_url=run.base_url, headers=headers, checks=CHECKS,
-                                   timeout=60)
+            case.call_and_validate(
+                base_url=run.base_url, headers=headers, checks=CHECKS, timeout=60
+            )
 
         try:
             check()
