@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -98,9 +98,12 @@ class Usage:
         return asdict(self)
 
 
-@runtime_checkable
 class EmbeddingBackend(Protocol):
-    """One frozen backbone that turns inputs into float32 vectors."""
+    """One frozen backbone that turns inputs into float32 vectors.
+
+    Not ``runtime_checkable`` on purpose: ``dim`` of a remote backend without configured
+    dimensions raises until ``ensure_ready()``, which would make isinstance() checks lie.
+    """
 
     name: str
     kind: str
