@@ -284,12 +284,14 @@ class NMTuneClassifier:
 
     def predict_proba(self, X: Any) -> npt.NDArray[np.float32]:
         """Class probabilities (n, C), columns in ``classes_`` order."""
-        logits = predict_logits(self.model_, self._tensor(X))  # (n, C)
+        x = self._tensor(X)  # (n, D), checks fitted first
+        logits = predict_logits(self.model_, x)  # (n, C)
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
     def predict(self, X: Any) -> np.ndarray[Any, Any]:
         """Predicted labels (n,) in their original type."""
-        logits = predict_logits(self.model_, self._tensor(X))  # (n, C)
+        x = self._tensor(X)  # (n, D), checks fitted first
+        logits = predict_logits(self.model_, x)  # (n, C)
         labels: np.ndarray[Any, Any] = self.classes_[logits.argmax(dim=1).cpu().numpy()]
         return labels
 

@@ -15,7 +15,11 @@ def test_presets() -> None:
     assert c.preset == "paper-code"
     assert (c.w_mse, c.w_cov, c.w_svd) == (1.0, 0.04, 0.001)
     assert (c.lr, c.weight_decay, c.epochs, c.batch_size, c.schedule) == (
-        1e-3, 1e-4, 30, 64, "cosine"
+        1e-3,
+        1e-4,
+        30,
+        64,
+        "cosine",
     )
     assert (c.lp_lr, c.lp_weight_decay, c.svd_top_k, c.hidden_ratio) == (1e-2, 1e-4, 5, 4.0)
     assert (c.residual_init, c.feature_dropout, c.feature_noise) == (1.0, 0.0, 0.0)
@@ -38,10 +42,19 @@ def test_unknown_field_named_and_valid_listed() -> None:
 @pytest.mark.parametrize(
     "override",
     [
-        {"epochs": "3"}, {"epochs": 0}, {"epochs": 2.5}, {"lr": -1.0}, {"lr": True},
-        {"residual": "yes"}, {"norm": "groupnorm"}, {"feature_dropout": 1.0},
-        {"val_fraction": 0.0}, {"batch_size": 1}, {"class_weight": "auto"},
-        {"w_mse": float("nan")}, {"auto_candidates": [{"method": "svm"}]},
+        {"epochs": "3"},
+        {"epochs": 0},
+        {"epochs": 2.5},
+        {"lr": -1.0},
+        {"lr": True},
+        {"residual": "yes"},
+        {"norm": "groupnorm"},
+        {"feature_dropout": 1.0},
+        {"val_fraction": 0.0},
+        {"batch_size": 1},
+        {"class_weight": "auto"},
+        {"w_mse": float("nan")},
+        {"auto_candidates": [{"method": "svm"}]},
         {"device": "tpu"},
     ],
 )
@@ -76,8 +89,10 @@ def test_deviations_and_roundtrip() -> None:
 
 
 def test_auto_candidates_override() -> None:
-    c = resolve_config("auto", "paper-code", {
-        "auto_candidates": [{"method": "lp"}, {"method": "nmtune", "residual_init": 0.0}]
-    })
+    c = resolve_config(
+        "auto",
+        "paper-code",
+        {"auto_candidates": [{"method": "lp"}, {"method": "nmtune", "residual_init": 0.0}]},
+    )
     assert c.candidate_overrides() == [{"method": "lp"}, {"method": "nmtune", "residual_init": 0.0}]
     json.dumps(c.to_dict())

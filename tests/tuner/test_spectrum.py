@@ -99,5 +99,9 @@ def test_to_dict_json_safe() -> None:
     d = spectrum(np.random.default_rng(0).normal(size=(20, 5)), max_samples=10).to_dict()
     json.dumps(d)
     assert d["options"] == {
-        "center": True, "normalize": False, "max_samples": 10, "random_state": 0, "top_k": 5
+        "center": True,
+        "normalize": False,
+        "max_samples": 10,
+        "random_state": 0,
+        "top_k": 5,
     }

@@ -1,0 +1,277 @@
+"""Training, selection, callbacks, labels, serialisation and the sklearn protocol."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tuner.training as training
+from tuner import (
+    ConfigError,
+    EpochReport,
+    NMTuneClassifier,
+    TrainingCancelled,
+    TunerInputError,
+    spectrum,
+)
+from tuner.training import balanced_class_weights, batch_indices, stratified_split
+
+FAST = {"epochs": 4, "lp_epochs": 4, "device": "cpu"}
+
+
+def blobs(n: int = 300, d: int = 12, c: int = 4, seed: int = 0, noise: float = 1.0) -> Any:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(c, d)) * 2.0
+    y = rng.integers(0, c, n)
+    x = centers[y] + rng.normal(size=(n, d)) * noise
+    return x.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def data() -> Any:
+    x, y = blobs(400)
+    return x[:300], y[:300], x[300:], y[300:]
+
+
+@pytest.mark.parametrize("method", ["lp", "mlp", "nmtune", "auto"])
+def test_every_method_learns(data: Any, method: str) -> None:
+    xtr, ytr, xte, yte = data
+    kw = {**FAST, "epochs": 10, "lp_epochs": 10, "batch_size": 16}  # enough steps
+    clf = NMTuneClassifier(method=method, random_state=0, **kw).fit(xtr, ytr)
+    assert clf.score(xte, yte) > 0.8  # chance is 0.25
+    assert clf.predict_proba(xte).shape == (100, 4)
+    np.testing.assert_allclose(clf.predict_proba(xte).sum(1), 1.0, rtol=1e-5)
+    assert clf.transform(xte).shape == (100, 12)
+    assert clf.method_ in ("lp", "mlp", "nmtune")
+    if method == "auto":
+        assert [c["method"] for c in clf.candidates_] == ["lp", "mlp", "nmtune"]
+        best = max(clf.candidates_, key=lambda c: (c["val_accuracy"], c["val_macro_f1"]))
+        assert clf.best_score_ == best["val_accuracy"]
+    else:
+        assert clf.method_ == method and clf.candidates_ == []
+    if method == "lp":
+        np.testing.assert_array_equal(clf.transform(xte), xte)
+
+
+def test_determinism(data: Any) -> None:
+    xtr, ytr, xte, _ = data
+    kw = {**FAST, "feature_dropout": 0.2, "feature_noise": 0.01}
+    a = NMTuneClassifier(random_state=3, **kw).fit(xtr, ytr)
+    b = NMTuneClassifier(random_state=3, **kw).fit(xtr, ytr)
+    c = NMTuneClassifier(random_state=4, **kw).fit(xtr, ytr)
+    for k, v in a.model_.state_dict().items():
+        assert torch.equal(v, b.model_.state_dict()[k])
+    np.testing.assert_array_equal(a.predict_proba(xte), b.predict_proba(xte))
+    assert not np.array_equal(a.predict_proba(xte), c.predict_proba(xte))
+    assert a.history_ == b.history_
+
+
+def test_stratified_split() -> None:
+    y = np.array([0] * 50 + [1] * 20 + [2] * 2 + [3])
+    tr, va = stratified_split(y, 0.1, seed=0)
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(y.size))
+    assert np.bincount(y[va], minlength=4).tolist() == [5, 2, 1, 0]
+    assert set(y[tr].tolist()) == {0, 1, 2, 3}  # every class keeps a training example
+    _tr2, va2 = stratified_split(y, 0.1, seed=0)
+    assert np.array_equal(va, va2)
+    assert not np.array_equal(va, stratified_split(y, 0.1, seed=1)[1])
+
+
+def test_best_epoch_uses_validation(data: Any) -> None:
+    xtr, ytr, xv, yv = data
+    yv_flipped = (yv + 1) % 4  # validation that rewards the worst epoch
+    clf = NMTuneClassifier(method="mlp", **{**FAST, "epochs": 6}).fit(xtr, ytr, xv, yv_flipped)
+    keys = [(h["val_accuracy"], h["val_macro_f1"]) for h in clf.history_]
+    assert clf.best_epoch_ == 1 + keys.index(max(keys))
+    assert clf.best_score_ == pytest.approx(np.mean(clf.predict(xv) == yv_flipped))
+    assert clf.validation_ == "given" and clf.n_val_ == 100
+
+
+def test_drop_last_and_small_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = torch.Generator().manual_seed(0)
+    assert [b.numel() for b in batch_indices(130, 64, g)] == [64, 64]
+    assert [b.numel() for b in batch_indices(50, 64, g)] == [50]
+    sizes: list[int] = []
+    real = training.training_step
+
+    def counting(model: Any, opt: Any, f: torch.Tensor, *a: Any, **k: Any) -> Any:
+        sizes.append(f.shape[0])
+        return real(model, opt, f, *a, **k)
+
+    monkeypatch.setattr(training, "training_step", counting)
+    x, y = blobs(150)
+    xv, yv = blobs(20, seed=1)
+    NMTuneClassifier(method="nmtune", **{**FAST, "epochs": 3}).fit(x[:130], y[:130], xv, yv)
+    assert sizes == [64] * 6
+    sizes.clear()
+    NMTuneClassifier(method="nmtune", **{**FAST, "epochs": 2}).fit(x[:50], y[:50], xv, yv)
+    assert sizes == [50, 50]
+
+
+def test_callback_reports_and_cancels(data: Any) -> None:
+    xtr, ytr, _, _ = data
+    reports: list[EpochReport] = []
+    NMTuneClassifier(**FAST).fit(xtr, ytr, callback=reports.append)
+    assert [r.epoch for r in reports] == [1, 2, 3, 4]
+    assert all(set(r.losses) == {"ce", "mse", "cov", "svd", "total"} for r in reports)
+    assert all(r.losses["mse"] > 0 and r.losses["svd"] < 0 for r in reports)
+    assert reports[0].epochs == 4 and reports[0].method == "nmtune"
+    json.dumps(reports[0].to_dict())
+
+    with pytest.raises(TrainingCancelled):
+        NMTuneClassifier(**FAST).fit(xtr, ytr, callback=lambda r: r.epoch < 2)
+
+    def stop(r: EpochReport) -> None:
+        if r.candidate == 1:
+            raise TrainingCancelled("user")
+
+    seen: list[tuple[int, int]] = []
+    with pytest.raises(TrainingCancelled):
+        NMTuneClassifier(method="auto", **FAST).fit(
+            xtr, ytr, callback=lambda r: seen.append((r.candidate, r.epoch)) or stop(r)
+        )
+    assert seen[:5] == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 1)]
+
+
+def test_string_and_int_labels(data: Any) -> None:
+    xtr, ytr, xte, _ = data
+    names = np.array(["neg", "neu", "pos", "mixed"])
+    s = NMTuneClassifier(method="lp", **FAST).fit(xtr, names[ytr])
+    assert s.classes_.tolist() == sorted(names.tolist())
+    assert all(isinstance(v, str) for v in s.predict(xte).tolist())
+    i = NMTuneClassifier(method="lp", **FAST).fit(xtr, (ytr * 10).tolist())
+    assert i.classes_.tolist() == [0, 10, 20, 30]
+    assert all(isinstance(v, int) for v in i.predict(xte).tolist())
+
+
+def test_class_weights() -> None:
+    y = np.array([0] * 90 + [1] * 10)
+    np.testing.assert_allclose(balanced_class_weights(y, 2), [100 / 180, 100 / 20])
+    x, _ = blobs(100)
+    x[y == 1] += 3.0
+    a = NMTuneClassifier(method="lp", class_weight="balanced", **FAST).fit(x, y)
+    b = NMTuneClassifier(method="lp", **FAST).fit(x, y)
+    assert a.history_[0]["losses"]["ce"] != b.history_[0]["losses"]["ce"]
+
+
+def test_input_validation(data: Any) -> None:
+    xtr, ytr, xte, _ = data
+    bad = xtr.copy()
+    bad[3, 2] = np.nan
+    cases = [
+        (bad, ytr),
+        (xtr[0], ytr[:1]),
+        (xtr, ytr[:-1]),
+        (xtr, np.zeros(300, dtype=int)),
+        (xtr, [1.5] * 300),
+    ]
+    for x, y in cases:
+        with pytest.raises(TunerInputError):
+            NMTuneClassifier(**FAST).fit(x, y)
+    clf = NMTuneClassifier(method="lp", **FAST).fit(xtr, ytr)
+    with pytest.raises(TunerInputError, match="12"):
+        clf.predict(xte[:, :5])
+    bad_te = xte.copy()
+    bad_te[0, 0] = np.inf
+    with pytest.raises(TunerInputError):
+        clf.predict_proba(bad_te)
+    with pytest.raises(TunerInputError):
+        NMTuneClassifier().predict(xte)
+
+
+def test_serialisation_roundtrip(data: Any) -> None:
+    xtr, ytr, xte, _ = data
+    names = np.array(["a", "b", "c", "d"])
+    clf = NMTuneClassifier(method="nmtune", residual_init=0.0, **FAST).fit(xtr, names[ytr])
+    blob = clf.to_bytes(backbone_identity="st:minilm@rev1")
+    meta = NMTuneClassifier.read_config(blob)
+    assert meta["backbone_identity"] == "st:minilm@rev1"
+    assert meta["classes"] == ["a", "b", "c", "d"] and meta["class_type"] == "str"
+    assert meta["n_features"] == 12 and meta["method"] == "nmtune"
+    assert {"torch", "numpy", "tuner"} <= set(meta["versions"])
+    assert meta["config"]["residual_init"] == 0.0 and meta["best_epoch"] == clf.best_epoch_
+    clf2 = NMTuneClassifier.from_bytes(blob)
+    np.testing.assert_array_equal(clf.predict_proba(xte), clf2.predict_proba(xte))
+    assert clf2.predict(xte).tolist() == clf.predict(xte).tolist()
+    assert clf2.get_params()["residual_init"] == 0.0
+    with pytest.raises(TunerInputError):
+        clf2.predict(xte[:, :4])
+
+
+def _rewrite_meta(blob: bytes, edit: Any) -> bytes:
+    from safetensors.torch import load, save
+
+    meta = NMTuneClassifier.read_config(blob)
+    edit(meta)
+    return bytes(save(dict(load(blob)), metadata={"nmtune.config": json.dumps(meta)}))
+
+
+def test_from_bytes_rejects_bad_blobs(data: Any) -> None:
+    xtr, ytr, _, _ = data
+    blob = NMTuneClassifier(method="mlp", **FAST).fit(xtr, ytr).to_bytes()
+    edits = [
+        lambda m: m.update(format_version=99),
+        lambda m: m.update(n_features=13),
+        lambda m: m.update(n_classes=5, classes=[0, 1, 2, 3, 4]),
+        lambda m: m["config"].update(hidden_ratio=2.0),
+        lambda m: m.update(method="svm"),
+        lambda m: m.update(class_type="str"),
+    ]
+    for edit in edits:
+        with pytest.raises(TunerInputError):
+            NMTuneClassifier.from_bytes(_rewrite_meta(blob, edit))
+    for bad in (b"", b"garbage!" * 4, blob[:100], blob[:-8]):
+        with pytest.raises(TunerInputError):
+            NMTuneClassifier.from_bytes(bad)
+
+
+def test_params_and_clone() -> None:
+    clf = NMTuneClassifier(method="lp", preset="paper-text", random_state=5, epochs=3)
+    assert clf.get_params() == {
+        "method": "lp",
+        "preset": "paper-text",
+        "random_state": 5,
+        "epochs": 3,
+    }
+    assert clf.set_params(epochs=7, method="mlp") is clf
+    assert clf.get_params()["epochs"] == 7 and clf.method == "mlp"
+    with pytest.raises(ConfigError):
+        clf.set_params(not_a_field=1)
+    assert "not_a_field" not in clf.get_params()
+    with pytest.raises(ConfigError):
+        NMTuneClassifier(bogus=1)
+    from sklearn.base import clone
+
+    c2 = clone(clf)
+    assert c2.get_params() == clf.get_params() and c2 is not clf
+
+
+def test_nmtune_raises_top_singular_share() -> None:
+    """nmtune's adapted features have a lower (uncentred) LSVR than mlp's.
+
+    Measured without centring, i.e. on the matrix the SVD term acts on. On these anisotropic
+    clusters (a shared dominant mean direction, as in real sentence embeddings) the gap is
+    consistent across seeds but small (0.01-0.03), and it comes mostly from the consistency
+    term: at the paper-code weight the SVD term's gradient is tiny (p = s / sum(s) is scale
+    invariant), see test_losses.test_svd_term_direction for that term's own direction.
+    """
+    for seed in (0, 1, 2):
+        rng = np.random.default_rng(seed)
+        d, c, n = 24, 4, 600
+        mu = rng.normal(size=d) * 2.0
+        centers = rng.normal(size=(c, d)) * 0.5
+        y = rng.integers(0, c, n)
+        x = (mu + centers[y] + rng.normal(size=(n, d)) * np.linspace(1.5, 0.2, d)).astype(
+            np.float32
+        )
+        lsvr = {}
+        for method in ("mlp", "nmtune"):
+            clf = NMTuneClassifier(method=method, random_state=seed, epochs=15, device="cpu")
+            clf.fit(x, y)
+            lsvr[method] = spectrum(clf.transform(x), center=False).lsvr
+            assert clf.adapted_spectrum(x, center=False).lsvr == lsvr[method]
+        assert lsvr["nmtune"] < lsvr["mlp"], (seed, lsvr)
