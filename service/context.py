@@ -16,6 +16,7 @@ from service.jobs.executor import JobExecutor
 from service.jobs.runner import InlineRunner, JobRunner
 from service.predictions.service import HeadCache
 from service.settings import Settings
+from service.ttl_cache import TTLCache
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ class AppContext:
         self.registry = registry or BackendRegistry.from_specs(settings.backbones)
         self.cache = EmbeddingCache(self.db, chunk_size=settings.embed_chunk_size)
         self.executor = JobExecutor(self.db, self.registry, self.cache, settings)
-        self.heads = HeadCache(settings.head_cache_size)
+        self.heads = HeadCache(settings.head_cache_size, settings.auth_cache_ttl_s)
+        self.tenants: TTLCache[str, str] = TTLCache(10_000, settings.auth_cache_ttl_s)
         self.runner: JobRunner = self._make_runner()
 
     def _make_runner(self) -> JobRunner:

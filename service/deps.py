@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.auth.service import tenant_for_key
+from service.auth.service import hash_key, tenant_for_key
 from service.context import AppContext
 from service.errors import Unauthorized
 
@@ -19,17 +20,26 @@ def get_ctx(request: Request) -> AppContext:
     return ctx
 
 
-def current_tenant(
+async def current_tenant(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
+    """The tenant of the bearer key; lookups are cached for `auth_cache_ttl_s` seconds."""
     if creds is None or not creds.credentials:
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
     ctx = get_ctx(request)
-    with ctx.db.session() as s:
-        tenant = tenant_for_key(s, creds.credentials)
+    digest = hash_key(creds.credentials)
+    tenant = ctx.tenants.get(digest)
     if tenant is None:
-        raise Unauthorized("invalid or revoked API key")
+
+        def _lookup() -> str | None:
+            with ctx.db.session() as s:
+                return tenant_for_key(s, creds.credentials)
+
+        tenant = await to_thread.run_sync(_lookup)
+        if tenant is None:
+            raise Unauthorized("invalid or revoked API key")
+        ctx.tenants.put(digest, tenant)
     return tenant
 
 

@@ -60,11 +60,29 @@ class Settings(BaseSettings):
     worker_device: str | None = Field(
         default=None, description="Torch device for training on a worker: cpu, cuda, cuda:N."
     )
+    celery_result_backend: SecretStr | None = Field(
+        default=None,
+        description="Celery result backend URL; unset: results are not stored (the job row is "
+        "the source of truth).",
+    )
+    celery_dispatch_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="runner=celery: how often the API and workers re-send queued jobs that "
+        "never reached the broker and re-queue jobs of dead workers.",
+    )
 
     # auth ----------------------------------------------------------------------------
     bootstrap_api_key: SecretStr | None = Field(
         default=None,
         description="If set, a tenant named `default` with this API key is ensured at start-up.",
+    )
+
+    auth_cache_ttl_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds an API key lookup (and a loaded head's row) is cached in memory; "
+        "a revoked key or deleted head stops working within this time (0: no cache).",
     )
 
     # limits --------------------------------------------------------------------------

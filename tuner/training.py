@@ -200,6 +200,7 @@ def training_step(
 
 
 @torch.no_grad()
+@torch.no_grad()
 def predict_logits(model: HeadModule, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """Eval-mode logits (N, C) in chunks; restores the module's previous mode."""
     was_training = model.training

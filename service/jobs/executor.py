@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from adapters import (
     AdapterError,
@@ -276,6 +277,8 @@ class JobExecutor:
                 "best_epoch": getattr(clf, "best_epoch_", None),
                 "best_score": getattr(clf, "best_score_", None),
                 "device": str(getattr(clf, "device_", "cpu")),
+                "torch_version": str(torch.__version__),
+                "cuda_version": torch.version.cuda,  # None on a CPU build
                 "candidates": _jsonable(getattr(clf, "candidates_", None)),
                 "timings_s": {"embed": round(embed_s, 3), "train": round(train_s, 3)},
                 "n_train": int(train_idx.size),

@@ -3,65 +3,107 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from service.datasets.validation import check_text, decode_image
-from service.errors import Conflict, PayloadTooLarge, ValidationFailed
+from service.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from service.heads import service as heads_service
-from service.heads.models import Head
 from service.ops import metrics
 from service.predictions.schemas import ClassScore, Prediction, PredictRequest, PredictResponse
+from service.ttl_cache import TTLCache
 from tuner import NMTuneClassifier
+
+INLINE_ROWS = 64
 
 if TYPE_CHECKING:
     from service.context import AppContext
 
 
-class HeadCache:
-    """LRU of loaded heads: weights are read from SQL and parsed once per head."""
+@dataclass(frozen=True)
+class HeadMeta:
+    id: str
+    tenant_id: str
+    status: str
+    dim: int
+    backbone: str
+    backbone_identity: str
 
-    def __init__(self, size: int) -> None:
+
+class HeadCache:
+    """Loaded heads: parsed weights in an LRU (immutable once trained) and the head row's
+    metadata for ``ttl_s`` seconds, so a warm predict reads nothing from SQL."""
+
+    def __init__(self, size: int, ttl_s: float) -> None:
         self.size = size
-        self._items: OrderedDict[str, NMTuneClassifier] = OrderedDict()
+        self._models: OrderedDict[str, NMTuneClassifier] = OrderedDict()
+        self._meta: TTLCache[str, HeadMeta] = TTLCache(max(size * 8, 64), ttl_s)
         self._lock = threading.Lock()
 
-    def get(self, head_id: str) -> NMTuneClassifier | None:
+    def model(self, head_id: str) -> NMTuneClassifier | None:
         with self._lock:
-            clf = self._items.get(head_id)
+            clf = self._models.get(head_id)
             if clf is not None:
-                self._items.move_to_end(head_id)
+                self._models.move_to_end(head_id)
             return clf
 
-    def put(self, head_id: str, clf: NMTuneClassifier) -> None:
+    def put_model(self, head_id: str, clf: NMTuneClassifier) -> None:
         with self._lock:
-            self._items[head_id] = clf
-            self._items.move_to_end(head_id)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            self._models[head_id] = clf
+            self._models.move_to_end(head_id)
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+
+    def meta(self, head_id: str) -> HeadMeta | None:
+        return self._meta.get(head_id)
+
+    def put_meta(self, meta: HeadMeta) -> None:
+        self._meta.put(meta.id, meta)
 
     def forget(self, head_id: str) -> None:
+        self._meta.pop(head_id)
         with self._lock:
-            self._items.pop(head_id, None)
+            self._models.pop(head_id, None)
 
 
-def _load(ctx: AppContext, tenant_id: str, head_id: str) -> tuple[Head, NMTuneClassifier]:
+def _read_head(
+    ctx: AppContext, tenant_id: str, head_id: str, with_weights: bool
+) -> tuple[HeadMeta, bytes | None]:
     with ctx.db.session() as s:
         head = heads_service.get_head(s, tenant_id, head_id)
-        if head.status != "ready":
-            raise Conflict(f"head {head_id!r} is {head.status}, not ready", field="head_id")
-        clf = ctx.heads.get(head_id)
-        if clf is None:
-            blob = head.weights
-            assert blob is not None
-            clf = NMTuneClassifier.from_bytes(blob)
-            ctx.heads.put(head_id, clf)
-        s.expunge(head)
-    return head, clf
+        meta = HeadMeta(
+            head.id,
+            head.tenant_id,
+            head.status,
+            int(head.dim or 0),
+            head.backbone,
+            head.backbone_identity,
+        )
+        blob = head.weights if with_weights and head.status == "ready" else None
+    return meta, blob
+
+
+async def _load(ctx: AppContext, tenant_id: str, head_id: str) -> tuple[HeadMeta, NMTuneClassifier]:
+    cached = ctx.heads.meta(head_id)
+    clf = ctx.heads.model(head_id)
+    if cached is None or clf is None:
+        meta, blob = await asyncio.to_thread(_read_head, ctx, tenant_id, head_id, clf is None)
+        if meta.status == "ready":
+            ctx.heads.put_meta(meta)
+        if clf is None and blob is not None:
+            clf = await asyncio.to_thread(NMTuneClassifier.from_bytes, blob)
+            ctx.heads.put_model(head_id, clf)
+    else:
+        meta = cached
+    if meta.tenant_id != tenant_id:
+        raise NotFound(f"head {head_id!r} not found", field="head_id")
+    if meta.status != "ready" or clf is None:
+        raise Conflict(f"head {head_id!r} is {meta.status}, not ready", field="head_id")
+    return meta, clf
 
 
 def _check_embeddings(rows: list[list[float]], dim: int) -> np.ndarray:
@@ -71,12 +113,14 @@ def _check_embeddings(rows: list[list[float]], dim: int) -> np.ndarray:
                 f"embeddings[{i}]: dimension {len(row)}, the head expects {dim}",
                 field=f"embeddings[{i}]",
             )
-        for j, v in enumerate(row):
-            if not math.isfinite(v):
-                raise ValidationFailed(
-                    f"embeddings[{i}][{j}]: NaN or infinite value", field=f"embeddings[{i}][{j}]"
-                )
-    return np.asarray(rows, dtype=np.float32)
+    x = np.asarray(rows, dtype=np.float64)  # (n, dim)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise ValidationFailed(
+            f"embeddings[{i}][{j}]: NaN or infinite value", field=f"embeddings[{i}][{j}]"
+        )
+    return x.astype(np.float32)
 
 
 async def predict(
@@ -88,13 +132,16 @@ async def predict(
         raise PayloadTooLarge(
             f"{field}: {n} rows, at most {ctx.settings.max_predict_batch}", field=field
         )
-    head, clf = await asyncio.to_thread(_load, ctx, tenant_id, head_id)
+    head, clf = await _load(ctx, tenant_id, head_id)
     if body.embeddings is not None:
-        x = _check_embeddings(body.embeddings, int(head.dim or 0))
+        x = _check_embeddings(body.embeddings, head.dim)
     else:
         assert body.inputs is not None
         x = await _embed_inputs(ctx, tenant_id, head, body.inputs)
-    proba = await asyncio.to_thread(clf.predict_proba, x)  # (n, C)
+    if x.shape[0] <= INLINE_ROWS:  # a few rows: cheaper than a thread hop
+        proba = clf.predict_proba(x)  # (n, C)
+    else:
+        proba = await asyncio.to_thread(clf.predict_proba, x)
     metrics.PREDICTIONS.inc(n)
     return PredictResponse(
         head_id=head.id, predictions=_rows(proba, list(clf.classes_), body.top_k)
@@ -102,7 +149,7 @@ async def predict(
 
 
 async def _embed_inputs(
-    ctx: AppContext, tenant_id: str, head: Head, inputs: list[str]
+    ctx: AppContext, tenant_id: str, head: HeadMeta, inputs: list[str]
 ) -> np.ndarray:
     from service.backbones.service import get_backend
 

@@ -121,6 +121,7 @@ class ServerThread:
 
 
 def make_settings(db_url: str, backbones: list[dict[str, Any]], **kw: Any) -> Settings:
+    kw.setdefault("auth_cache_ttl_s", 0)  # revocations seen at once; the cache has its own test
     return Settings(
         database_url=SecretStr(db_url),
         backbones=backbones,

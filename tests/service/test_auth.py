@@ -86,3 +86,33 @@ def test_cache_is_scoped_per_tenant(serve: Any, fake_upstream: Any) -> None:
         assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
         # each tenant pays for its own vectors: no cross-tenant cache reads
         assert fake_upstream.request_count > before
+
+
+def test_key_lookups_are_cached_for_the_ttl(serve: Any, fake_upstream: Any) -> None:
+    import time
+
+    run = serve(None, [fake_spec(fake_upstream)], auth_cache_ttl_s=1.0)
+    assert run.client().get("/v1/datasets").status_code == 200
+    with run.db.session() as s:
+        key_id = s.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(run.key_a)))
+        assert key_id and revoke_key(s, key_id)
+    assert run.client().get("/v1/datasets").status_code == 200  # cached
+    time.sleep(1.2)
+    assert run.client().get("/v1/datasets").status_code == 401  # the revocation is seen
+
+
+def test_ttl_cache() -> None:
+    import time
+
+    from service.ttl_cache import TTLCache
+
+    c: TTLCache[str, int] = TTLCache(maxsize=2, ttl_s=0.2)
+    c.put("a", 1)
+    c.put("b", 2)
+    c.put("c", 3)
+    assert c.get("a") is None and c.get("b") == 2 and c.get("c") == 3
+    time.sleep(0.25)
+    assert c.get("b") is None
+    off: TTLCache[str, int] = TTLCache(maxsize=2, ttl_s=0)
+    off.put("a", 1)
+    assert off.get("a") is None

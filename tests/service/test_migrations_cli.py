@@ -70,7 +70,9 @@ def test_cli_migrate_and_keys(tmp_path: Path) -> None:
     assert key.startswith("nmt_")
     listed = _cli(url, "keys", "list").stdout
     assert key_id in listed and "active" in listed and key not in listed
-    settings = Settings(database_url=SecretStr(url), backbones=[], log_json=False)
+    settings = Settings(
+        database_url=SecretStr(url), backbones=[], log_json=False, auth_cache_ttl_s=0
+    )
     with TestClient(create_app(settings)) as client:
         assert (
             client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}).status_code
