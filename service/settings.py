@@ -72,18 +72,6 @@ class Settings(BaseSettings):
         "never reached the broker and re-queue jobs of dead workers.",
     )
 
-    celery_result_backend: SecretStr | None = Field(
-        default=None,
-        description="Celery result backend URL; unset: results are not stored (the job row is "
-        "the source of truth).",
-    )
-    celery_dispatch_interval_s: float = Field(
-        default=5.0,
-        gt=0,
-        description="runner=celery: how often the API and workers re-send queued jobs that "
-        "never reached the broker and re-queue jobs of dead workers.",
-    )
-
     # auth ----------------------------------------------------------------------------
     bootstrap_api_key: SecretStr | None = Field(
         default=None,
