@@ -241,14 +241,16 @@ class LocalConfig(BackendConfig):
     model: str = ""
     device: Device = "auto"
     batch_size: int = 32
+    gpu_batch_size: int = 256  # used instead of batch_size when the model runs on cuda
+    autocast_bf16: bool = False  # bf16 autocast on cuda (never on cpu); part of the identity
     normalize: bool = False
     revision: str | None = None  # overrides the computed revision
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError("'model' is required")
-        if self.batch_size < 1:
-            raise ValueError("'batch_size' must be >= 1")
+        if self.batch_size < 1 or self.gpu_batch_size < 1:
+            raise ValueError("'batch_size' and 'gpu_batch_size' must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,10 @@ class LocalBackend:
         self._model: Any = None
         self._dim: int | None = None
         self.device: str | None = None
-        self._identity = make_identity(self._identity_fields())
+        fields = self._identity_fields()
+        if config.autocast_bf16:  # vectors differ slightly from fp32 ones: a different identity
+            fields["precision"] = "bf16-autocast-on-cuda"
+        self._identity = make_identity(fields)
 
     # subclasses implement these (run in a worker thread)
     def _load(self) -> None:
@@ -175,9 +178,20 @@ class LocalBackend:
         if self._model is None:
             await asyncio.to_thread(self._ensure_loaded_sync)
 
+    @property
+    def batch_size(self) -> int:
+        """Inputs per forward pass: larger on a GPU."""
+        on_gpu = (self.device or "").startswith("cuda")
+        return self.config.gpu_batch_size if on_gpu else self.config.batch_size
+
     def _run(self, fn: Callable[[], FloatMatrix]) -> FloatMatrix:
         self._ensure_loaded_sync()
         with self._lock:
+            if self.config.autocast_bf16 and (self.device or "").startswith("cuda"):
+                import torch
+
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                    return fn()
             return fn()
 
     async def embed(self, inputs: Sequence[str] | Sequence[bytes]) -> FloatMatrix:
@@ -185,7 +199,8 @@ class LocalBackend:
         if not items:
             await self.ensure_ready()
             return empty_matrix(self.dim)
-        bs = self.config.batch_size
+        await self.ensure_ready()  # the device (and so the batch size) is known once loaded
+        bs = self.batch_size
         parts = []
         for start in range(0, len(items), bs):
             chunk = items[start : start + bs]
@@ -254,7 +269,7 @@ class SentenceTransformersBackend(LocalBackend):
         texts = [self.st_config.prefix + t for t in inputs] if self.st_config.prefix else inputs
         out = self._model.encode(
             texts,
-            batch_size=self.config.batch_size,
+            batch_size=self.batch_size,
             convert_to_numpy=True,
             normalize_embeddings=False,
             show_progress_bar=False,

