@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from typing import Any
 
@@ -14,8 +15,8 @@ from service.embeddings.models import CachedEmbedding
 from service.heads.models import Head
 from service.jobs.models import Job
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.service.conftest import fake_spec, sentiment_records, wait_job
-from tests.worker.conftest import Broker, Procs, service_env
+from tests.service.conftest import fake_spec, free_port, sentiment_records, wait_job
+from tests.worker.conftest import Broker, PrivateRedis, Procs, service_env
 
 
 def celery_kw(broker: Broker) -> dict[str, Any]:
@@ -114,3 +115,108 @@ def test_cancel_over_celery(
         fake_upstream.reset()
     assert job["status"] == "cancelled", (job, procs.logs())
     assert c.get(f"/v1/heads/{created['head']['id']}").json()["status"] == "cancelled"
+
+
+def test_worker_killed_mid_embedding_job_completes_on_new_worker(
+    pg_db: str, broker: Broker, serve: Any, procs: Procs
+) -> None:
+    with FakeOpenAIServer(dim=8) as up:
+        spec = fake_spec(up)
+        run = serve(pg_db, [spec], embed_chunk_size=5, **celery_kw(broker))
+        c = run.client()
+        env = service_env(pg_db, broker, [spec], NMTUNE_EMBED_CHUNK_SIZE="5")
+        worker = procs.worker(env, "worker1")
+        recs = sentiment_records(20, ood=False)  # 40 texts -> 8 chunks of 5
+        ds = c.post("/v1/datasets", json={"name": "k", "records": recs}).json()
+        up.inject(status=200, kind="slow", delay=0.4, times=100)  # every batch takes 0.4 s
+        created = create_head(c, ds["id"])
+        job_id = created["job"]["id"]
+        wait_progress(c, job_id, "embed", 15, timeout=60)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        _, stored = counts(run.db)
+        assert 15 <= stored < 40
+        seen_before = list(up.inputs_seen)
+
+        up.reset()
+        procs.worker(env, "worker2")  # the API's reaper re-queues and re-sends the job
+        job = wait_job(c, job_id, timeout=60)
+        assert job["status"] == "succeeded", (job, procs.logs())
+        assert job["attempts"] == 2
+        # embeddings paid once: the new worker asked only for what was not stored
+        assert len(up.inputs_seen) <= 40 - stored
+        assert not set(up.inputs_seen) & set(seen_before[:stored])
+        assert counts(run.db) == (1, 40)  # one head, no duplicate cache rows
+        with run.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(Head)) == 1
+
+
+def test_api_restart_mid_job_loses_nothing(pg_db: str, broker: Broker, procs: Procs) -> None:
+    from service.auth.service import create_key
+
+    db = Database(pg_db)
+    with db.session() as s:
+        key = create_key(s, "restart").key
+    with FakeOpenAIServer(dim=8) as up:
+        spec = fake_spec(up)
+        env = service_env(pg_db, broker, [spec], NMTUNE_EMBED_CHUNK_SIZE="5")
+        port = free_port()
+        api = procs.api(env, port, "api1")
+        procs.worker(env)
+        c = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        recs = sentiment_records(20, ood=False)
+        ds = c.post("/v1/datasets", json={"name": "r", "records": recs}).json()
+        up.inject(status=200, kind="slow", delay=0.3, times=100)
+        created = create_head(c, ds["id"])
+        job_id = created["job"]["id"]
+        wait_progress(c, job_id, "embed", 5, timeout=60)
+        api.send_signal(signal.SIGKILL)
+        api.wait()
+        time.sleep(0.5)
+        procs.api(env, port, "api2")
+        job = wait_job(c, job_id, timeout=60)
+        assert job["status"] == "succeeded", (job, procs.logs())
+        assert job["attempts"] == 1  # the worker never noticed
+        hid = created["head"]["id"]
+        pred = c.post(f"/v1/heads/{hid}/predict", json={"inputs": [recs[0]["text"]]})
+        assert pred.status_code == 200, pred.text
+        assert counts(db) == (1, 40)
+    db.dispose()
+
+
+def test_broker_down_answers_503_and_recovers(
+    pg_db: str,
+    private_redis: PrivateRedis,
+    serve: Any,
+    procs: Procs,
+    fake_upstream: FakeOpenAIServer,
+) -> None:
+    broker = Broker(private_redis.url, f"nmtune-test-{time.time_ns()}")
+    spec = fake_spec(fake_upstream)
+    run = serve(pg_db, [spec], **celery_kw(broker))
+    c = run.client()
+    ds = c.post("/v1/datasets", json={"name": "b", "records": sentiment_records(8)}).json()
+    # accepted and sent; no worker yet, so the message waits in Redis ...
+    first = create_head(c, ds["id"])
+    # ... and is lost with it: this Redis keeps nothing on disk
+    private_redis.stop()
+    t0 = time.monotonic()
+    r = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake", "method": "lp"})
+    assert r.status_code == 503, r.text
+    assert time.monotonic() - t0 < 5
+    body = r.json()
+    assert body["error"] == "ServiceUnavailable" and "queue" in body["detail"]
+    assert c.get("/readyz").status_code == 503
+
+    private_redis.start()  # same port
+    procs.worker(service_env(pg_db, broker, [spec]))
+    second = create_head(c, ds["id"], lp_epochs=1)
+    for created in (first, second):  # the lost one is re-sent by the dispatcher
+        job = wait_job(c, created["job"]["id"], timeout=60)
+        assert job["status"] == "succeeded", (job, procs.logs())
+        assert job["attempts"] == 1
+    assert c.get("/readyz").status_code == 200
