@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from service.datasets import service
@@ -47,9 +48,7 @@ async def upload_dataset(
         with ctx.db.session() as s:
             return service.create_dataset(s, ctx.settings, tenant, name, records)
 
-    import anyio.to_thread
-
-    return await anyio.to_thread.run_sync(_store)
+    return await to_thread.run_sync(_store)
 
 
 @router.get("", summary="List datasets")

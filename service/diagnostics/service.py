@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from service.errors import Conflict, NotFound, ValidationFailed
 from service.heads import service as heads_service
 from service.jobs.executor import load_examples, summarize_spectrum
 from service.jobs.models import Job
+from tuner import spectrum
 
 if TYPE_CHECKING:
     from service.context import AppContext
@@ -70,14 +72,12 @@ async def dataset_spectrum(
             f"backbone: {backbone!r} embeds {backend.modality}, the dataset holds {ds.modality}",
             field="backbone",
         )
-    ex = load_examples(ctx.db, dataset_id, [split])
+    ex = await asyncio.to_thread(load_examples, ctx.db, dataset_id, [split])
     cached = await ctx.cache.cached_count(tenant_id, backend.identity, ex.keys)
     if cached < len(set(ex.keys)):
         return await _embed_job(ctx, tenant_id, dataset_id, split, backbone)
     x = await ctx.embed(tenant_id, backend, ex.inputs, keys=ex.keys)  # all hits
     cap = min(max_samples or ctx.settings.max_spectrum_samples, ctx.settings.max_spectrum_samples)
-    from tuner import spectrum
-
     spec = spectrum(x, center=center, normalize=normalize, max_samples=cap, random_state=0)
     d = spec.to_dict()
     d["singular_values"] = [float(v) for v in np.asarray(d["singular_values"])[:256]]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -40,14 +41,27 @@ def to_out(head: Head, job_id: str | None) -> HeadOut:
     )
 
 
+_UNKNOWN_FIELD = re.compile(r"unknown config field '([^']+)'")
+
+
+def _config_error_field(message: str, overrides: dict[str, Any]) -> str:
+    """The request field a tuner ConfigError is about: `preset` or `overrides.<name>`."""
+    if message.startswith("unknown preset"):
+        return "preset"
+    m = _UNKNOWN_FIELD.search(message)
+    if m:
+        return f"overrides.{m.group(1)}"
+    first = message.split(" ", 1)[0]
+    if first in overrides:
+        return f"overrides.{first}"
+    return "overrides"
+
+
 def check_config(method: str, preset: str, overrides: dict[str, Any]) -> None:
     try:
         resolve_config(method, preset, overrides)
     except ConfigError as exc:
-        field = getattr(exc, "field", None)
-        path = f"overrides.{field}" if field else "overrides"
-        if "preset" in str(exc).lower() and not field:
-            path = "preset"
+        path = _config_error_field(str(exc), overrides)
         raise ValidationFailed(f"{path}: {exc}", field=path) from exc
 
 
