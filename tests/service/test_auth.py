@@ -116,3 +116,25 @@ def test_ttl_cache() -> None:
     off: TTLCache[str, int] = TTLCache(maxsize=2, ttl_s=0)
     off.put("a", 1)
     assert off.get("a") is None
+
+
+def test_backbone_secrets_never_leave_the_service(serve: Any, fake_upstream: Any) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    c = run.client()
+    r = c.get("/v1/backbones")
+    assert r.status_code == 200
+    assert r.json()["items"][0]["name"] == "fake"
+    assert "sk-test-secret" not in r.text
+    ds = c.post("/v1/datasets", json={"name": "s", "records": sentiment_records(4)}).json()
+    created = c.post(
+        "/v1/heads",
+        json={
+            "dataset_id": ds["id"],
+            "backbone": "fake",
+            "method": "lp",
+            "overrides": {"lp_epochs": 1},
+        },
+    )
+    assert "sk-test-secret" not in created.text
+    wait_job(c, created.json()["job"]["id"])
+    assert "sk-test-secret" not in c.get(f"/v1/heads/{created.json()['head']['id']}").text
