@@ -151,6 +151,39 @@ def test_worker_killed_mid_embedding_job_completes_on_new_worker(
             assert s.scalar(select(func.count()).select_from(Head)) == 1
 
 
+def test_worker_killed_mid_training_job_completes_on_new_worker(
+    pg_db: str, broker: Broker, serve: Any, procs: Procs
+) -> None:
+    with FakeOpenAIServer(dim=8) as up:
+        spec = fake_spec(up)
+        run = serve(pg_db, [spec], **celery_kw(broker))
+        c = run.client()
+        env = service_env(pg_db, broker, [spec])
+        worker = procs.worker(env, "worker1")
+        recs = sentiment_records(20, ood=False)  # 40 texts
+        ds = c.post("/v1/datasets", json={"name": "t", "records": recs}).json()
+        created = create_head(c, ds["id"], lp_epochs=400)
+        job_id = created["job"]["id"]
+        wait_progress(c, job_id, "train", 2, timeout=60)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        assert c.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
+        assert counts(run.db) == (0, 40)  # all embeddings stored before training began
+        paid = len(up.inputs_seen)
+        assert paid == 40
+
+        procs.worker(env, "worker2")  # the reaper re-queues the dead worker's job
+        job = wait_job(c, job_id, timeout=90)
+        assert job["status"] == "succeeded", (job, procs.logs())
+        assert job["attempts"] == 2
+        assert len(up.inputs_seen) == paid  # training restarted from the cache: paid once
+        assert counts(run.db) == (1, 40)
+        with run.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(Head)) == 1
+        r = c.post(f"/v1/heads/{created['head']['id']}/predict", json={"inputs": [recs[0]["text"]]})
+        assert r.status_code == 200
+
+
 def test_api_restart_mid_job_loses_nothing(pg_db: str, broker: Broker, procs: Procs) -> None:
     from service.auth.service import create_key
 
