@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,14 +40,6 @@ class EmbeddingCancelled(Exception):
     """Raised between backend batches when the caller asked to stop."""
 
 
-@dataclass
-class EmbedStats:
-    total: int = 0
-    unique: int = 0
-    hits: int = 0
-    misses: int = 0
-    backend_batches: int = 0
-
 
 class EmbeddingCache:
     def __init__(self, db: Database, chunk_size: int = 256) -> None:
@@ -64,10 +55,8 @@ class EmbeddingCache:
         keys: Sequence[str] | None = None,
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
-        stats: EmbedStats | None = None,
     ) -> np.ndarray:
         """Embed ``inputs`` (in order) through the cache. Returns float32 (n, dim)."""
-        stats = stats if stats is not None else EmbedStats()
         await backend.ensure_ready()
         bh = backbone_hash(backend.identity)
         keys = list(keys) if keys is not None else [input_sha256(x) for x in inputs]
@@ -75,11 +64,9 @@ class EmbeddingCache:
         for i, k in enumerate(keys):
             first_index.setdefault(k, i)
         unique = list(first_index)
-        stats.total, stats.unique = len(keys), len(unique)
 
         found = await asyncio.to_thread(self._read, tenant_id, bh, unique)
         missing = [k for k in unique if k not in found]
-        stats.hits, stats.misses = len(found), len(missing)
         metrics.CACHE_HITS.inc(len(found))
         metrics.CACHE_MISSES.inc(len(missing))
         done = len(found)
@@ -93,7 +80,6 @@ class EmbeddingCache:
             batch = [inputs[first_index[k]] for k in chunk]
             vectors = await backend.embed(batch)  # type: ignore[arg-type]  # one modality per backend
             metrics.BACKEND_BATCHES.inc()
-            stats.backend_batches += 1
             pairs = list(zip(chunk, vectors, strict=True))
             await asyncio.to_thread(self._write, tenant_id, bh, pairs)
             found.update(pairs)

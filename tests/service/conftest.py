@@ -220,3 +220,26 @@ def sentiment_records(n_per_class: int = 24, ood: bool = True) -> list[dict[str,
                 {"text": f"ugh {NEGATIVE[i]} :( #{i}", "label": "neg", "split": "ood:tweets"}
             )
     return recs
+
+
+def post_head(
+    c: httpx.Client,
+    dataset_id: str,
+    method: str = "lp",
+    *,
+    backbone: str = "fake",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """POST /v1/heads; asserts the 202 and returns {head, job}."""
+    r = c.post(
+        "/v1/heads",
+        json={
+            "dataset_id": dataset_id,
+            "backbone": backbone,
+            "method": method,
+            "overrides": overrides,
+        },
+    )
+    assert r.status_code == 202, r.text
+    body: dict[str, Any] = r.json()
+    return body

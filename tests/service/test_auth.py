@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from service.auth.models import ApiKey
 from service.auth.service import hash_key, revoke_key
-from tests.service.conftest import fake_spec, sentiment_records, wait_job
+from tests.service.conftest import fake_spec, post_head, sentiment_records, wait_job
 
 
 def test_missing_and_invalid_keys_get_401(serve: Any, fake_upstream: Any) -> None:
@@ -32,15 +32,7 @@ def test_tenants_see_only_their_own(serve: Any, fake_upstream: Any) -> None:
     run = serve(None, [fake_spec(fake_upstream)])
     a, b = run.client("a"), run.client("b")
     ds = a.post("/v1/datasets", json={"name": "mine", "records": sentiment_records(6)}).json()
-    created = a.post(
-        "/v1/heads",
-        json={
-            "dataset_id": ds["id"],
-            "backbone": "fake",
-            "method": "lp",
-            "overrides": {"epochs": 2},
-        },
-    ).json()
+    created = post_head(a, ds["id"], "lp", lp_epochs=2)
     job = wait_job(a, created["job"]["id"])
     assert job["status"] == "succeeded"
     hid, jid = created["head"]["id"], created["job"]["id"]
@@ -74,15 +66,7 @@ def test_cache_is_scoped_per_tenant(serve: Any, fake_upstream: Any) -> None:
         c = run.client(who)
         ds = c.post("/v1/datasets", json={"name": "same", "records": recs}).json()
         before = fake_upstream.request_count
-        created = c.post(
-            "/v1/heads",
-            json={
-                "dataset_id": ds["id"],
-                "backbone": "fake",
-                "method": "lp",
-                "overrides": {"epochs": 1},
-            },
-        ).json()
+        created = post_head(c, ds["id"], "lp", lp_epochs=1)
         assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
         # each tenant pays for its own vectors: no cross-tenant cache reads
         assert fake_upstream.request_count > before

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from service.datasets.models import Dataset, Example
 from service.heads.models import Head
 from service.jobs.models import Job
-from tests.service.conftest import fake_spec, sentiment_records, wait_job
+from tests.service.conftest import fake_spec, post_head, sentiment_records, wait_job
 
 
 def counts(run: Any) -> tuple[int, int, int, int]:
@@ -193,10 +193,7 @@ def test_bad_head_requests(run: Any, body: dict[str, Any], status: int, field: s
 def test_bad_predictions(run: Any) -> None:
     c = run.client()
     ds = _dataset(run)
-    created = c.post(
-        "/v1/heads",
-        json={"dataset_id": ds, "backbone": "fake", "method": "lp", "overrides": {"epochs": 1}},
-    ).json()
+    created = post_head(c, ds, "lp", lp_epochs=1)
     assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
     url = f"/v1/heads/{created['head']['id']}/predict"
     before = counts(run)

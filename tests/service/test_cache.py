@@ -20,7 +20,7 @@ from service.db.migrate import upgrade
 from service.db.session import Database
 from service.embeddings.models import CachedEmbedding
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.service.conftest import fake_spec, free_port, sentiment_records, wait_job
+from tests.service.conftest import fake_spec, free_port, post_head, sentiment_records, wait_job
 
 
 def test_second_head_makes_zero_backend_calls(serve: Any, fake_upstream: FakeOpenAIServer) -> None:
@@ -29,29 +29,13 @@ def test_second_head_makes_zero_backend_calls(serve: Any, fake_upstream: FakeOpe
     recs = sentiment_records(10)
     ds = c.post("/v1/datasets", json={"name": "c", "records": recs}).json()
     fake_upstream.reset()
-    first = c.post(
-        "/v1/heads",
-        json={
-            "dataset_id": ds["id"],
-            "backbone": "fake",
-            "method": "lp",
-            "overrides": {"lp_epochs": 2},
-        },
-    ).json()
+    first = post_head(c, ds["id"], "lp", lp_epochs=2)
     assert wait_job(c, first["job"]["id"])["status"] == "succeeded"
     n_first = fake_upstream.request_count
     assert n_first > 0
     assert sorted(fake_upstream.inputs_seen) == sorted({r["text"] for r in recs})
 
-    second = c.post(
-        "/v1/heads",
-        json={
-            "dataset_id": ds["id"],
-            "backbone": "fake",
-            "method": "nmtune",
-            "overrides": {"epochs": 2},
-        },
-    ).json()
+    second = post_head(c, ds["id"], "nmtune", epochs=2)
     assert wait_job(c, second["job"]["id"])["status"] == "succeeded"
     assert fake_upstream.request_count == n_first  # zero backend calls
 
@@ -81,15 +65,7 @@ def test_failed_job_keeps_what_was_paid_for(serve: Any) -> None:
         with run.db.session() as s:
             assert s.scalar(select(func.count()).select_from(CachedEmbedding)) == 20
         up.reset()
-        again = c.post(
-            "/v1/heads",
-            json={
-                "dataset_id": ds["id"],
-                "backbone": "fake",
-                "method": "lp",
-                "overrides": {"lp_epochs": 1},
-            },
-        ).json()
+        again = post_head(c, ds["id"], "lp", lp_epochs=1)
         assert wait_job(c, again["job"]["id"])["status"] == "succeeded"
         assert len(up.inputs_seen) == 20  # only the 20 that were never paid for
 
@@ -137,15 +113,7 @@ def test_job_killed_mid_embedding_resumes_without_reembedding(tmp_path: Path) ->
         recs = sentiment_records(20, ood=False)  # 40 texts -> 8 chunks of 5
         ds = c.post("/v1/datasets", json={"name": "k", "records": recs}).json()
         up.inject(status=200, kind="slow", delay=0.4, times=100)  # every batch takes 0.4 s
-        created = c.post(
-            "/v1/heads",
-            json={
-                "dataset_id": ds["id"],
-                "backbone": "fake",
-                "method": "lp",
-                "overrides": {"lp_epochs": 2},
-            },
-        ).json()
+        created = post_head(c, ds["id"], "lp", lp_epochs=2)
         job_id = created["job"]["id"]
         deadline = time.time() + 30
         while c.get(f"/v1/jobs/{job_id}").json()["progress"]["done"] < 15:

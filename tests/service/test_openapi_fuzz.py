@@ -15,7 +15,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.service.conftest import fake_spec, sentiment_records, wait_job
+from tests.service.conftest import fake_spec, post_head, sentiment_records, wait_job
 
 CHECKS = [
     not_a_server_error,
@@ -30,15 +30,7 @@ def live(serve: Any, fake_upstream: Any) -> dict[str, Any]:
     run = serve(None, [fake_spec(fake_upstream)], max_predict_batch=64)
     c = run.client()
     ds = c.post("/v1/datasets", json={"name": "fuzz", "records": sentiment_records(6)}).json()
-    created = c.post(
-        "/v1/heads",
-        json={
-            "dataset_id": ds["id"],
-            "backbone": "fake",
-            "method": "lp",
-            "overrides": {"lp_epochs": 1},
-        },
-    ).json()
+    created = post_head(c, ds["id"], "lp", lp_epochs=1)
     wait_job(c, created["job"]["id"])
     return {"run": run, "dataset": ds["id"], "head": created["head"]["id"]}
 
