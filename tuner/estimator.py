@@ -101,7 +101,7 @@ class NMTuneClassifier:
     Parameters
     ----------
     method : {'lp', 'mlp', 'nmtune', 'auto'}
-    preset : {'paper-code', 'paper-text'}
+    preset : {'paper-code', 'paper-text', 'robust'}
     random_state : int
         Seed of initialisation, batch order, dropout/noise and the validation split.
     **overrides

@@ -28,7 +28,10 @@ def test_presets() -> None:
     assert (t.w_mse, t.w_cov, t.w_svd) == (0.01, 0.01, 0.01)
     m = resolve_config("mlp")
     assert (m.w_mse, m.w_cov, m.w_svd) == (0.0, 0.0, 0.0)
-    assert set(PRESETS) == {"paper-code", "paper-text"}
+    assert set(PRESETS) == {"paper-code", "paper-text", "robust"}
+    r = resolve_config("nmtune", "robust")
+    assert (r.residual_init, r.feature_dropout) == (0.0, 0.5)
+    assert (r.w_mse, r.w_cov, r.w_svd) == (1.0, 0.04, 0.001)
     assert METHODS == ("lp", "mlp", "nmtune", "auto")
     assert resolve_config("lp").head_lr == 1e-2
 

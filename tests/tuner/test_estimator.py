@@ -48,7 +48,8 @@ def test_every_method_learns(data: Any, method: str) -> None:
     assert clf.transform(xte).shape == (100, 12)
     assert clf.method_ in ("lp", "mlp", "nmtune")
     if method == "auto":
-        assert [c["method"] for c in clf.candidates_] == ["lp", "mlp", "nmtune"]
+        assert [c["method"] for c in clf.candidates_] == ["lp", "mlp", "nmtune", "nmtune"]
+        assert clf.candidates_[3]["overrides"] == {"feature_dropout": 0.5, "residual_init": 0.0}
         best = max(clf.candidates_, key=lambda c: (c["val_accuracy"], c["val_macro_f1"]))
         assert clf.best_score_ == best["val_accuracy"]
     else:
