@@ -1,0 +1,69 @@
+"""Smoke run of the benchmark scripts on tiny synthetic data (no ../shared/data, no models)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+
+def _task() -> tuple[Any, dict[str, np.ndarray]]:
+    from accuracy_data import Texts
+
+    rng = np.random.default_rng(0)
+    n, d = 240, 16
+    y = np.array(["neg", "pos"])[rng.integers(0, 2, n)]
+    shift = np.where(y == "pos", 1.0, -1.0)[:, None]
+    x = (rng.normal(size=(n, d)) + shift).astype(np.float32)
+    yo = np.array(["neg", "pos"])[rng.integers(0, 2, 80)]
+    xo = (rng.normal(size=(80, d)) + 0.5 * np.where(yo == "pos", 1.0, -1.0)[:, None]).astype(
+        np.float32
+    )
+    t = Texts("toy", [str(i) for i in range(n)], y.tolist())
+    t.ood["other"] = ([str(i) for i in range(80)], yo.tolist())
+    return t, {"id": x, "other": xo}
+
+
+def test_split_is_stratified_and_disjoint() -> None:
+    from accuracy_data import split_indices
+
+    y = np.array(["a"] * 50 + ["b"] * 30 + ["c"] * 2)
+    tr, va, te = split_indices(y, seed=3)
+    assert len(set(tr) | set(va) | set(te)) == y.size
+    assert not (set(tr) & set(va)) and not (set(tr) & set(te)) and not (set(va) & set(te))
+    assert {"a", "b", "c"} <= set(y[tr].tolist())
+    assert abs(len(tr) / y.size - 0.65) < 0.05
+
+
+def test_accuracy_pipeline_writes_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench_accuracy as ba
+
+    monkeypatch.setattr(ba, "RESULTS", tmp_path)
+    t, feats = _task()
+    fast = {"epochs": 2, "lp_epochs": 2, "batch_size": 32}
+    rows = [
+        ("sklearn LR", "sklearn", {}),
+        ("lp", "tuner", {"method": "lp", **fast}),
+        ("nmtune robust", "tuner", {"method": "nmtune", "preset": "robust", **fast}),
+    ]
+    res = ba.run_task(t, feats, [0, 1], rows)
+    rec = res["seeds"]["0"]["rows"]
+    assert rec["sklearn LR"]["id"]["accuracy"] > 80
+    assert set(rec["lp"]["ood"]) == {"other"}
+    p = ba.write_report([res], "toy", {"command": "x", "date": "d", "machine": "m"})
+    text = p.read_text()
+    assert "### toy" in text and "nmtune robust" in text
+    assert (tmp_path / "accuracy_toy.png").exists() and (tmp_path / "spectra_toy.png").exists()
+
+
+def test_cache_round_sqlite(tmp_path: Path) -> None:
+    import bench_perf
+
+    r = bench_perf._cache_round(f"sqlite:///{tmp_path}/c.db", 300, 8, 128)
+    assert r["write_s"] > 0 and r["read_s"] > 0
