@@ -34,6 +34,7 @@ _NORMS = ("batchnorm", "layernorm", "none")
 _DEVICES = ("auto", "cpu", "cuda")
 _SCHEDULES = ("cosine", "constant")
 _CLASS_WEIGHTS = (None, "balanced")
+_AUTO_RULES = ("one-se", "best")
 
 #: What ``robust`` changes relative to ``paper-code`` (see benchmarks/results/ablation.md):
 #: on small text data the paper recipe overfits the training domain; starting the residual
@@ -91,6 +92,9 @@ class HeadConfig:
     device: str = "auto"
     # auto only: candidates, each a tuple of (field, value) pairs including "method".
     auto_candidates: tuple[tuple[tuple[str, Any], ...], ...] = _DEFAULT_AUTO
+    # auto only: "best" = highest validation accuracy; "one-se" = the first candidate (the grid
+    # is ordered simplest first) within one binomial standard error of the best.
+    auto_rule: str = "one-se"
     # Filled by resolve_config.
     overrides: tuple[tuple[str, Any], ...] = ()
     deviations: tuple[str, ...] = field(default=())
@@ -289,6 +293,8 @@ def _validate_field(name: str, value: Any) -> Any:
         return _check_choice(name, value, _CLASS_WEIGHTS)
     if name == "auto_candidates":
         return _validate_candidates(value)
+    if name == "auto_rule":
+        return _check_choice(name, value, _AUTO_RULES)
     raise ConfigError(_unknown_message(name))  # pragma: no cover - guarded by the caller
 
 
@@ -310,8 +316,8 @@ def _validate_candidates(value: Any) -> tuple[tuple[tuple[str, Any], ...], ...]:
                 f"auto_candidates[{i}] needs 'method' in {list(TRAINED_METHODS)}, got {method!r}"
             )
         rest = {k: v for k, v in items.items() if k != "method"}
-        if "auto_candidates" in rest:
-            raise ConfigError(f"auto_candidates[{i}] may not nest auto_candidates")
+        if "auto_candidates" in rest or "auto_rule" in rest:
+            raise ConfigError(f"auto_candidates[{i}] may not set auto_candidates / auto_rule")
         checked = _check_overrides(str(method), rest)
         out.append((("method", method), *sorted(checked.items())))
     return tuple(out)
@@ -327,8 +333,8 @@ def _check_overrides(method: str, overrides: Mapping[str, Any]) -> dict[str, Any
                 f"{name} cannot be set for method {method!r}: it trains without regularisers "
                 "(use method 'nmtune')"
             )
-        if name == "auto_candidates" and method != "auto":
-            raise ConfigError("auto_candidates is only valid with method 'auto'")
+        if name in ("auto_candidates", "auto_rule") and method != "auto":
+            raise ConfigError(f"{name} is only valid with method 'auto'")
         checked[name] = _validate_field(name, value)
     return checked
 
@@ -361,7 +367,7 @@ def resolve_config(
             "single view: one fixed embedding per input instead of two augmented views"
         )
     for name in sorted(checked):
-        if name in ("seed", "device", "val_fraction", "auto_candidates"):
+        if name in ("seed", "device", "val_fraction", "auto_candidates", "auto_rule"):
             continue  # run settings, not part of the paper recipe
         base = PRESETS[preset].get(name)
         if not _json_equal(checked[name], base):

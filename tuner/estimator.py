@@ -28,7 +28,7 @@ from tuner.training import (
     train_head,
 )
 
-__all__ = ["NMTuneClassifier", "check_features", "encode_labels"]
+__all__ = ["NMTuneClassifier", "check_features", "encode_labels", "select_candidate"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,26 @@ def check_features(
         bad = int((~np.isfinite(x)).any(axis=1).sum())
         raise TunerInputError(f"{name} contains NaN or inf ({bad} rows)")
     return np.ascontiguousarray(x)
+
+
+def select_candidate(scores: Sequence[tuple[float, float]], n_val: int, rule: str) -> int:
+    """Index of auto's pick among candidates' validation (accuracy, macro-F1) in grid order.
+
+    ``best``: highest (accuracy, macro-F1), the first one on ties. ``one-se``: the first
+    candidate (the grid lists simpler heads first) whose accuracy is within one binomial
+    standard error, sqrt(p (1 - p) / n_val), of the best accuracy p: differences smaller than
+    the validation split can resolve do not buy a bigger head.
+    """
+    if not scores:
+        raise ValueError("no candidates")
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    if rule == "best":
+        return best
+    if rule != "one-se":
+        raise ConfigError(f"unknown auto_rule {rule!r}")
+    p = scores[best][0]
+    se = (p * (1.0 - p) / max(1, n_val)) ** 0.5
+    return next(i for i, s in enumerate(scores) if s[0] >= p - se - 1e-12)
 
 
 def _label_kind(values: Sequence[Any]) -> str:
@@ -212,9 +232,12 @@ class NMTuneClassifier:
         n_classes = int(classes.size)
         candidates: list[dict[str, Any]] = []
         if config.method == "auto":
-            best: tuple[float, float] = (-1.0, -1.0)
-            chosen: tuple[TrainResult, HeadConfig] | None = None
-            base = {k: v for k, v in self._overrides.items() if k != "auto_candidates"}
+            trained: list[tuple[TrainResult, HeadConfig]] = []
+            base = {
+                k: v
+                for k, v in self._overrides.items()
+                if k not in ("auto_candidates", "auto_rule")
+            }
             for i, cand in enumerate(config.candidate_overrides()):
                 cmethod = str(cand.pop("method"))
                 shared = {
@@ -236,11 +259,15 @@ class NMTuneClassifier:
                         "best_epoch": res.best_epoch,
                     }
                 )
-                key = (res.best_val_accuracy, res.best_val_macro_f1)
-                if key > best:
-                    best, chosen = key, (res, ccfg)
-            assert chosen is not None
-            result, final_cfg = chosen
+                trained.append((res, ccfg))
+            pick = select_candidate(
+                [(c["val_accuracy"], c["val_macro_f1"]) for c in candidates],
+                int(x_va.shape[0]),
+                config.auto_rule,
+            )
+            for c in candidates:
+                c["selected"] = c["index"] == pick
+            result, final_cfg = trained[pick]
         else:
             final_cfg = config
             result = train_head(final_cfg, x_tr, y_tr, x_va, y_va, n_classes, callback=callback)

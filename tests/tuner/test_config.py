@@ -99,3 +99,16 @@ def test_auto_candidates_override() -> None:
     )
     assert c.candidate_overrides() == [{"method": "lp"}, {"method": "nmtune", "residual_init": 0.0}]
     json.dumps(c.to_dict())
+
+
+def test_auto_rule_field() -> None:
+    assert resolve_config("auto").auto_rule == "one-se"
+    assert resolve_config("auto", overrides={"auto_rule": "best"}).auto_rule == "best"
+    with pytest.raises(ConfigError):
+        resolve_config("auto", overrides={"auto_rule": "worst"})
+    with pytest.raises(ConfigError):
+        resolve_config("nmtune", overrides={"auto_rule": "best"})
+    with pytest.raises(ConfigError):
+        resolve_config(
+            "auto", overrides={"auto_candidates": [{"method": "lp", "auto_rule": "best"}]}
+        )

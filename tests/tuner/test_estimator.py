@@ -50,8 +50,13 @@ def test_every_method_learns(data: Any, method: str) -> None:
     if method == "auto":
         assert [c["method"] for c in clf.candidates_] == ["lp", "mlp", "nmtune", "nmtune"]
         assert clf.candidates_[3]["overrides"] == {"feature_dropout": 0.5, "residual_init": 0.0}
-        best = max(clf.candidates_, key=lambda c: (c["val_accuracy"], c["val_macro_f1"]))
-        assert clf.best_score_ == best["val_accuracy"]
+        picked = [c for c in clf.candidates_ if c["selected"]]
+        assert len(picked) == 1 and clf.best_score_ == picked[0]["val_accuracy"]
+        best = max(c["val_accuracy"] for c in clf.candidates_)
+        se = (best * (1 - best) / clf.n_val_) ** 0.5
+        assert picked[0]["val_accuracy"] >= best - se - 1e-12  # one-se rule (default)
+        earlier = clf.candidates_[: picked[0]["index"]]
+        assert all(c["val_accuracy"] < best - se - 1e-12 for c in earlier)
     else:
         assert clf.method_ == method and clf.candidates_ == []
     if method == "lp":
@@ -276,3 +281,16 @@ def test_nmtune_raises_top_singular_share() -> None:
             lsvr[method] = spectrum(clf.transform(x), center=False).lsvr
             assert clf.adapted_spectrum(x, center=False).lsvr == lsvr[method]
         assert lsvr["nmtune"] < lsvr["mlp"], (seed, lsvr)
+
+
+def test_select_candidate_rules() -> None:
+    from tuner.estimator import select_candidate
+
+    scores = [(0.80, 0.79), (0.81, 0.80), (0.86, 0.85), (0.86, 0.86)]
+    assert select_candidate(scores, 100, "best") == 3  # accuracy tie -> macro-F1
+    # se = sqrt(.86 * .14 / 100) = 0.0347: 0.81 is outside, 0.86 (index 2) is the first inside
+    assert select_candidate(scores, 100, "one-se") == 2
+    # a small validation split cannot tell 0.80 from 0.86 (se = 0.11): the simplest wins
+    assert select_candidate(scores, 10, "one-se") == 0
+    with pytest.raises(ConfigError):
+        select_candidate(scores, 10, "nope")
