@@ -95,8 +95,8 @@ def load_features() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str
     try:
         from accuracy_data import DEFAULT_DATA, MINILM, CachedEmbedder, load_tasks, split_indices
 
-        tasks = load_tasks(DEFAULT_DATA, ["vader-movies"])
-        t = tasks["vader-movies"]
+        tasks = load_tasks(DEFAULT_DATA, ["vader-nyt"])
+        t = tasks["vader-nyt"]
         emb = CachedEmbedder()
         from adapters import build_backend
         from service.embeddings.service import backbone_hash, input_sha256
@@ -112,14 +112,20 @@ def load_features() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str
         x = np.stack([found[k] for k in keys]).astype(np.float32)
         y = np.asarray(t.labels)
         tr, va, _ = split_indices(y, 0)
-        return x[tr], y[tr], x[va], y[va], f"MiniLM VADER-movies (train {tr.size}, val {va.size})"
+        return (
+            x[tr],
+            y[tr],
+            x[va],
+            y[va],
+            f"MiniLM VADER-nyt (train {tr.size}, val {va.size}, 384-d)",
+        )
     except Exception as exc:  # no data / cold cache: same shape, synthetic
         rng = np.random.default_rng(0)
-        n, d = 6546, 384
+        n, d = 2228, 384
         y = rng.integers(0, 2, n)
         x = rng.normal(size=(n, d)).astype(np.float32) + 0.3 * y[:, None]
         x /= np.linalg.norm(x, axis=1, keepdims=True)
-        return x[:5546], y[:5546], x[5546:], y[5546:], f"synthetic {n}x{d} ({exc})"
+        return x[:1931], y[:1931], x[1931:], y[1931:], f"synthetic {n}x{d} ({exc})"
 
 
 def train_time() -> None:
@@ -148,7 +154,6 @@ def train_time() -> None:
         ("mlp", {"method": "mlp"}),
         ("nmtune paper-code", {"method": "nmtune"}),
         ("nmtune robust", {"method": "nmtune", "preset": "robust"}),
-        ("auto (all candidates)", {"method": "auto"}),
     ):
         t0 = time.perf_counter()
         NMTuneClassifier(random_state=0, device="cpu", **kw).fit(x_tr, y_tr, X_val=x_va, y_val=y_va)
