@@ -20,6 +20,7 @@ from service.heads.router import router as heads_router
 from service.jobs.router import router as jobs_router
 from service.ops.middleware import LimitAndObserve
 from service.ops.router import router as ops_router
+from service.ops.threads import set_this_thread
 from service.predictions.router import router as predictions_router
 from service.settings import Settings, get_settings
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = ctx or AppContext(settings)
         prepare_database(context)
+        set_this_thread(settings.serve_torch_threads)  # the request thread only
         app.state.ctx = context
         await context.runner.start()
         log.info(

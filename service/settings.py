@@ -72,6 +72,19 @@ class Settings(BaseSettings):
         "never reached the broker and re-queue jobs of dead workers.",
     )
 
+    serve_torch_threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Torch intra-op threads on the request thread (small predict batches).",
+    )
+    compute_torch_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Torch intra-op threads for training and large batches (default: all cores).",
+    )
+
     # auth ----------------------------------------------------------------------------
     bootstrap_api_key: SecretStr | None = Field(
         default=None,

@@ -40,7 +40,6 @@ class EmbeddingCancelled(Exception):
     """Raised between backend batches when the caller asked to stop."""
 
 
-
 class EmbeddingCache:
     def __init__(self, db: Database, chunk_size: int = 256) -> None:
         self.db = db

@@ -36,6 +36,7 @@ from service.heads.models import Head
 from service.jobs import repository as jobs_repo
 from service.jobs.models import Job
 from service.ops import metrics
+from service.ops.threads import compute_threads, with_threads
 from service.settings import Settings
 from tuner import (
     NMTuneClassifier,
@@ -257,15 +258,17 @@ class JobExecutor:
         fit_kwargs: dict[str, Any] = {"callback": on_epoch}
         if val_idx.size:
             fit_kwargs.update(X_val=x[val_idx], y_val=list(y[val_idx]))
+        threads = compute_threads(self.settings.compute_torch_threads)
         await loop.run_in_executor(
-            None, lambda: clf.fit(x[train_idx], list(y[train_idx]), **fit_kwargs)
+            None,
+            with_threads(threads, lambda: clf.fit(x[train_idx], list(y[train_idx]), **fit_kwargs)),
         )
         train_s = time.perf_counter() - t1
 
         # 3. evaluate --------------------------------------------------------------
         await asyncio.to_thread(jobs_repo.set_progress, self.db, job.id, "evaluate", 0, 1)
         metrics_out, spectra = await asyncio.to_thread(
-            self._evaluate, clf, x, y, split_arr, head.seed
+            with_threads(threads, lambda: self._evaluate(clf, x, y, split_arr, head.seed))
         )
 
         # 4. save ------------------------------------------------------------------

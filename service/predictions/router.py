@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from service.deps import Ctx, TenantId
 from service.errors import ERROR_RESPONSES
@@ -13,13 +14,14 @@ router = APIRouter(prefix="/v1/heads", tags=["predictions"], responses=ERROR_RES
 @router.post(
     "/{head_id}/predict",
     summary="Predict labels and class probabilities",
+    response_model=PredictResponse,
     responses={
         409: ERROR_RESPONSES[404] | {"description": "Head not ready, or its backbone changed."}
     },
 )
-async def predict(
-    head_id: str, body: PredictRequest, ctx: Ctx, tenant: TenantId
-) -> PredictResponse:
+async def predict(head_id: str, body: PredictRequest, ctx: Ctx, tenant: TenantId) -> Response:
     """`inputs` are embedded with the head's own backbone through the cache (a warm cache
     makes no backend call); `embeddings` must have the head's dimension and be finite."""
-    return await service.predict(ctx, tenant, head_id, body)
+    out = await service.predict(ctx, tenant, head_id, body)
+    # hot path: serialise the already-validated model once (no second validation pass)
+    return Response(content=out.model_dump_json(), media_type="application/json")

@@ -14,6 +14,7 @@ from service.datasets.validation import check_text, decode_image
 from service.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from service.heads import service as heads_service
 from service.ops import metrics
+from service.ops.threads import compute_threads, with_threads
 from service.predictions.schemas import ClassScore, Prediction, PredictRequest, PredictResponse
 from service.ttl_cache import TTLCache
 from tuner import NMTuneClassifier
@@ -113,14 +114,15 @@ def _check_embeddings(rows: list[list[float]], dim: int) -> np.ndarray:
                 f"embeddings[{i}]: dimension {len(row)}, the head expects {dim}",
                 field=f"embeddings[{i}]",
             )
-    x = np.asarray(rows, dtype=np.float64)  # (n, dim)
+    x = np.asarray(rows, dtype=np.float32)  # (n, dim); values beyond float32 become inf
     bad = ~np.isfinite(x)
     if bad.any():
         i, j = (int(v) for v in np.argwhere(bad)[0])
         raise ValidationFailed(
-            f"embeddings[{i}][{j}]: NaN or infinite value", field=f"embeddings[{i}][{j}]"
+            f"embeddings[{i}][{j}]: NaN, infinite or beyond the float32 range",
+            field=f"embeddings[{i}][{j}]",
         )
-    return x.astype(np.float32)
+    return x
 
 
 async def predict(
@@ -141,7 +143,8 @@ async def predict(
     if x.shape[0] <= INLINE_ROWS:  # a few rows: cheaper than a thread hop
         proba = clf.predict_proba(x)  # (n, C)
     else:
-        proba = await asyncio.to_thread(clf.predict_proba, x)
+        threads = compute_threads(ctx.settings.compute_torch_threads)
+        proba = await asyncio.to_thread(with_threads(threads, lambda: clf.predict_proba(x)))
     metrics.PREDICTIONS.inc(n)
     return PredictResponse(
         head_id=head.id, predictions=_rows(proba, list(clf.classes_), body.top_k)
