@@ -383,7 +383,7 @@ def plots(all_res: list[dict[str, Any]], tag: str) -> list[str]:
             ood_m = [np.mean(rows[k]["ood_acc"]) for k in names]
             ood_s = [np.std(rows[k]["ood_acc"]) for k in names]
             ax.bar(xs + 0.2, ood_m, 0.4, yerr=ood_s, label="OOD avg")
-        lo = min(min(id_m), *(np.mean(rows[k]["ood_acc"]) for k in names if rows[k]["ood_acc"]))
+        lo = min([*id_m, *(np.mean(rows[k]["ood_acc"]) for k in names if rows[k]["ood_acc"])])
         ax.set_ylim(max(0, lo - 10), min(100, max(id_m) + 5))
         ax.set_xticks(xs, [k.replace("nmtune ", "nmt\n") for k in names], fontsize=7, rotation=45)
         ax.set_title(res["task"], fontsize=9)
@@ -418,6 +418,9 @@ def plots(all_res: list[dict[str, Any]], tag: str) -> list[str]:
 
 def write_report(all_res: list[dict[str, Any]], tag: str, meta: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"accuracy_{tag}.json").write_text(
+        json.dumps({"meta": meta, "results": all_res}, indent=1, default=float)
+    )
     files = plots(all_res, tag)
     md = [
         f"# Accuracy benchmark — backbone {tag}",
@@ -457,9 +460,6 @@ def write_report(all_res: list[dict[str, Any]], tag: str, meta: dict[str, Any]) 
         md.append(task_table(res))
     p = RESULTS / f"accuracy_{tag}.md"
     p.write_text("\n".join(md))
-    (RESULTS / f"accuracy_{tag}.json").write_text(
-        json.dumps({"meta": meta, "results": all_res}, indent=1, default=float)
-    )
     return p
 
 

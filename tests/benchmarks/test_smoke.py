@@ -56,7 +56,11 @@ def test_accuracy_pipeline_writes_report(tmp_path: Path, monkeypatch: pytest.Mon
     rec = res["seeds"]["0"]["rows"]
     assert rec["sklearn LR"]["id"]["accuracy"] > 80
     assert set(rec["lp"]["ood"]) == {"other"}
-    p = ba.write_report([res], "toy", {"command": "x", "date": "d", "machine": "m"})
+    t.ood.clear()  # a task without OOD set (like fortunes) in the same report
+    t.name = "toy-id-only"
+    res2 = ba.run_task(t, {"id": feats["id"]}, [0], rows[:2])
+    assert res2["seeds"]["0"]["rows"]["lp"]["ood"] == {}
+    p = ba.write_report([res, res2], "toy", {"command": "x", "date": "d", "machine": "m"})
     text = p.read_text()
     assert "### toy" in text and "nmtune robust" in text
     assert (tmp_path / "accuracy_toy.png").exists() and (tmp_path / "spectra_toy.png").exists()
