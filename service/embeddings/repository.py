@@ -5,21 +5,46 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from service.embeddings.models import CachedEmbedding
 
-_READ_CHUNK = 500
+_READ_CHUNK = 500  # SQLite: bound parameters per IN list
+_PG_READ_CHUNK = 5000
+
+
+_PG_READ = text(
+    "SELECT e.input_sha256, e.dim, e.vector FROM unnest(CAST(:keys AS text[])) AS k(key) "
+    "JOIN embeddings e ON e.tenant_id = :tenant AND e.backbone_hash = :bh "
+    "AND e.input_sha256 = k.key"
+)
 
 
 def read_vectors(
     session: Session, tenant_id: str, backbone_hash: str, keys: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    """Return {input_sha256: float32 vector (dim,)} for the keys present in the cache."""
+    """Return {input_sha256: float32 vector (dim,)} for the keys present in the cache.
+
+    On PostgreSQL the keys are joined from an array (one primary-key probe each), which stays
+    fast when the table's statistics are stale, e.g. right after a large job wrote it; an
+    `IN (...)` list then gets planned as a scan of the whole (tenant, backbone) range.
+    """
     out: dict[str, np.ndarray] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        for i in range(0, len(keys), _PG_READ_CHUNK):
+            params = {
+                "keys": list(keys[i : i + _PG_READ_CHUNK]),
+                "tenant": tenant_id,
+                "bh": backbone_hash,
+            }
+            for key, dim, blob in session.execute(_PG_READ, params).all():
+                vec = np.frombuffer(blob, dtype="<f4")
+                if vec.shape[0] == dim:
+                    out[key] = vec
+        return out
     for i in range(0, len(keys), _READ_CHUNK):
         chunk = list(keys[i : i + _READ_CHUNK])
         rows = session.execute(
@@ -36,8 +61,24 @@ def read_vectors(
     return out
 
 
+_PG_COUNT = text(
+    "SELECT count(*) FROM unnest(CAST(:keys AS text[])) AS k(key) "
+    "JOIN embeddings e ON e.tenant_id = :tenant AND e.backbone_hash = :bh "
+    "AND e.input_sha256 = k.key"
+)
+
+
 def count_present(session: Session, tenant_id: str, backbone_hash: str, keys: Sequence[str]) -> int:
     n = 0
+    if session.get_bind().dialect.name == "postgresql":  # see read_vectors
+        for i in range(0, len(keys), _PG_READ_CHUNK):
+            params = {
+                "keys": list(keys[i : i + _PG_READ_CHUNK]),
+                "tenant": tenant_id,
+                "bh": backbone_hash,
+            }
+            n += int(session.scalar(_PG_COUNT, params) or 0)
+        return n
     for i in range(0, len(keys), _READ_CHUNK):
         chunk = list(keys[i : i + _READ_CHUNK])
         n += int(

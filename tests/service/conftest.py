@@ -56,6 +56,14 @@ def pg_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated-ready, empty database URL: a SQLite file, then the run's PostgreSQL DB."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'any.db'}"
+
+
 @pytest.fixture(scope="session")
 def fake_upstream() -> Iterator[FakeOpenAIServer]:
     with FakeOpenAIServer(dim=16) as server:

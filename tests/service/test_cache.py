@@ -142,22 +142,26 @@ def test_job_killed_mid_embedding_resumes_without_reembedding(tmp_path: Path) ->
             assert s.scalar(select(func.count()).select_from(CachedEmbedding)) == 40
 
 
-def test_concurrent_writers_do_not_duplicate(tmp_path: Path) -> None:
+def test_repository_reads_writes_and_counts_without_duplicates(any_db_url: str) -> None:
+    from service.auth.service import get_or_create_tenant
     from service.embeddings import repository as repo
 
-    url = f"sqlite:///{tmp_path / 'c.db'}"
-    upgrade(url)
-    db = Database(url)
+    upgrade(any_db_url)
+    db = Database(any_db_url)
     with db.session() as s:
-        from service.auth.service import get_or_create_tenant
-
-        tid = get_or_create_tenant(s, "t").id
-    vec = np.ones(4, dtype=np.float32)
-    for _ in range(2):
+        tid = get_or_create_tenant(s, f"t-{os.getpid()}-{time.time_ns()}").id
+        other = get_or_create_tenant(s, f"o-{os.getpid()}-{time.time_ns()}").id
+    vecs = {f"k{i}": np.full(4, i, dtype=np.float32) for i in range(1200)}
+    for _ in range(2):  # a second writer of the same rows changes nothing
         with db.session() as s:
-            repo.write_vectors(s, tid, "b" * 64, [("k1", vec), ("k2", vec)])
+            repo.write_vectors(s, tid, "b" * 64, list(vecs.items()))
+    keys = [*vecs, "missing-1", "missing-2"]
     with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(CachedEmbedding)) == 2
-        got = repo.read_vectors(s, tid, "b" * 64, ["k1", "k2", "k3"])
-    assert set(got) == {"k1", "k2"}
-    np.testing.assert_array_equal(got["k1"], vec)
+        got = repo.read_vectors(s, tid, "b" * 64, keys)
+        assert repo.count_present(s, tid, "b" * 64, keys) == 1200
+        assert repo.count_present(s, tid, "c" * 64, keys) == 0  # another backbone
+        assert repo.read_vectors(s, other, "b" * 64, keys) == {}  # another tenant
+        assert repo.count_for_tenant(s, tid) == 1200
+    assert set(got) == set(vecs)
+    np.testing.assert_array_equal(got["k7"], vecs["k7"])
+    db.dispose()
