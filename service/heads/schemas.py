@@ -35,15 +35,22 @@ class HeadCreate(BaseModel):
     )
     method: Method = Field(
         default="nmtune",
-        description="lp, mlp, nmtune, or auto (best of the three on validation data).",
+        description="lp (linear probe), mlp (MLP tuning baseline), nmtune, or auto: trains lp, "
+        "mlp, nmtune and nmtune with the robust settings and keeps the simplest candidate within "
+        "one standard error of the best validation accuracy (`auto_rule`: one-se or best).",
     )
     preset: str = Field(
         default="paper-code",
         max_length=40,
-        description="Hyper-parameter preset: paper-code or paper-text.",
+        description="Hyper-parameter preset: paper-code (reference code values, default), "
+        "paper-text (0.01 on each regulariser) or robust (paper-code + residual scale "
+        "initialised at 0 + feature dropout 0.5).",
     )
     overrides: dict[str, Any] = Field(
-        default_factory=dict, description="Hyper-parameters that replace the preset's."
+        default_factory=dict,
+        description="Hyper-parameters that replace the preset's (e.g. epochs, lr, w_mse, w_cov, "
+        "w_svd, svd_top_k, residual_init, feature_dropout, batch_size); unknown names are "
+        "rejected with the field at fault.",
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     name: str = Field(default="", max_length=200)
