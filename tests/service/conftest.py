@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -251,3 +253,28 @@ def post_head(
     assert r.status_code == 202, r.text
     body: dict[str, Any] = r.json()
     return body
+
+
+def start_api(
+    env: dict[str, str], port: int, log: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Run `nmtune serve` as a subprocess on 127.0.0.1:port; return once /healthz answers."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=cwd,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"nmtune serve did not come up:\n{log.read_text()}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,14 @@ from service.db.migrate import upgrade
 from service.db.session import Database
 from service.embeddings.models import CachedEmbedding
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.service.conftest import fake_spec, free_port, post_head, sentiment_records, wait_job
+from tests.service.conftest import (
+    fake_spec,
+    free_port,
+    post_head,
+    sentiment_records,
+    start_api,
+    wait_job,
+)
 
 
 def test_second_head_makes_zero_backend_calls(serve: Any, fake_upstream: FakeOpenAIServer) -> None:
@@ -70,25 +75,6 @@ def test_failed_job_keeps_what_was_paid_for(serve: Any) -> None:
         assert len(up.inputs_seen) == 20  # only the 20 that were never paid for
 
 
-def _start_service(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(log.read_text())
-
-
 def test_job_killed_mid_embedding_resumes_without_reembedding(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'kill.db'}"
     upgrade(url)
@@ -107,7 +93,7 @@ def test_job_killed_mid_embedding_resumes_without_reembedding(tmp_path: Path) ->
         )
         port = free_port()
         log = tmp_path / "serve.log"
-        proc = _start_service(env, port, log)
+        proc = start_api(env, port, log)
         headers = {"Authorization": f"Bearer {key}"}
         c = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30)
         recs = sentiment_records(20, ood=False)  # 40 texts -> 8 chunks of 5
@@ -127,7 +113,7 @@ def test_job_killed_mid_embedding_resumes_without_reembedding(tmp_path: Path) ->
         seen_before = list(up.inputs_seen)
 
         up.reset()
-        proc = _start_service(env, port, log)  # the dead worker's job is picked up again
+        proc = start_api(env, port, log)  # the dead worker's job is picked up again
         try:
             job = wait_job(c, job_id, timeout=120)
         finally:

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 import redis
 
 from service.db.migrate import upgrade
-from tests.service.conftest import PG_ADMIN, _pg_available, free_port
+from tests.service.conftest import PG_ADMIN, _pg_available, free_port, start_api
 from tests.service.conftest import fake_upstream as fake_upstream  # re-exported fixture
 from tests.service.conftest import serve as serve  # re-exported fixture
 
@@ -187,35 +186,9 @@ class Procs:
         return proc
 
     def api(self, env: dict[str, str], port: int, name: str = "api") -> subprocess.Popen[bytes]:
-        log = self.tmp / f"{name}.log"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        proc = start_api(env, port, self.tmp / f"{name}.log", cwd=ROOT)
         self.procs.append(proc)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    return proc
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.2)
-        proc.kill()
-        raise AssertionError(log.read_text())
+        return proc
 
     def logs(self) -> str:
         return "\n".join(
