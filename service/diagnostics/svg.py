@@ -20,7 +20,8 @@ def spectrum_svg(
         sv = [float(v) for v in spec.get("singular_values", []) if v is not None]
         if not sv or sv[0] <= 0:
             continue
-        curves.append((name, [max(v / sv[0], floor) for v in sv], spec))
+        # numerical zeros (rank-deficient matrices) are not part of the spectrum's shape
+        curves.append((name, [v / sv[0] for v in sv if v / sv[0] > floor], spec))
     n_max = max((len(c[1]) for c in curves), default=1)
     ymin = min((min(c[1]) for c in curves), default=floor)
     lo = math.floor(math.log10(ymin)) if ymin > 0 else -6
@@ -50,21 +51,25 @@ def spectrum_svg(
             f'stroke="#ddd"/><text x="{left - 8}" y="{y + 4:.1f}" '
             f'text-anchor="end">1e{e}</text>'
         )
+    for i in sorted({0, (n_max - 1) // 2, n_max - 1}):
+        parts.append(
+            f'<text x="{px(i):.1f}" y="{top + ph + 16}" text-anchor="middle">{i + 1}</text>'
+        )
     for k, (name, vals, spec) in enumerate(curves):
         color = _COLORS[k % len(_COLORS)]
         pts = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(vals))
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
         sve, lsvr = spec.get("sve"), spec.get("lsvr")
         label = (
-            f"{name}: SVE {sve:.3f}, LSVR {lsvr:.3f}"
+            f"{name}: SVE {sve + 0.0:.3f}, LSVR {lsvr + 0.0:.3f}"
             if isinstance(sve, float) and isinstance(lsvr, float)
             else name
         )
         ly = top + 16 + 16 * k
         parts.append(
-            f'<line x1="{left + pw - 230}" y1="{ly - 4}" x2="{left + pw - 210}" '
+            f'<line x1="{left + pw - 290}" y1="{ly - 4}" x2="{left + pw - 270}" '
             f'y2="{ly - 4}" stroke="{color}" stroke-width="2"/>'
-            f'<text x="{left + pw - 205}" y="{ly}">{escape(label)}</text>'
+            f'<text x="{left + pw - 265}" y="{ly}">{escape(label)}</text>'
         )
     parts.append("</svg>")
     return "\n".join(parts)
