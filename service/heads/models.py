@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, utcnow
@@ -11,6 +11,9 @@ from service.db.base import Base, utcnow
 
 class Head(Base):
     __tablename__ = "heads"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_heads_tenant_idempotency_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -33,5 +36,8 @@ class Head(Base):
     weights: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
     dim: Mapped[int | None] = mapped_column(Integer, default=None)
     classes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    # client-supplied `Idempotency-Key`: a retried POST returns the first head, never a second
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    request_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     trained_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
+from sqlalchemy.exc import IntegrityError
 
 from service.backbones.service import get_backend
 from service.deps import Ctx, TenantId
@@ -20,17 +21,46 @@ router = APIRouter(prefix="/v1/heads", tags=["heads"], responses=ERROR_RESPONSES
     summary="Train a head (returns at once with the job)",
     responses={503: ERROR_RESPONSES[404] | {"description": "The job queue is down."}},
 )
-async def create_head(body: HeadCreate, ctx: Ctx, tenant: TenantId) -> HeadCreated:
+async def create_head(
+    body: HeadCreate,
+    ctx: Ctx,
+    tenant: TenantId,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Retry-safe creation: a repeated request with the same key returns the "
+            "first head and job instead of training again (409 if the body differs).",
+        ),
+    ] = None,
+) -> HeadCreated:
     """Create a head and queue its training job: embed the dataset through the cache, train
     with the chosen method and preset, evaluate every split, store the weights. Poll
     GET /v1/jobs/{job_id} or stream /v1/jobs/{job_id}/events."""
+
+    def _replayed() -> HeadCreated | None:
+        with ctx.db.session() as s:
+            found = service.replay(s, tenant, idempotency_key, body) if idempotency_key else None
+            return HeadCreated.model_validate(service.created_out(*found)) if found else None
+
+    replayed = await to_thread.run_sync(_replayed)
+    if replayed is not None:
+        return replayed
     backend = await get_backend(ctx, body.backbone)
     await ctx.runner_check()
 
     def _create() -> HeadCreated:
-        with ctx.db.session() as s:
-            head, job = service.create_head(s, tenant, body, backend)
-            out = service.created_out(head, job)
+        try:
+            with ctx.db.session() as s:
+                head, job = service.create_head(s, tenant, body, backend, idempotency_key)
+                out = service.created_out(head, job)
+        except IntegrityError:  # a concurrent request with the same key won the race
+            again = _replayed()
+            if again is None:
+                raise
+            return again
         return HeadCreated.model_validate(out)
 
     created = await to_thread.run_sync(_create)

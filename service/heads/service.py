@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters import EmbeddingBackend
@@ -65,8 +67,34 @@ def check_config(method: str, preset: str, overrides: dict[str, Any]) -> None:
         raise ValidationFailed(f"{path}: {exc}", field=path) from exc
 
 
+def request_digest(body: HeadCreate) -> str:
+    return hashlib.sha256(body.model_dump_json().encode("utf-8")).hexdigest()
+
+
+def replay(session: Session, tenant_id: str, key: str, body: HeadCreate) -> tuple[Head, Job] | None:
+    """The head (and its first job) created earlier with this `Idempotency-Key`, if any."""
+    head = session.scalar(
+        select(Head).where(Head.tenant_id == tenant_id, Head.idempotency_key == key)
+    )
+    if head is None:
+        return None
+    if head.request_sha256 != request_digest(body):
+        raise Conflict(
+            "Idempotency-Key: this key was used for a different request; use a new key",
+            field="Idempotency-Key",
+        )
+    job = session.scalar(select(Job).where(Job.head_id == head.id).order_by(Job.created_at))
+    if job is None:
+        raise Conflict("Idempotency-Key: the job of that request is gone", field="Idempotency-Key")
+    return head, job
+
+
 def create_head(
-    session: Session, tenant_id: str, body: HeadCreate, backend: EmbeddingBackend
+    session: Session,
+    tenant_id: str,
+    body: HeadCreate,
+    backend: EmbeddingBackend,
+    idempotency_key: str | None = None,
 ) -> tuple[Head, Job]:
     ds = datasets_repo.get(session, tenant_id, body.dataset_id)
     if ds is None:
@@ -90,6 +118,8 @@ def create_head(
         overrides=body.overrides,
         seed=body.seed,
         status="pending",
+        idempotency_key=idempotency_key,
+        request_sha256=request_digest(body) if idempotency_key else None,
     )
     session.add(head)
     session.flush()

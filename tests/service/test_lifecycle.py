@@ -56,3 +56,36 @@ def test_head_outlives_its_dataset(serve: Any, fake_upstream: Any) -> None:
     assert r.status_code == 200
     assert c.delete(f"/v1/heads/{head['id']}").status_code == 204
     assert c.post(f"/v1/heads/{head['id']}/predict", json={"inputs": ["x"]}).status_code == 404
+
+
+def test_idempotency_key_makes_head_creation_retry_safe(serve: Any, fake_upstream: Any) -> None:
+    from sqlalchemy import func, select
+
+    from service.heads.models import Head
+
+    run = serve(None, [fake_spec(fake_upstream)])
+    c, other = run.client("a"), run.client("b")
+    ds = c.post("/v1/datasets", json={"name": "x", "records": sentiment_records(6)}).json()
+    body = {
+        "dataset_id": ds["id"],
+        "backbone": "fake",
+        "method": "lp",
+        "overrides": {"lp_epochs": 1},
+    }
+    first = c.post("/v1/heads", json=body, headers={"Idempotency-Key": "req-1"})
+    again = c.post("/v1/heads", json=body, headers={"Idempotency-Key": "req-1"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["head"]["id"] == first.json()["head"]["id"]
+    assert again.json()["job"]["id"] == first.json()["job"]["id"]
+    # same key, different request: refused, nothing created
+    changed = c.post("/v1/heads", json={**body, "seed": 7}, headers={"Idempotency-Key": "req-1"})
+    assert changed.status_code == 409 and changed.json()["field"] == "Idempotency-Key"
+    # keys are per tenant: B's dataset id is unknown to B anyway (404), and no key -> new head
+    assert (
+        other.post("/v1/heads", json=body, headers={"Idempotency-Key": "req-1"}).status_code == 404
+    )
+    third = c.post("/v1/heads", json=body)
+    assert third.json()["head"]["id"] != first.json()["head"]["id"]
+    assert wait_job(c, first.json()["job"]["id"])["status"] == "succeeded"
+    with run.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Head)) == 2
