@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -13,6 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.ops import metrics
 
 log = logging.getLogger("nmtune.access")
+
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 
 
 class _TooLarge(Exception):
@@ -52,6 +56,8 @@ class LimitAndObserve:
             return
         seen = 0
         started = False
+        incoming = headers.get(b"x-request-id", b"")
+        rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex[:16].encode()
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -69,7 +75,6 @@ class LimitAndObserve:
             if msg["type"] == "http.response.start":
                 status = msg["status"]
                 started = True
-                rid = uuid.uuid4().hex[:16].encode()
                 msg["headers"] = [*msg.get("headers", []), (b"x-request-id", rid)]
             await send(msg)
 
@@ -93,6 +98,7 @@ class LimitAndObserve:
             log.info(
                 "request",
                 extra={
+                    "request_id": rid.decode(),
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,

@@ -98,3 +98,16 @@ def test_health_ready_metrics(tmp_path: Path) -> None:
         client.get("/v1/datasets")
         text = client.get("/metrics").text
         assert "nmtune_http_requests_total" in text and "nmtune_embedding_cache_hits_total" in text
+
+
+def test_request_id_is_echoed_or_made(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    settings = Settings(database_url=SecretStr(url), backbones=[], log_json=False)
+    with TestClient(create_app(settings)) as client:
+        assert (
+            client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+            == "abc-123"
+        )
+        made = client.get("/healthz", headers={"X-Request-ID": "bad id\\n"}).headers["x-request-id"]
+        assert made != "bad id\\n" and len(made) == 16
