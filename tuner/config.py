@@ -34,7 +34,9 @@ _NORMS = ("batchnorm", "layernorm", "none")
 _DEVICES = ("auto", "cpu", "cuda")
 _SCHEDULES = ("cosine", "constant")
 _CLASS_WEIGHTS = (None, "balanced")
-_AUTO_RULES = ("one-se", "best")
+_AUTO_RULES = ("one-se", "best", "cv")
+#: Fields that only ``auto`` accepts (and its candidates may not set).
+_AUTO_FIELDS = ("auto_candidates", "auto_rule", "auto_cv_folds")
 
 #: What ``robust`` changes relative to ``paper-code`` (see benchmarks/results/ablation.md):
 #: on small text data the paper recipe overfits the training domain; starting the residual
@@ -93,8 +95,12 @@ class HeadConfig:
     # auto only: candidates, each a tuple of (field, value) pairs including "method".
     auto_candidates: tuple[tuple[tuple[str, Any], ...], ...] = _DEFAULT_AUTO
     # auto only: "best" = highest validation accuracy; "one-se" = the first candidate (the grid
-    # is ordered simplest first) within one binomial standard error of the best.
+    # is ordered simplest first) within one binomial standard error of the best; "cv" (opt-in)
+    # = the best mean accuracy of stratified k-fold cross-validation on train + validation
+    # (ties -> the earlier, simpler candidate); the winner is then trained as a single fit.
     auto_rule: str = "one-se"
+    # auto with auto_rule="cv" only: number of folds (k >= 2; cost ~ k trainings per candidate).
+    auto_cv_folds: int = 3
     # Filled by resolve_config.
     overrides: tuple[tuple[str, Any], ...] = ()
     deviations: tuple[str, ...] = field(default=())
@@ -266,6 +272,11 @@ def _validate_field(name: str, value: Any) -> Any:
         if not 0.0 < v < 1.0:
             raise ConfigError(f"{name} must be in (0, 1), got {value!r}")
         return v
+    if name == "auto_cv_folds":
+        v = _check_number(name, value, integer=True)
+        if v < 2:
+            raise ConfigError(f"{name} must be >= 2, got {value!r}")
+        return v
     if name in ("epochs", "lp_epochs", "num_layers", "svd_top_k"):
         v = _check_number(name, value, integer=True)
         if v < 1:
@@ -316,8 +327,8 @@ def _validate_candidates(value: Any) -> tuple[tuple[tuple[str, Any], ...], ...]:
                 f"auto_candidates[{i}] needs 'method' in {list(TRAINED_METHODS)}, got {method!r}"
             )
         rest = {k: v for k, v in items.items() if k != "method"}
-        if "auto_candidates" in rest or "auto_rule" in rest:
-            raise ConfigError(f"auto_candidates[{i}] may not set auto_candidates / auto_rule")
+        if any(k in rest for k in _AUTO_FIELDS):
+            raise ConfigError(f"auto_candidates[{i}] may not set {' / '.join(_AUTO_FIELDS)}")
         checked = _check_overrides(str(method), rest)
         out.append((("method", method), *sorted(checked.items())))
     return tuple(out)
@@ -333,7 +344,7 @@ def _check_overrides(method: str, overrides: Mapping[str, Any]) -> dict[str, Any
                 f"{name} cannot be set for method {method!r}: it trains without regularisers "
                 "(use method 'nmtune')"
             )
-        if name in ("auto_candidates", "auto_rule") and method != "auto":
+        if name in _AUTO_FIELDS and method != "auto":
             raise ConfigError(f"{name} is only valid with method 'auto'")
         checked[name] = _validate_field(name, value)
     return checked
@@ -367,7 +378,7 @@ def resolve_config(
             "single view: one fixed embedding per input instead of two augmented views"
         )
     for name in sorted(checked):
-        if name in ("seed", "device", "val_fraction", "auto_candidates", "auto_rule"):
+        if name in ("seed", "device", "val_fraction", *_AUTO_FIELDS):
             continue  # run settings, not part of the paper recipe
         base = PRESETS[preset].get(name)
         if not _json_equal(checked[name], base):

@@ -13,7 +13,13 @@ import safetensors
 import torch
 
 from tuner._version import __version__
-from tuner.config import DEFAULT_PRESET, TRAINED_METHODS, HeadConfig, resolve_config
+from tuner.config import (
+    _AUTO_FIELDS,
+    DEFAULT_PRESET,
+    TRAINED_METHODS,
+    HeadConfig,
+    resolve_config,
+)
 from tuner.errors import ConfigError, TunerInputError
 from tuner.heads import HeadModule, build_head
 from tuner.metrics import accuracy, to_native
@@ -28,7 +34,14 @@ from tuner.training import (
     train_head,
 )
 
-__all__ = ["NMTuneClassifier", "check_features", "encode_labels", "select_candidate"]
+__all__ = [
+    "NMTuneClassifier",
+    "check_features",
+    "cv_folds",
+    "encode_labels",
+    "select_candidate",
+    "select_cv_candidate",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +88,59 @@ def select_candidate(scores: Sequence[tuple[float, float]], n_val: int, rule: st
     p = scores[best][0]
     se = (p * (1.0 - p) / max(1, n_val)) ** 0.5
     return next(i for i, s in enumerate(scores) if s[0] >= p - se - 1e-12)
+
+
+def select_cv_candidate(cv_means: Sequence[float]) -> int:
+    """Index of the best mean cross-validation accuracy; ties -> the earlier (simpler) one."""
+    if not cv_means:
+        raise ValueError("no candidates")
+    best = max(cv_means)
+    return next(i for i, m in enumerate(cv_means) if m >= best - 1e-12)
+
+
+def cv_folds(y: npt.NDArray[np.int64], k: int, seed: int) -> list[npt.NDArray[np.int64]]:
+    """Seeded stratified k-fold split: ``k`` sorted, disjoint index arrays covering ``y``.
+
+    Each class is shuffled and dealt round-robin over the folds, continuing where the previous
+    class stopped, so fold sizes differ by at most one and class proportions are kept.
+    """
+    rng = np.random.default_rng(seed)
+    folds: list[list[npt.NDArray[np.int64]]] = [[] for _ in range(k)]
+    start = 0
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c).astype(np.int64)
+        idx = idx[rng.permutation(idx.size)]
+        for j in range(k):
+            folds[(start + j) % k].append(idx[j::k])
+        start = (start + idx.size) % k
+    return [np.sort(np.concatenate(f)) for f in folds]
+
+
+def _cv_scores(
+    config: HeadConfig,
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    folds: list[npt.NDArray[np.int64]],
+    callback: ProgressCallback | None,
+    candidate: int,
+) -> list[float]:
+    """Held-out accuracy of each fold; each fold's fit mirrors a single fit (best epoch on a
+    stratified ``val_fraction`` split carved from the other folds, same seed)."""
+    scores: list[float] = []
+    for held in folds:
+        rest = np.setdiff1d(np.arange(y.size), held, assume_unique=True)
+        tr, va = stratified_split(y[rest], config.val_fraction, config.seed)
+        if va.size == 0:
+            tr = va = np.arange(rest.size)
+        tr, va = rest[tr], rest[va]
+        res = train_head(
+            config, x[tr], y[tr], x[va], y[va], n_classes, callback=callback, candidate=candidate
+        )
+        xt = torch.as_tensor(x[held], dtype=torch.float32).to(next(res.model.parameters()).device)
+        pred = predict_logits(res.model, xt).argmax(dim=1).cpu().numpy()
+        scores.append(float(accuracy(y[held], pred)))
+    return scores
 
 
 def _label_kind(values: Sequence[Any]) -> str:
@@ -232,12 +298,8 @@ class NMTuneClassifier:
         n_classes = int(classes.size)
         candidates: list[dict[str, Any]] = []
         if config.method == "auto":
-            trained: list[tuple[TrainResult, HeadConfig]] = []
-            base = {
-                k: v
-                for k, v in self._overrides.items()
-                if k not in ("auto_candidates", "auto_rule")
-            }
+            base = {k: v for k, v in self._overrides.items() if k not in _AUTO_FIELDS}
+            cfgs: list[HeadConfig] = []
             for i, cand in enumerate(config.candidate_overrides()):
                 cmethod = str(cand.pop("method"))
                 shared = {
@@ -245,29 +307,57 @@ class NMTuneClassifier:
                     for k, v in base.items()
                     if cmethod == "nmtune" or k not in ("w_mse", "w_cov", "w_svd")
                 }
-                ccfg = resolve_config(cmethod, self.preset, {**shared, **cand, "seed": config.seed})
-                res = train_head(
-                    ccfg, x_tr, y_tr, x_va, y_va, n_classes, callback=callback, candidate=i
+                cfgs.append(
+                    resolve_config(cmethod, self.preset, {**shared, **cand, "seed": config.seed})
                 )
-                candidates.append(
-                    {
-                        "index": i,
-                        "method": cmethod,
-                        "overrides": cand,
-                        "val_accuracy": res.best_val_accuracy,
-                        "val_macro_f1": res.best_val_macro_f1,
-                        "best_epoch": res.best_epoch,
-                    }
+                candidates.append({"index": i, "method": cmethod, "overrides": cand})
+            if config.auto_rule == "cv":
+                # k-fold CV on train + validation; only the winner is then trained as a
+                # single fit (train split, best epoch on the validation split).
+                x_all = np.concatenate([x_tr, x_va]) if validation == "given" else x
+                y_all = np.concatenate([y_tr, y_va]) if validation == "given" else y_idx
+                folds = cv_folds(y_all, config.auto_cv_folds, config.seed)
+                for c, ccfg in zip(candidates, cfgs, strict=True):
+                    scores = _cv_scores(
+                        ccfg, x_all, y_all, n_classes, folds, callback, int(c["index"])
+                    )
+                    c["cv_scores"] = scores
+                    c["cv_mean"] = float(np.mean(scores))
+                pick = select_cv_candidate([c["cv_mean"] for c in candidates])
+                result = train_head(
+                    cfgs[pick], x_tr, y_tr, x_va, y_va, n_classes, callback=callback, candidate=pick
                 )
-                trained.append((res, ccfg))
-            pick = select_candidate(
-                [(c["val_accuracy"], c["val_macro_f1"]) for c in candidates],
-                int(x_va.shape[0]),
-                config.auto_rule,
-            )
+                for c in candidates:
+                    won = c["index"] == pick
+                    c["val_accuracy"] = result.best_val_accuracy if won else None
+                    c["val_macro_f1"] = result.best_val_macro_f1 if won else None
+                    c["best_epoch"] = result.best_epoch if won else None
+            else:
+                trained: list[TrainResult] = []
+                for c, ccfg in zip(candidates, cfgs, strict=True):
+                    res = train_head(
+                        ccfg,
+                        x_tr,
+                        y_tr,
+                        x_va,
+                        y_va,
+                        n_classes,
+                        callback=callback,
+                        candidate=int(c["index"]),
+                    )
+                    c["val_accuracy"] = res.best_val_accuracy
+                    c["val_macro_f1"] = res.best_val_macro_f1
+                    c["best_epoch"] = res.best_epoch
+                    trained.append(res)
+                pick = select_candidate(
+                    [(c["val_accuracy"], c["val_macro_f1"]) for c in candidates],
+                    int(x_va.shape[0]),
+                    config.auto_rule,
+                )
+                result = trained[pick]
             for c in candidates:
                 c["selected"] = c["index"] == pick
-            result, final_cfg = trained[pick]
+            final_cfg = cfgs[pick]
         else:
             final_cfg = config
             result = train_head(final_cfg, x_tr, y_tr, x_va, y_va, n_classes, callback=callback)

@@ -112,3 +112,25 @@ def test_auto_rule_field() -> None:
         resolve_config(
             "auto", overrides={"auto_candidates": [{"method": "lp", "auto_rule": "best"}]}
         )
+
+
+def test_auto_cv_rule_and_folds() -> None:
+    cfg = resolve_config("auto")
+    assert cfg.auto_rule == "one-se" and cfg.auto_cv_folds == 3  # cv is opt-in
+    cv = resolve_config("auto", overrides={"auto_rule": "cv", "auto_cv_folds": 5})
+    assert cv.auto_rule == "cv" and cv.auto_cv_folds == 5
+    assert cv.deviations == cfg.deviations  # a run setting, not part of the recipe
+    for method in ("lp", "mlp", "nmtune"):
+        with pytest.raises(ConfigError, match="only valid with method 'auto'"):
+            resolve_config(method, overrides={"auto_rule": "cv"})
+        with pytest.raises(ConfigError, match="only valid with method 'auto'"):
+            resolve_config(method, overrides={"auto_cv_folds": 3})
+    for bad in (1, 0, -2, 2.5, "3", True, None):
+        with pytest.raises(ConfigError, match="auto_cv_folds"):
+            resolve_config("auto", overrides={"auto_cv_folds": bad})
+    with pytest.raises(ConfigError, match="may not set"):
+        resolve_config(
+            "auto", overrides={"auto_candidates": [{"method": "lp", "auto_cv_folds": 4}]}
+        )
+    again = HeadConfig.from_dict(cv.to_dict())
+    assert again == cv

@@ -294,3 +294,62 @@ def test_select_candidate_rules() -> None:
     assert select_candidate(scores, 10, "one-se") == 0
     with pytest.raises(ConfigError):
         select_candidate(scores, 10, "nope")
+
+
+def test_cv_folds_and_cv_selection_rule() -> None:
+    from tuner.estimator import cv_folds, select_cv_candidate
+
+    y = np.array([0] * 10 + [1] * 7 + [2] * 2)
+    folds = cv_folds(y, 3, seed=1)
+    assert len(folds) == 3
+    joined = np.concatenate(folds)
+    assert sorted(joined.tolist()) == list(range(y.size))  # disjoint and covering
+    sizes = [f.size for f in folds]
+    assert max(sizes) - min(sizes) <= 1
+    for c, n in ((0, 10), (1, 7)):
+        per_fold = [int((y[f] == c).sum()) for f in folds]
+        assert sum(per_fold) == n and max(per_fold) - min(per_fold) <= 1  # stratified
+    assert all(np.array_equal(a, b) for a, b in zip(folds, cv_folds(y, 3, seed=1), strict=True))
+    assert select_cv_candidate([0.8, 0.9, 0.9]) == 1  # ties -> earlier, simpler candidate
+    assert select_cv_candidate([0.7]) == 0
+    with pytest.raises(ValueError):
+        select_cv_candidate([])
+
+
+def test_auto_cv_rule(data: Any) -> None:
+    xtr, ytr, xte, _ = data
+    xtr, ytr = xtr[:160], ytr[:160]
+    grid = [{"method": "lp"}, {"method": "mlp"}, {"method": "nmtune", "residual_init": 0.0}]
+    kw = {**FAST, "auto_candidates": grid, "auto_rule": "cv", "auto_cv_folds": 3}
+    xva, yva = xtr[120:], ytr[120:]
+    clf = NMTuneClassifier(method="auto", random_state=3, **kw).fit(xtr[:120], ytr[:120], xva, yva)
+    cands = clf.candidates_
+    assert [c["method"] for c in cands] == ["lp", "mlp", "nmtune"]
+    for c in cands:
+        assert len(c["cv_scores"]) == 3 and all(0.0 <= s <= 1.0 for s in c["cv_scores"])
+        assert c["cv_mean"] == pytest.approx(float(np.mean(c["cv_scores"])))
+    means = [c["cv_mean"] for c in cands]
+    pick = next(i for i, m in enumerate(means) if m == max(means))
+    assert [c["selected"] for c in cands] == [i == pick for i in range(3)]
+    assert clf.method_ == grid[pick]["method"]
+    assert cands[pick]["val_accuracy"] == clf.best_score_
+    assert all(c["val_accuracy"] is None for c in cands if not c["selected"])
+    assert clf.config_dict_["candidates"] == cands
+    json.dumps(clf.config_dict_)
+    # Deterministic, and the final head is exactly the single-candidate fit.
+    again = NMTuneClassifier(method="auto", random_state=3, **kw).fit(
+        xtr[:120], ytr[:120], xva, yva
+    )
+    assert again.candidates_ == cands
+    np.testing.assert_array_equal(again.predict_proba(xte), clf.predict_proba(xte))
+    single_kw = {**FAST, **{k: v for k, v in grid[pick].items() if k != "method"}}
+    single = NMTuneClassifier(method=grid[pick]["method"], random_state=3, **single_kw).fit(
+        xtr[:120], ytr[:120], xva, yva
+    )
+    np.testing.assert_array_equal(single.predict_proba(xte), clf.predict_proba(xte))
+    # Carved validation works too; the default rule is untouched.
+    carved = NMTuneClassifier(method="auto", random_state=3, **kw).fit(xtr, ytr)
+    assert sum(c["selected"] for c in carved.candidates_) == 1
+    assert NMTuneClassifier(method="auto").get_params()["method"] == "auto"
+    with pytest.raises(ConfigError):
+        NMTuneClassifier(method="lp", auto_rule="cv", **FAST).fit(xtr, ytr)
