@@ -37,7 +37,8 @@ class HeadCreate(BaseModel):
         default="nmtune",
         description="lp (linear probe), mlp (MLP tuning baseline), nmtune, or auto: trains lp, "
         "mlp, nmtune and nmtune with the robust settings and keeps the simplest candidate within "
-        "one standard error of the best validation accuracy (`auto_rule`: one-se or best).",
+        "one standard error of the best validation accuracy (override `auto_rule`: one-se, best, "
+        "or cv for k-fold selection).",
     )
     preset: str = Field(
         default="paper-code",
