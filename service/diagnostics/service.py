@@ -17,7 +17,7 @@ from service.diagnostics.schemas import (
 )
 from service.errors import Conflict, NotFound, ValidationFailed
 from service.heads import service as heads_service
-from service.jobs.executor import load_examples, summarize_spectrum
+from service.jobs.executor import load_examples
 from service.jobs.models import Job
 from tuner import spectrum
 
@@ -73,10 +73,9 @@ async def dataset_spectrum(
             field="backbone",
         )
     ex = await asyncio.to_thread(load_examples, ctx.db, dataset_id, [split])
-    cached = await ctx.cache.cached_count(tenant_id, backend.identity, ex.keys)
-    if cached < len(set(ex.keys)):
+    x = await ctx.cache.cached(tenant_id, backend.identity, ex.keys)  # one bulk read
+    if x is None:
         return await _embed_job(ctx, tenant_id, dataset_id, split, backbone)
-    x = await ctx.embed(tenant_id, backend, ex.inputs, keys=ex.keys)  # all hits
     cap = min(max_samples or ctx.settings.max_spectrum_samples, ctx.settings.max_spectrum_samples)
     spec = spectrum(x, center=center, normalize=normalize, max_samples=cap, random_state=0)
     d = spec.to_dict()
@@ -144,6 +143,3 @@ def head_spectrum(ctx: AppContext, tenant_id: str, head_id: str, split: str | No
         raw=spectrum_out(entry["raw"]),
         adapted=spectrum_out(entry["adapted"]),
     )
-
-
-__all__ = ["dataset_spectrum", "head_spectrum", "summarize_spectrum"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -61,39 +61,6 @@ def read_vectors(
     return out
 
 
-_PG_COUNT = text(
-    "SELECT count(*) FROM unnest(CAST(:keys AS text[])) AS k(key) "
-    "JOIN embeddings e ON e.tenant_id = :tenant AND e.backbone_hash = :bh "
-    "AND e.input_sha256 = k.key"
-)
-
-
-def count_present(session: Session, tenant_id: str, backbone_hash: str, keys: Sequence[str]) -> int:
-    n = 0
-    if session.get_bind().dialect.name == "postgresql":  # see read_vectors
-        for i in range(0, len(keys), _PG_READ_CHUNK):
-            params = {
-                "keys": list(keys[i : i + _PG_READ_CHUNK]),
-                "tenant": tenant_id,
-                "bh": backbone_hash,
-            }
-            n += int(session.scalar(_PG_COUNT, params) or 0)
-        return n
-    for i in range(0, len(keys), _READ_CHUNK):
-        chunk = list(keys[i : i + _READ_CHUNK])
-        n += int(
-            session.scalar(
-                select(func.count()).where(
-                    CachedEmbedding.tenant_id == tenant_id,
-                    CachedEmbedding.backbone_hash == backbone_hash,
-                    CachedEmbedding.input_sha256.in_(chunk),
-                )
-            )
-            or 0
-        )
-    return n
-
-
 def write_vectors(
     session: Session,
     tenant_id: str,
@@ -125,7 +92,3 @@ def count_for_tenant(session: Session, tenant_id: str) -> int:
     return int(
         session.scalar(select(func.count()).where(CachedEmbedding.tenant_id == tenant_id)) or 0
     )
-
-
-def purge_tenant(session: Session, tenant_id: str) -> None:
-    session.execute(delete(CachedEmbedding).where(CachedEmbedding.tenant_id == tenant_id))

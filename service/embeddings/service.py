@@ -90,17 +90,17 @@ class EmbeddingCache:
             return np.zeros((0, backend.dim), dtype=np.float32)
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
-    async def cached_count(self, tenant_id: str, identity: str, keys: Sequence[str]) -> int:
+    async def cached(self, tenant_id: str, identity: str, keys: Sequence[str]) -> np.ndarray | None:
+        """The vectors (n, dim) for ``keys`` in order if every one is cached, else None."""
         unique = list(dict.fromkeys(keys))
-        return await asyncio.to_thread(self._count, tenant_id, backbone_hash(identity), unique)
+        found = await asyncio.to_thread(self._read, tenant_id, backbone_hash(identity), unique)
+        if not keys or len(found) < len(unique):
+            return None
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
     def _read(self, tenant_id: str, bh: str, keys: list[str]) -> dict[str, np.ndarray]:
         with self.db.session() as s:
             return repo.read_vectors(s, tenant_id, bh, keys)
-
-    def _count(self, tenant_id: str, bh: str, keys: list[str]) -> int:
-        with self.db.session() as s:
-            return repo.count_present(s, tenant_id, bh, keys)
 
     def _write(self, tenant_id: str, bh: str, pairs: list[tuple[str, np.ndarray]]) -> None:
         with self.db.session() as s:
