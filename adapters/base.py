@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +16,10 @@ FloatMatrix = npt.NDArray[np.float32]
 Modality = Literal["text", "image"]
 
 IDENTITY_PREFIX = "nmtune-emb/v1:"
+# Part of every identity: bump one only when the inputs reach the model differently, since
+# cached embeddings are keyed on the identity (tests/adapters/test_identity_pins.py pins them).
+TEXT_PREPROCESSING_VERSION = "text-1"
+IMAGE_PREPROCESSING_VERSION = "image-1"
 
 
 class AdapterError(Exception):
@@ -134,6 +139,15 @@ def make_identity(fields: Mapping[str, Any]) -> str:
 def identity_digest(identity: str) -> str:
     """Short sha256 of an identity (for logs and file names)."""
     return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+
+
+def public_url(url: str) -> str:
+    """URL without credentials, query or fragment, and without a trailing slash."""
+    p = urlsplit(url)
+    host = p.hostname or ""
+    if p.port:
+        host = f"{host}:{p.port}"
+    return urlunsplit((p.scheme, host, p.path.rstrip("/"), "", ""))
 
 
 def check_matrix(vectors: FloatMatrix, n: int, dim: int | None) -> FloatMatrix:

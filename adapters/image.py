@@ -9,11 +9,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .base import AdapterError, FloatMatrix, InputPolicyError, MissingExtraError
+from .base import (
+    IMAGE_PREPROCESSING_VERSION,
+    AdapterError,
+    FloatMatrix,
+    InputPolicyError,
+    MissingExtraError,
+)
 from .config import ImageConfig
-from .local_text import LocalBackend, import_extra
+from .local import LocalBackend, import_extra
 
-PREPROCESSING_VERSION = "image-1"
 EFFICIENTNET_NAMES = ("efficientnet-lite0",)
 
 
@@ -56,7 +61,7 @@ class ImageBackend(LocalBackend):
             "mean": list(c.mean),
             "std": list(c.std),
             "normalize": c.normalize,
-            "preprocessing": PREPROCESSING_VERSION,
+            "preprocessing": IMAGE_PREPROCESSING_VERSION,
         }
 
     def _check_inputs(self, inputs: Sequence[Any]) -> list[Any]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from adapters import AdapterError, InputPolicyError, MissingExtraError, build_backend
-from adapters.local_text import import_extra
+from adapters.local import import_extra
 from tests.adapters.conftest import MINILM, png_bytes
 from tests.adapters.test_conformance import _LOCAL
 
