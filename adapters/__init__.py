@@ -17,17 +17,17 @@ from .base import (
     Usage,
     identity_digest,
 )
-from .config import ConfigError, Secret
+from .config import BackendConfigError, Secret
 from .registry import BackendRegistry, UnknownBackendError, build_backend
 
 __all__ = [
     "AdapterError",
     "AuthError",
+    "BackendConfigError",
     "BackendLimits",
     "BackendRegistry",
     "BadRequestError",
     "BadResponseError",
-    "ConfigError",
     "EmbeddingBackend",
     "InputPolicyError",
     "MissingExtraError",

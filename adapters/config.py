@@ -1,149 +1,42 @@
-"""Frozen, plain-data configs for every backend kind, plus the Secret wrapper."""
+"""Frozen, plain-data configs for every backend kind (the base and Secret: ``config_base``).
+
+What differs between kinds of one family lives on the config class (provider and endpoint in
+the identity, the model name sent, the known dimension, the SDK client and its arguments), so
+the backends never switch on the config type.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
+from typing import Any, ClassVar, Literal
 
-from .base import AdapterError, BackendLimits
+from .base import BackendLimits, public_url
+from .config_base import BackendConfig, BackendConfigError, Secret
 
-
-class ConfigError(AdapterError, ValueError):
-    """A backend spec is malformed (unknown / missing / mistyped field)."""
-
-
-class Secret:
-    """Holds a credential; never shows it in repr/str/describe()."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
+__all__ = [
+    "CONFIG_TYPES",
+    "KNOWN_DIMS",
+    "AzureOpenAIConfig",
+    "BackendConfig",
+    "BackendConfigError",
+    "ImageConfig",
+    "LocalConfig",
+    "OpenAICompatibleConfig",
+    "OpenAIConfig",
+    "RemoteConfig",
+    "Secret",
+    "SentenceTransformersConfig",
+    "TransformersConfig",
+]
 
 InputPolicy = Literal["reject", "truncate"]
-C = TypeVar("C", bound="BackendConfig")
-
-
-def _coerce(name: str, tp: Any, value: Any) -> Any:
-    """Light type checking/coercion of plain data (JSON/TOML) into field types."""
-    origin = get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(name, a, value)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"field {name!r}: {value!r} does not match {tp}")
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise ConfigError(f"field {name!r}: {value!r} is not one of {get_args(tp)}")
-        return value
-    if tp is Secret:
-        if isinstance(value, Secret):
-            return value
-        if isinstance(value, str):
-            return Secret(value)
-        raise ConfigError(f"field {name!r}: expected a string secret")
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"field {name!r}: expected a bool, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"field {name!r}: expected an int, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"field {name!r}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"field {name!r}: expected a string, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"field {name!r}: expected a list, got {value!r}")
-        (inner, *_rest) = get_args(tp)
-        return tuple(_coerce(name, inner, v) for v in value)
-    if origin is dict or tp is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"field {name!r}: expected a mapping")
-        return dict(value)
-    return value
-
-
-@dataclass(frozen=True)
-class BackendConfig:
-    """Common fields; subclasses add their own. Build with ``from_mapping``."""
-
-    kind: ClassVar[str] = ""
-    name: str
-
-    @classmethod
-    def from_mapping(cls: type[C], data: Mapping[str, Any]) -> C:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{cls.__name__}: spec must be a mapping")
-        data = {k: v for k, v in data.items() if k != "kind"}
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(
-                f"{cls.__name__} ({cls.kind}): unknown field(s) {unknown}; known: {sorted(fields)}"
-            )
-        missing = sorted(
-            n
-            for n, f in fields.items()
-            if n not in data
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING
-        )
-        if missing:
-            raise ConfigError(f"{cls.__name__} ({cls.kind}): missing required field(s) {missing}")
-        kwargs = {k: _coerce(k, hints[k], v) for k, v in data.items()}
-        try:
-            return cls(**kwargs)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{cls.__name__} ({cls.kind}): {e}") from e
-
-    def public_dict(self) -> dict[str, Any]:
-        """All fields except secrets (as plain data)."""
-        out: dict[str, Any] = {"kind": self.kind}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, Secret):
-                out[f.name] = "***" if v else None
-                continue
-            out[f.name] = list(v) if isinstance(v, tuple) else v
-        return out
+ClientClass = Literal["AsyncOpenAI", "AsyncAzureOpenAI"]
+# output sizes of OpenAI's own models (Azure serves the same ones), known without a probe
+KNOWN_DIMS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
 
 
 @dataclass(frozen=True)
@@ -194,13 +87,53 @@ class RemoteConfig(BackendConfig):
             max_concurrency=self.max_concurrency,
         )
 
+    # -- what differs per kind (overridden by the subclasses) ----------------------------
+    client_class: ClassVar[ClientClass] = "AsyncOpenAI"  # the ``openai`` SDK class to build
+    serves_openai_models: ClassVar[bool] = False  # model sizes in KNOWN_DIMS apply
+
+    def provider_and_endpoint(self) -> tuple[str, str]:
+        """``provider`` and public ``endpoint`` as they appear in the identity."""
+        raise NotImplementedError
+
+    @property
+    def request_model(self) -> str:
+        """The ``model`` sent with each request."""
+        return self.model
+
+    @property
+    def known_dim(self) -> int | None:
+        """Output size without a probe: ``dimensions``, ``expected_dim`` or a known model's."""
+        dim = self.dimensions or self.expected_dim
+        if dim is None and self.serves_openai_models:
+            dim = KNOWN_DIMS.get(self.model)
+        return dim
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``client_class`` that are specific to this kind."""
+        raise NotImplementedError
+
+    def _api_key(self) -> str | None:
+        return self.api_key.get() if self.api_key else None
+
 
 @dataclass(frozen=True)
 class OpenAIConfig(RemoteConfig):
     kind: ClassVar[str] = "openai"
+    serves_openai_models: ClassVar[bool] = True
     base_url: str = "https://api.openai.com/v1"
     organization: str | None = None
     project: str | None = None
+
+    def provider_and_endpoint(self) -> tuple[str, str]:
+        return "openai", public_url(self.base_url)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "api_key": self._api_key() or "",
+            "base_url": self.base_url,
+            "organization": self.organization,
+            "project": self.project,
+        }
 
 
 @dataclass(frozen=True)
@@ -210,6 +143,8 @@ class AzureOpenAIConfig(RemoteConfig):
     deployment: str = ""
     api_version: str = "2024-10-21"
     azure_ad_token: Secret | None = None
+    client_class: ClassVar[ClientClass] = "AsyncAzureOpenAI"
+    serves_openai_models: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -217,6 +152,22 @@ class AzureOpenAIConfig(RemoteConfig):
             raise ValueError("'endpoint' and 'deployment' are required")
         if not self.api_key and not self.azure_ad_token:
             raise ValueError("one of 'api_key' or 'azure_ad_token' is required")
+
+    def provider_and_endpoint(self) -> tuple[str, str]:
+        return "azure-openai", f"{public_url(self.endpoint)}#{self.deployment}"
+
+    @property
+    def request_model(self) -> str:
+        return self.deployment  # Azure routes by deployment, not by model name
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "azure_endpoint": self.endpoint,
+            "azure_deployment": self.deployment,
+            "api_version": self.api_version,
+            "api_key": self._api_key(),
+            "azure_ad_token": self.azure_ad_token.get() if self.azure_ad_token else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -231,6 +182,12 @@ class OpenAICompatibleConfig(RemoteConfig):
         super().__post_init__()
         if not self.base_url:
             raise ValueError("'base_url' is required")
+
+    def provider_and_endpoint(self) -> tuple[str, str]:
+        return self.provider, public_url(self.base_url)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {"api_key": self._api_key() or "not-needed", "base_url": self.base_url}
 
 
 Device = str  # "auto" | "cpu" | "cuda" | "cuda:1" ...

@@ -3,71 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import random
-import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Literal, cast
 
 import numpy as np
 import openai
 
 from .base import (
+    TEXT_PREPROCESSING_VERSION,
     AdapterError,
-    AuthError,
     BadRequestError,
     BadResponseError,
     FloatMatrix,
     InputPolicyError,
-    RateLimitedError,
     UnavailableError,
     Usage,
     check_matrix,
     empty_matrix,
     make_identity,
+    public_url,
 )
 from .batching import plan_batches, token_counts
-from .config import AzureOpenAIConfig, OpenAICompatibleConfig, OpenAIConfig, RemoteConfig
+from .config import KNOWN_DIMS, RemoteConfig
+from .openai_response import Retryable, SplitNeeded, classify_status_error, decode_embeddings
 from .ratelimit import HeaderRateLimiter
-from .retry import RetryPolicy, parse_retry_after
+from .retry import RetryPolicy
 from .tokenizer import get_token_counter
 
+__all__ = ["KNOWN_DIMS", "OpenAIBackend", "public_url"]
+
 log = logging.getLogger(__name__)
-
-PREPROCESSING_VERSION = "text-1"
-KNOWN_DIMS = {
-    "text-embedding-3-small": 1536,
-    "text-embedding-3-large": 3072,
-    "text-embedding-ada-002": 1536,
-}
-_SPLIT_HINT = re.compile(
-    r"too many inputs|too many tokens|request too large|payload too large|batch size|"
-    r"max(imum)? (number of )?inputs",
-    re.IGNORECASE,
-)
-
-
-class _SplitNeeded(Exception):
-    pass
-
-
-class _Retryable(Exception):
-    def __init__(self, final: AdapterError, retry_after: float | None = None) -> None:
-        super().__init__(str(final))
-        self.final = final
-        self.retry_after = retry_after
-
-
-def public_url(url: str) -> str:
-    """URL without credentials, query or fragment, and without a trailing slash."""
-    p = urlsplit(url)
-    host = p.hostname or ""
-    if p.port:
-        host = f"{host}:{p.port}"
-    return urlunsplit((p.scheme, host, p.path.rstrip("/"), "", ""))
 
 
 class OpenAIBackend:
@@ -89,9 +56,7 @@ class OpenAIBackend:
         )
         self.rate_limiter = HeaderRateLimiter(max_wait_s=config.max_retry_after_s)
         self._counter = get_token_counter(config.tokenizer)
-        self._dim: int | None = config.dimensions or config.expected_dim
-        if self._dim is None and isinstance(config, OpenAIConfig | AzureOpenAIConfig):
-            self._dim = KNOWN_DIMS.get(config.model)
+        self._dim: int | None = config.known_dim
         self._max_inputs = self.limits.max_inputs_per_request  # lowered after a 413
         self._client: openai.AsyncOpenAI | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -103,14 +68,7 @@ class OpenAIBackend:
     # -- identity / description --------------------------------------------------------
     def _identity_fields(self) -> dict[str, Any]:
         c = self.config
-        if isinstance(c, AzureOpenAIConfig):
-            provider, endpoint = "azure-openai", f"{public_url(c.endpoint)}#{c.deployment}"
-        elif isinstance(c, OpenAICompatibleConfig):
-            provider, endpoint = c.provider, public_url(c.base_url)
-        elif isinstance(c, OpenAIConfig):
-            provider, endpoint = "openai", public_url(c.base_url)
-        else:  # pragma: no cover
-            raise AdapterError(f"unsupported config {type(c).__name__}")
+        provider, endpoint = c.provider_and_endpoint()
         truncation = (
             f"truncate:{c.max_tokens_per_input}:{self._counter.name}"
             if c.input_policy == "truncate"
@@ -126,7 +84,7 @@ class OpenAIBackend:
             "normalize": c.normalize,
             "input_type": c.input_type,
             "prefix": c.prefix,
-            "preprocessing": PREPROCESSING_VERSION,
+            "preprocessing": TEXT_PREPROCESSING_VERSION,
         }
 
     @property
@@ -159,31 +117,13 @@ class OpenAIBackend:
     # -- client lifecycle ---------------------------------------------------------------
     def _make_client(self) -> openai.AsyncOpenAI:
         c = self.config
-        key = c.api_key.get() if c.api_key else None
-        common: dict[str, Any] = {
-            "timeout": c.timeout_s,
-            "max_retries": 0,  # we own the retry policy
-            "default_headers": dict(c.extra_headers) or None,
-        }
-        if isinstance(c, AzureOpenAIConfig):
-            return openai.AsyncAzureOpenAI(
-                azure_endpoint=c.endpoint,
-                azure_deployment=c.deployment,
-                api_version=c.api_version,
-                api_key=key,
-                azure_ad_token=c.azure_ad_token.get() if c.azure_ad_token else None,
-                **common,
-            )
-        if isinstance(c, OpenAIConfig):
-            return openai.AsyncOpenAI(
-                api_key=key or "",
-                base_url=c.base_url,
-                organization=c.organization,
-                project=c.project,
-                **common,
-            )
-        assert isinstance(c, OpenAICompatibleConfig)
-        return openai.AsyncOpenAI(api_key=key or "not-needed", base_url=c.base_url, **common)
+        client_class = cast(type[openai.AsyncOpenAI], getattr(openai, c.client_class))
+        return client_class(
+            **c.client_kwargs(),
+            timeout=c.timeout_s,
+            max_retries=0,  # we own the retry policy
+            default_headers=dict(c.extra_headers) or None,
+        )
 
     def _client_for_loop(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
         """One client + semaphore per event loop (workers may run several loops in turn)."""
@@ -256,7 +196,7 @@ class OpenAIBackend:
         while True:
             try:
                 return await self._request(texts, sum(counts))
-            except _SplitNeeded as e:
+            except SplitNeeded as e:
                 if len(texts) == 1:
                     raise BadRequestError(f"provider rejects even a single input: {e}") from None
                 mid = len(texts) // 2
@@ -267,7 +207,7 @@ class OpenAIBackend:
                     self._embed_range(texts[mid:], counts[mid:]),
                 )
                 return np.concatenate([a, b], axis=0)
-            except _Retryable as e:
+            except Retryable as e:
                 if attempt >= self.retry_policy.max_retries:
                     raise e.final from None
                 delay = e.retry_after
@@ -279,41 +219,20 @@ class OpenAIBackend:
                 await self.sleep(delay)
 
     def _scrub(self, msg: str) -> str:
-        for s in (self.config.api_key, getattr(self.config, "azure_ad_token", None)):
-            if s:
-                msg = msg.replace(s.get(), "***")
+        for s in self.config.secrets():
+            msg = msg.replace(s.get(), "***")
         return msg
 
     def _classify(self, e: openai.APIStatusError) -> Exception:
-        status = e.status_code
-        headers = dict(e.response.headers)
-        msg = self._scrub(f"{self.name}: HTTP {status}: {e.message}")
-        if status == 413 or (status == 400 and _SPLIT_HINT.search(msg)):
-            return _SplitNeeded(msg)
-        if status in (401, 403):
-            return AuthError(msg)
-        if status == 429:
-            ra = parse_retry_after(headers)
-            code = getattr(e, "code", None)
-            if code == "insufficient_quota":
-                return RateLimitedError(msg, ra)
-            if ra is not None and ra > self.retry_policy.max_retry_after_s:
-                return RateLimitedError(msg + f" (retry after {ra:.0f}s > cap)", ra)
-            return _Retryable(RateLimitedError(msg, ra), ra)
-        if status in (408, 409) or status >= 500:
-            ra = parse_retry_after(headers)
-            if ra is not None and ra > self.retry_policy.max_retry_after_s:
-                ra = None
-            return _Retryable(UnavailableError(msg), ra)
-        return BadRequestError(msg)
+        msg = self._scrub(f"{self.name}: HTTP {e.status_code}: {e.message}")
+        return classify_status_error(e, msg, self.retry_policy.max_retry_after_s)
 
     async def _request(self, texts: list[str], tokens: int) -> FloatMatrix:
         c = self.config
         client, sem = self._client_for_loop()
-        model = c.deployment if isinstance(c, AzureOpenAIConfig) else c.model
         kwargs: dict[str, Any] = {
             "input": texts,
-            "model": model,
+            "model": c.request_model,
             "encoding_format": "base64" if c.use_base64 else "float",
         }
         if c.dimensions is not None:
@@ -327,9 +246,9 @@ class OpenAIBackend:
             try:
                 raw = await client.embeddings.with_raw_response.create(**kwargs)
             except openai.APITimeoutError:
-                raise _Retryable(UnavailableError(f"{self.name}: request timed out")) from None
+                raise Retryable(UnavailableError(f"{self.name}: request timed out")) from None
             except openai.APIConnectionError as e:
-                raise _Retryable(
+                raise Retryable(
                     UnavailableError(self._scrub(f"{self.name}: connection error: {e}"))
                 ) from None
             except openai.APIStatusError as e:
@@ -348,7 +267,7 @@ class OpenAIBackend:
                     )
                 )
                 if c.retry_bad_response:
-                    raise _Retryable(err) from None
+                    raise Retryable(err) from None
                 raise err from None
         self.usage.inputs += len(texts)
         used = getattr(getattr(resp, "usage", None), "prompt_tokens", None)
@@ -356,37 +275,13 @@ class OpenAIBackend:
         return vectors
 
     def _decode(self, items: Any, n: int) -> FloatMatrix:
-        if not isinstance(items, list) or len(items) != n:
-            got = len(items) if isinstance(items, list) else type(items).__name__
-            raise BadResponseError(f"{self.name}: expected {n} embeddings, got {got}")
-        indices = [getattr(it, "index", None) for it in items]
-        if not all(isinstance(i, int) for i in indices) or sorted(indices) != list(range(n)):  # type: ignore[type-var]
-            raise BadResponseError(f"{self.name}: response indices are not 0..{n - 1}")
-        embs = [getattr(it, "embedding", None) for it in items]
-        try:
-            if all(isinstance(e, str) for e in embs):
-                bufs = [base64.b64decode(e) for e in embs]  # type: ignore[arg-type]
-                width = len(bufs[0])
-                if width == 0 or width % 4 or any(len(b) != width for b in bufs):
-                    raise BadResponseError(f"{self.name}: ragged or empty base64 embeddings")
-                mat = np.frombuffer(b"".join(bufs), dtype="<f4").reshape(n, width // 4)
-            else:
-                mat = np.asarray(embs, dtype=np.float32)
-        except (binascii.Error, ValueError, TypeError) as e:
-            raise BadResponseError(f"{self.name}: undecodable embeddings: {e}") from None
-        if mat.ndim != 2 or mat.shape[1] == 0:
-            raise BadResponseError(f"{self.name}: ragged embeddings")
-        if indices != list(range(n)):
-            mat = mat[np.argsort(np.asarray(indices))]
-        mat = mat.astype(np.float32, copy=False)
-        want = self.config.dimensions or self._dim
-        if want is not None and mat.shape[1] != want:
-            raise BadResponseError(f"{self.name}: expected dim {want}, got {mat.shape[1]}")
-        if not np.isfinite(mat).all():
-            raise BadResponseError(f"{self.name}: non-finite values in embeddings")
-        if self.config.normalize:
-            norms = np.linalg.norm(mat, axis=1, keepdims=True)
-            mat = mat / np.maximum(norms, 1e-12)
+        mat = decode_embeddings(
+            items,
+            n,
+            name=self.name,
+            want_dim=self.config.dimensions or self._dim,
+            normalize=self.config.normalize,
+        )
         if self._dim is None:
             self._dim = int(mat.shape[1])
         return mat

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
 from .base import AdapterError, EmbeddingBackend
-from .config import (
-    CONFIG_TYPES,
-    AzureOpenAIConfig,
-    ConfigError,
-    ImageConfig,
-    OpenAICompatibleConfig,
-    OpenAIConfig,
-    SentenceTransformersConfig,
-    TransformersConfig,
-)
+from .config import CONFIG_TYPES, BackendConfig
+from .config_base import BackendConfigError
 
 log = logging.getLogger(__name__)
+
+
+# kind -> "module:Class" of its backend (imported on first use: the SDKs are heavy);
+# each class takes its kind's config (``CONFIG_TYPES[kind]``) as its only argument
+BACKEND_CLASSES: dict[str, str] = {
+    "openai": "openai_backend:OpenAIBackend",
+    "azure-openai": "openai_backend:OpenAIBackend",
+    "openai-compatible": "openai_backend:OpenAIBackend",
+    "sentence-transformers": "local_text:SentenceTransformersBackend",
+    "transformers": "local_text:TransformersBackend",
+    "image": "image:ImageBackend",
+}
+
+
+def backend_class(kind: str) -> Callable[[BackendConfig], EmbeddingBackend]:
+    """The backend class for ``kind`` (imports its module)."""
+    module, _, name = BACKEND_CLASSES[kind].partition(":")
+    cls = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    return cast(Callable[[BackendConfig], EmbeddingBackend], cls)
 
 
 class UnknownBackendError(AdapterError, KeyError):
@@ -31,30 +43,13 @@ class UnknownBackendError(AdapterError, KeyError):
 def build_backend(spec: Mapping[str, Any]) -> EmbeddingBackend:
     """Build one backend from a plain dict with ``kind`` and ``name`` (models load lazily)."""
     if not isinstance(spec, Mapping):
-        raise ConfigError("backend spec must be a mapping")
+        raise BackendConfigError("backend spec must be a mapping")
     kind = spec.get("kind")
     if kind not in CONFIG_TYPES:
-        raise ConfigError(f"unknown backend kind {kind!r}; known: {sorted(CONFIG_TYPES)}")
+        raise BackendConfigError(f"unknown backend kind {kind!r}; known: {sorted(CONFIG_TYPES)}")
     if not isinstance(spec.get("name"), str) or not spec["name"]:
-        raise ConfigError("backend spec needs a non-empty 'name'")
-    config = CONFIG_TYPES[kind].from_mapping(spec)
-    if isinstance(config, OpenAIConfig | AzureOpenAIConfig | OpenAICompatibleConfig):
-        from .openai_backend import OpenAIBackend
-
-        return OpenAIBackend(config)
-    if isinstance(config, SentenceTransformersConfig):
-        from .local_text import SentenceTransformersBackend
-
-        return SentenceTransformersBackend(config)
-    if isinstance(config, TransformersConfig):
-        from .local_text import TransformersBackend
-
-        return TransformersBackend(config)
-    if isinstance(config, ImageConfig):
-        from .image import ImageBackend
-
-        return ImageBackend(config)
-    raise ConfigError(f"no backend for kind {kind!r}")  # pragma: no cover
+        raise BackendConfigError("backend spec needs a non-empty 'name'")
+    return backend_class(kind)(CONFIG_TYPES[kind].from_mapping(spec))
 
 
 class BackendRegistry:
@@ -71,7 +66,7 @@ class BackendRegistry:
 
     def add(self, backend: EmbeddingBackend) -> None:
         if backend.name in self._backends:
-            raise ConfigError(f"duplicate backend name {backend.name!r}")
+            raise BackendConfigError(f"duplicate backend name {backend.name!r}")
         self._backends[backend.name] = backend
 
     def get(self, name: str) -> EmbeddingBackend:

@@ -7,16 +7,23 @@ import random
 import pytest
 
 from adapters import (
+    AdapterError,
+    BackendConfigError,
     BackendRegistry,
-    ConfigError,
     EmbeddingBackend,
     Secret,
     UnknownBackendError,
     build_backend,
 )
 from adapters.batching import plan_batches, token_counts
-from adapters.config import AzureOpenAIConfig, OpenAIConfig
+from adapters.config import (
+    CONFIG_TYPES,
+    AzureOpenAIConfig,
+    OpenAICompatibleConfig,
+    OpenAIConfig,
+)
 from adapters.ratelimit import HeaderRateLimiter, parse_reset
+from adapters.registry import BACKEND_CLASSES, backend_class
 from adapters.retry import RetryPolicy, parse_retry_after
 from adapters.tokenizer import ByteCounter, get_token_counter
 
@@ -60,7 +67,7 @@ def test_registry_from_specs_is_lazy_and_public() -> None:
     with pytest.raises(UnknownBackendError, match="configured: \\['az'") as ei:
         reg.get("nope")
     assert isinstance(ei.value, KeyError)
-    with pytest.raises(ConfigError, match="duplicate"):
+    with pytest.raises(BackendConfigError, match="duplicate"):
         BackendRegistry.from_specs([SPECS[1], SPECS[1]])
 
 
@@ -91,8 +98,51 @@ async def test_registry_aclose() -> None:
     ],
 )
 def test_config_errors(spec: dict[str, object], match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(BackendConfigError, match=match) as ei:
         build_backend(spec)
+    assert isinstance(ei.value, AdapterError) and isinstance(ei.value, ValueError)
+
+
+def test_every_kind_has_a_backend_class() -> None:
+    assert set(BACKEND_CLASSES) == set(CONFIG_TYPES)
+    for kind in CONFIG_TYPES:
+        assert callable(backend_class(kind))
+
+
+def test_remote_configs_know_their_kind_specifics() -> None:
+    oai = OpenAIConfig.from_mapping({"name": "o", "model": "text-embedding-3-large"})
+    az = AzureOpenAIConfig.from_mapping(
+        {
+            "name": "a",
+            "model": "text-embedding-3-small",
+            "endpoint": "https://u:p@r.openai.azure.com/",
+            "deployment": "emb",
+            "api_key": "k1",
+            "azure_ad_token": "t1",
+        }
+    )
+    compat = OpenAICompatibleConfig.from_mapping(
+        {"name": "c", "model": "e5", "base_url": "http://h:81/v1/", "provider": "tei"}
+    )
+    assert (oai.known_dim, az.known_dim, compat.known_dim) == (3072, 1536, None)
+    assert OpenAIConfig.from_mapping({"name": "o", "model": "m", "dimensions": 8}).known_dim == 8
+    assert (oai.request_model, az.request_model, compat.request_model) == (
+        "text-embedding-3-large",
+        "emb",
+        "e5",
+    )
+    assert oai.provider_and_endpoint() == ("openai", "https://api.openai.com/v1")
+    assert az.provider_and_endpoint() == ("azure-openai", "https://r.openai.azure.com#emb")
+    assert compat.provider_and_endpoint() == ("tei", "http://h:81/v1")
+    assert (oai.client_class, az.client_class, compat.client_class) == (
+        "AsyncOpenAI",
+        "AsyncAzureOpenAI",
+        "AsyncOpenAI",
+    )
+    assert oai.client_kwargs()["api_key"] == ""
+    assert compat.client_kwargs() == {"api_key": "not-needed", "base_url": "http://h:81/v1/"}
+    assert az.client_kwargs()["azure_ad_token"] == "t1"
+    assert [s.get() for s in az.secrets()] == ["k1", "t1"]
 
 
 def test_secret_and_config_repr() -> None:
