@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.auth.service import ensure_key
 from service.backbones.router import router as backbones_router
+from service.composition import build_context
 from service.context import AppContext
 from service.datasets.router import router as datasets_router
 from service.db import migrate
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        context = ctx or AppContext(settings)
+        context = ctx or build_context(settings)
         prepare_database(context)
         set_this_thread(settings.serve_torch_threads)  # the request thread only
         app.state.ctx = context

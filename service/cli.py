@@ -70,7 +70,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from service.jobs.celery_app import run_worker
+    from service.worker.main import run_worker
 
     return run_worker(queues=args.queues, concurrency=args.concurrency)
 

@@ -1,74 +1,36 @@
-"""Everything a request or a job needs, built once per process."""
+"""What a request or a job needs, built once per process by ``service.composition``.
+
+Routers read their collaborators from here and hand them to the domain services
+explicitly; no domain service receives the AppContext (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
-import numpy as np
-
-from adapters import BackendRegistry, EmbeddingBackend
+from adapters import BackendRegistry
 from service.db.session import Database
 from service.embeddings.service import EmbeddingCache
-from service.errors import ServiceUnavailable
-from service.jobs.executor import JobExecutor
-from service.jobs.runner import InlineRunner, JobRunner
-from service.predictions.service import HeadCache
+from service.jobs.engine import JobEngine
+from service.jobs.handlers import JobHandlers
+from service.jobs.runner import JobQueue, JobRunner
+from service.predictions.cache import HeadCache
 from service.settings import Settings
 from service.ttl_cache import TTLCache
 
-log = logging.getLogger(__name__)
 
-
+@dataclass
 class AppContext:
-    def __init__(
-        self,
-        settings: Settings,
-        db: Database | None = None,
-        registry: BackendRegistry | None = None,
-    ) -> None:
-        self.settings = settings
-        self.db = db or Database(settings.database_url.get_secret_value())
-        self.registry = registry or BackendRegistry.from_specs(settings.backbones)
-        self.cache = EmbeddingCache(self.db, chunk_size=settings.embed_chunk_size)
-        self.executor = JobExecutor(self.db, self.registry, self.cache, settings)
-        self.heads = HeadCache(settings.head_cache_size, settings.auth_cache_ttl_s)
-        self.tenants: TTLCache[str, str] = TTLCache(10_000, settings.auth_cache_ttl_s)
-        self.runner: JobRunner = self._make_runner()
-
-    def _make_runner(self) -> JobRunner:
-        if self.settings.runner == "celery":
-            from service.jobs.celery_app import CeleryRunner
-
-            return CeleryRunner(self.settings)
-        return InlineRunner(self.db, self.executor, self.settings)
-
-    async def embed(
-        self,
-        tenant_id: str,
-        backend: EmbeddingBackend,
-        inputs: Sequence[str | bytes],
-        **kwargs: Any,
-    ) -> np.ndarray:
-        return await self.cache.embed(tenant_id, backend, inputs, **kwargs)
-
-    async def runner_check(self) -> None:
-        try:
-            await self.runner.check()
-        except Exception as exc:
-            raise ServiceUnavailable(f"the job queue is unavailable: {exc}") from exc
-
-    async def submit(self, job_id: str) -> None:
-        try:
-            await self.runner.submit(job_id)
-        except Exception as exc:
-            # the job row stays queued: the runner picks it up when it is back
-            log.error("could not hand job %s to the runner: %s", job_id, exc)
-            raise ServiceUnavailable(
-                f"job {job_id} was stored but could not be queued now ({exc}); it will run "
-                "when the queue is back"
-            ) from exc
+    settings: Settings
+    db: Database
+    registry: BackendRegistry
+    cache: EmbeddingCache  # the embedding cache (SQL)
+    head_cache: HeadCache  # loaded heads (weights + row metadata) for predict
+    tenants: TTLCache[str, str]  # API key digest -> tenant id
+    handlers: JobHandlers  # job kind -> handler, terminal hook
+    engine: JobEngine  # runs one job (inline runner and worker)
+    runner: JobRunner
+    queue: JobQueue  # the runner as domain services see it
 
     async def aclose(self) -> None:
         await self.runner.stop()

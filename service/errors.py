@@ -146,3 +146,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "Invalid input; `field` names the field at fault.",
     }.items()
 }
+
+
+class WorkCancelled(Exception):
+    """Background work stopped because its job was cancelled (e.g. between embedding chunks).
+
+    Shared by the embedding cache and the job engine so that neither imports the other."""

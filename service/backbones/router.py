@@ -20,4 +20,4 @@ class BackboneList(BaseModel):
 
 @router.get("", summary="List configured backbones (never their secrets)")
 def list_backbones(ctx: Ctx, _tenant: TenantId) -> BackboneList:
-    return BackboneList(items=describe_all(ctx))
+    return BackboneList(items=describe_all(ctx.registry))

@@ -1,22 +1,21 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from adapters import AdapterError, EmbeddingBackend
+from adapters import AdapterError, BackendRegistry, EmbeddingBackend
 from service.errors import ServiceUnavailable, ValidationFailed
 
-if TYPE_CHECKING:
-    from service.context import AppContext
 
-
-async def get_backend(ctx: AppContext, name: str, field: str = "backbone") -> EmbeddingBackend:
+async def get_backend(
+    registry: BackendRegistry, name: str, field: str = "backbone"
+) -> EmbeddingBackend:
     """The configured backend, ready to embed; 422 for an unknown name."""
-    if name not in ctx.registry.names():
-        known = ", ".join(sorted(ctx.registry.names())) or "none"
+    if name not in registry.names():
+        known = ", ".join(sorted(registry.names())) or "none"
         raise ValidationFailed(
             f"{field}: unknown backbone {name!r} (configured: {known})", field=field
         )
-    backend = ctx.registry.get(name)
+    backend = registry.get(name)
     try:
         await backend.ensure_ready()
     except AdapterError as exc:
@@ -24,5 +23,5 @@ async def get_backend(ctx: AppContext, name: str, field: str = "backbone") -> Em
     return backend
 
 
-def describe_all(ctx: AppContext) -> list[dict[str, Any]]:
-    return list(ctx.registry.describe())
+def describe_all(registry: BackendRegistry) -> list[dict[str, Any]]:
+    return list(registry.describe())

@@ -1,15 +1,37 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session
 
 from service.datasets import repository as repo
 from service.datasets.models import Dataset
 from service.datasets.schemas import DatasetOut, DatasetPage, Record, SplitSummary
 from service.datasets.validation import validate_records
+from service.db.session import Database
 from service.errors import Conflict, NotFound
-from service.jobs.models import Job
+from service.jobs import repository as jobs_repo
 from service.settings import Settings
+
+
+@dataclass
+class LoadedExamples:
+    splits: list[str]
+    labels: list[str]
+    inputs: list[str | bytes]
+    keys: list[str]  # sha256 of each input: the embedding cache key
+
+
+def load_examples(db: Database, dataset_id: str, splits: list[str] | None = None) -> LoadedExamples:
+    """A dataset's examples in order (optionally only ``splits``); synchronous."""
+    with db.session() as s:
+        rows = repo.examples(s, dataset_id, splits)
+    return LoadedExamples(
+        splits=[r[0] for r in rows],
+        labels=[r[1] for r in rows],
+        inputs=[r[2] if r[2] is not None else (r[3] or b"") for r in rows],
+        keys=[r[4] for r in rows],
+    )
 
 
 def to_out(ds: Dataset) -> DatasetOut:
@@ -52,9 +74,9 @@ def list_datasets(session: Session, tenant_id: str, limit: int, offset: int) -> 
 
 def delete_dataset(session: Session, tenant_id: str, dataset_id: str) -> None:
     ds = get_dataset(session, tenant_id, dataset_id)
-    busy = session.scalar(
-        select(Job.id).where(Job.dataset_id == ds.id, Job.status.in_(("queued", "running")))
-    )
+    busy = jobs_repo.unfinished(session, dataset_id=ds.id)
     if busy:
-        raise Conflict(f"dataset {dataset_id!r} is used by unfinished job {busy}; cancel it first")
+        raise Conflict(
+            f"dataset {dataset_id!r} is used by unfinished job {busy[0].id}; cancel it first"
+        )
     repo.delete(session, ds)

@@ -45,7 +45,18 @@ async def dataset_spectrum(
     (columns centred by default). Embeds through the cache: if anything is missing a job is
     queued and 202 returned with its id; ask again when it has succeeded."""
     out = await service.dataset_spectrum(
-        ctx, tenant, dataset_id, split, backbone, center, normalize, max_samples
+        tenant,
+        dataset_id,
+        split,
+        backbone,
+        center,
+        normalize,
+        max_samples,
+        db=ctx.db,
+        registry=ctx.registry,
+        cache=ctx.cache,
+        queue=ctx.queue,
+        settings=ctx.settings,
     )
     if isinstance(out, SpectrumPending):
         return JSONResponse(status_code=202, content=out.model_dump())
@@ -72,7 +83,12 @@ async def head_spectrum(
     ] = None,
     format: Fmt = "json",
 ) -> Response:
-    out = await to_thread.run_sync(service.head_spectrum, ctx, tenant, head_id, split)
+
+    def _read() -> HeadSpectrum:
+        with ctx.db.session() as s:
+            return service.head_spectrum(s, tenant, head_id, split)
+
+    out = await to_thread.run_sync(_read)
     if format == "svg":
         svg = spectrum_svg(
             f"head {head_id} / {out.split}",

@@ -1,28 +1,31 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from adapters import BackendRegistry
 from service.backbones.service import get_backend
 from service.datasets import service as datasets_service
-from service.db.base import new_id
+from service.datasets.service import load_examples
+from service.db.session import Database
 from service.diagnostics.schemas import (
     DatasetSpectrum,
     HeadSpectrum,
     SpectrumOut,
     SpectrumPending,
 )
+from service.embeddings.service import EmbeddingCache
 from service.errors import Conflict, NotFound, ValidationFailed
 from service.heads import service as heads_service
-from service.jobs.executor import load_examples
-from service.jobs.models import Job
-from tuner import spectrum
-
-if TYPE_CHECKING:
-    from service.context import AppContext
+from service.heads.models import HeadStatus
+from service.jobs import repository as jobs_repo
+from service.jobs import service as jobs_service
+from service.jobs.models import JobKind
+from service.jobs.runner import JobQueue
+from service.settings import Settings
+from service.spectra import summarize_spectrum
 
 _CORE = ("singular_values", "sve", "lsvr", "effective_rank", "n_samples", "n_features")
 
@@ -48,7 +51,6 @@ def spectrum_out(d: dict[str, Any]) -> SpectrumOut:
 
 
 async def dataset_spectrum(
-    ctx: AppContext,
     tenant_id: str,
     dataset_id: str,
     split: str,
@@ -56,78 +58,79 @@ async def dataset_spectrum(
     center: bool,
     normalize: bool,
     max_samples: int | None,
+    *,
+    db: Database,
+    registry: BackendRegistry,
+    cache: EmbeddingCache,
+    queue: JobQueue,
+    settings: Settings,
 ) -> DatasetSpectrum | SpectrumPending:
     """200 with the spectrum when the split is cached; else a job embeds it (202)."""
-    with ctx.db.session() as s:
-        ds = datasets_service.get_dataset(s, tenant_id, dataset_id)
-        splits = ds.counts.get("splits", {})
+
+    def _dataset() -> tuple[str, dict[str, Any]]:
+        with db.session() as s:
+            ds = datasets_service.get_dataset(s, tenant_id, dataset_id)
+            return ds.modality, dict(ds.counts.get("splits", {}))
+
+    modality, splits = await asyncio.to_thread(_dataset)
     if split not in splits:
         raise ValidationFailed(
             f"split: dataset has no split {split!r} (has: {', '.join(sorted(splits))})",
             field="split",
         )
-    backend = await get_backend(ctx, backbone)
-    if backend.modality != ds.modality:
+    backend = await get_backend(registry, backbone)
+    if backend.modality != modality:
         raise ValidationFailed(
-            f"backbone: {backbone!r} embeds {backend.modality}, the dataset holds {ds.modality}",
+            f"backbone: {backbone!r} embeds {backend.modality}, the dataset holds {modality}",
             field="backbone",
         )
-    ex = await asyncio.to_thread(load_examples, ctx.db, dataset_id, [split])
-    x = await ctx.cache.cached(tenant_id, backend.identity, ex.keys)  # one bulk read
+    ex = await asyncio.to_thread(load_examples, db, dataset_id, [split])
+    x = await cache.cached(tenant_id, backend.identity, ex.keys)  # one bulk read
     if x is None:
-        return await _embed_job(ctx, tenant_id, dataset_id, split, backbone)
-    cap = min(max_samples or ctx.settings.max_spectrum_samples, ctx.settings.max_spectrum_samples)
-    spec = spectrum(x, center=center, normalize=normalize, max_samples=cap, random_state=0)
-    d = spec.to_dict()
-    d["singular_values"] = [float(v) for v in np.asarray(d["singular_values"])[:256]]
+        job_id = await _embed_job(db, queue, tenant_id, dataset_id, split, backbone)
+        return SpectrumPending(status="embedding", job_id=job_id)
+    cap = min(max_samples or settings.max_spectrum_samples, settings.max_spectrum_samples)
+    d = await asyncio.to_thread(summarize_spectrum, x, cap, 0, center=center, normalize=normalize)
     return DatasetSpectrum(
         dataset_id=dataset_id, split=split, backbone=backbone, spectrum=spectrum_out(d)
     )
 
 
 async def _embed_job(
-    ctx: AppContext, tenant_id: str, dataset_id: str, split: str, backbone: str
-) -> SpectrumPending:
-    await ctx.runner_check()
-    with ctx.db.session() as s:
-        existing = s.scalar(
-            select(Job.id).where(
-                Job.tenant_id == tenant_id,
-                Job.kind == "embed",
-                Job.dataset_id == dataset_id,
-                Job.status.in_(("queued", "running")),
+    db: Database, queue: JobQueue, tenant_id: str, dataset_id: str, split: str, backbone: str
+) -> str:
+    """The id of the unfinished embed job of this dataset, or of a new one (submitted)."""
+    await queue.check()
+
+    def _find_or_create() -> tuple[str, bool]:
+        with db.session() as s:
+            existing = jobs_repo.unfinished(
+                s, tenant_id=tenant_id, kind=JobKind.EMBED, dataset_id=dataset_id
             )
-        )
-        if existing:
-            return SpectrumPending(status="embedding", job_id=existing)
-        job = Job(
-            id=new_id("job"),
-            tenant_id=tenant_id,
-            kind="embed",
-            dataset_id=dataset_id,
-            params={"backbone": backbone, "split": split},
-            status="queued",
-            epochs=[],
-            progress_done=0,
-            progress_total=0,
-            attempts=0,
-            cancel_requested=False,
-        )
-        s.add(job)
-        job_id = job.id
-    await ctx.submit(job_id)
-    return SpectrumPending(status="embedding", job_id=job_id)
+            if existing:
+                return existing[0].id, False
+            params = {"backbone": backbone, "split": split}
+            job = jobs_service.new_job(
+                s, tenant_id, JobKind.EMBED, dataset_id=dataset_id, params=params
+            )
+            return job.id, True
+
+    job_id, created = await asyncio.to_thread(_find_or_create)
+    if created:
+        await queue.submit(job_id)
+    return job_id
 
 
-def head_spectrum(ctx: AppContext, tenant_id: str, head_id: str, split: str | None) -> HeadSpectrum:
-    with ctx.db.session() as s:
-        head = heads_service.get_head(s, tenant_id, head_id)
-        if head.status != "ready" or not head.spectra:
-            raise Conflict(
-                f"head {head_id!r} is {head.status}; spectra exist once it is ready",
-                field="head_id",
-            )
-        spectra = dict(head.spectra)
+def head_spectrum(
+    session: Session, tenant_id: str, head_id: str, split: str | None
+) -> HeadSpectrum:
+    head = heads_service.get_head(session, tenant_id, head_id)
+    if head.status != HeadStatus.READY or not head.spectra:
+        raise Conflict(
+            f"head {head_id!r} is {head.status}; spectra exist once it is ready",
+            field="head_id",
+        )
+    spectra = dict(head.spectra)
     if split is None:
         split = next((k for k in ("test", "validation", "train") if k in spectra), None) or next(
             iter(spectra)

@@ -16,6 +16,7 @@ import numpy as np
 from adapters import EmbeddingBackend
 from service.db.session import Database
 from service.embeddings import repository as repo
+from service.errors import WorkCancelled
 from service.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def backbone_hash(identity: str) -> str:
     return hashlib.sha256(identity.encode("utf-8")).hexdigest()
 
 
-class EmbeddingCancelled(Exception):
+class EmbeddingCancelled(WorkCancelled):
     """Raised between backend batches when the caller asked to stop."""
 
 

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, utcnow
+
+
+class HeadStatus(StrEnum):
+    """Stored as these strings (``heads.status``); changed only by service.heads.service."""
+
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class Head(Base):
@@ -27,9 +37,7 @@ class Head(Base):
     preset: Mapped[str] = mapped_column(String(40))
     overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     seed: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(
-        String(20), default="pending"
-    )  # pending|ready|failed|cancelled
+    status: Mapped[str] = mapped_column(String(20), default=HeadStatus.PENDING.value)
     config: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     spectra: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

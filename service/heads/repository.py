@@ -4,7 +4,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.heads.models import Head
-from service.jobs.models import Job
 
 
 def get(session: Session, tenant_id: str, head_id: str) -> Head | None:
@@ -12,9 +11,9 @@ def get(session: Session, tenant_id: str, head_id: str) -> Head | None:
     return head if head is not None and head.tenant_id == tenant_id else None
 
 
-def latest_job_id(session: Session, head_id: str) -> str | None:
+def by_idempotency_key(session: Session, tenant_id: str, key: str) -> Head | None:
     return session.scalar(
-        select(Job.id).where(Job.head_id == head_id).order_by(Job.created_at.desc()).limit(1)
+        select(Head).where(Head.tenant_id == tenant_id, Head.idempotency_key == key)
     )
 
 

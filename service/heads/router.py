@@ -2,11 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Response
-from sqlalchemy.exc import IntegrityError
 
-from service.backbones.service import get_backend
 from service.deps import Ctx, TenantId
 from service.errors import ERROR_RESPONSES
 from service.heads import service
@@ -39,33 +36,9 @@ async def create_head(
     """Create a head and queue its training job: embed the dataset through the cache, train
     with the chosen method and preset, evaluate every split, store the weights. Poll
     GET /v1/jobs/{job_id} or stream /v1/jobs/{job_id}/events."""
-
-    def _replayed() -> HeadCreated | None:
-        with ctx.db.session() as s:
-            found = service.replay(s, tenant, idempotency_key, body) if idempotency_key else None
-            return HeadCreated.model_validate(service.created_out(*found)) if found else None
-
-    replayed = await to_thread.run_sync(_replayed)
-    if replayed is not None:
-        return replayed
-    backend = await get_backend(ctx, body.backbone)
-    await ctx.runner_check()
-
-    def _create() -> HeadCreated:
-        try:
-            with ctx.db.session() as s:
-                head, job = service.create_head(s, tenant, body, backend, idempotency_key)
-                out = service.created_out(head, job)
-        except IntegrityError:  # a concurrent request with the same key won the race
-            again = _replayed()
-            if again is None:
-                raise
-            return again
-        return HeadCreated.model_validate(out)
-
-    created = await to_thread.run_sync(_create)
-    await ctx.submit(created.job.id)
-    return created
+    return await service.submit_head(
+        body, tenant, idempotency_key, db=ctx.db, registry=ctx.registry, queue=ctx.queue
+    )
 
 
 @router.get("", summary="List heads")
@@ -95,5 +68,5 @@ def get_head(head_id: str, ctx: Ctx, tenant: TenantId) -> HeadOut:
 def delete_head(head_id: str, ctx: Ctx, tenant: TenantId) -> Response:
     with ctx.db.session() as s:
         service.delete_head(s, tenant, head_id)
-    ctx.heads.forget(head_id)
+    ctx.head_cache.forget(head_id)
     return Response(status_code=204)

@@ -1,13 +1,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from service.heads.models import HeadStatus
 from service.jobs.schemas import JobOut
+from tuner import METHODS
 
-Method = Literal["lp", "mlp", "nmtune", "auto"]
+
+def _known_method(value: str) -> str:
+    if value not in METHODS:
+        raise ValueError(f"unknown method {value!r}; valid methods: {', '.join(METHODS)}")
+    return value
+
+
+#: the tuner's methods (tuner.METHODS is the one list; a new method needs no change here)
+Method = Annotated[
+    str, AfterValidator(_known_method), Field(json_schema_extra={"enum": list(METHODS)})
+]
 
 
 class HeadCreate(BaseModel):
@@ -67,7 +79,7 @@ class HeadOut(BaseModel):
     preset: str
     overrides: dict[str, Any]
     seed: int
-    status: Literal["pending", "ready", "failed", "cancelled"]
+    status: HeadStatus
     classes: list[StrictStr | StrictInt] | None
     dim: int | None
     config: dict[str, Any] | None = Field(

@@ -1,22 +1,29 @@
+"""The heads domain: create, read, delete heads; every head status change happens here."""
+
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
-from sqlalchemy import select
+from anyio import to_thread
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from adapters import EmbeddingBackend
+from adapters import BackendRegistry, EmbeddingBackend
+from service.backbones.service import get_backend
 from service.datasets import repository as datasets_repo
-from service.db.base import new_id
+from service.datasets.models import Dataset
+from service.db.base import new_id, utcnow
+from service.db.session import Database
 from service.errors import Conflict, NotFound, ValidationFailed
 from service.heads import repository as repo
-from service.heads.models import Head
-from service.heads.schemas import HeadCreate, HeadOut, HeadPage
+from service.heads.models import Head, HeadStatus
+from service.heads.schemas import HeadCreate, HeadCreated, HeadOut, HeadPage
 from service.jobs import repository as jobs_repo
-from service.jobs.models import Job
-from service.jobs.service import to_out as job_out
+from service.jobs import service as jobs_service
+from service.jobs.handlers import JobFailed
+from service.jobs.models import Job, JobKind, JobStatus
+from service.jobs.runner import JobQueue
 from tuner import ConfigError, resolve_config
 
 
@@ -27,11 +34,11 @@ def to_out(head: Head, job_id: str | None) -> HeadOut:
         dataset_id=head.dataset_id,
         backbone=head.backbone,
         backbone_identity=head.backbone_identity,
-        method=head.method,  # type: ignore[arg-type]
+        method=head.method,
         preset=head.preset,
         overrides=dict(head.overrides or {}),
         seed=head.seed,
-        status=head.status,  # type: ignore[arg-type]
+        status=HeadStatus(head.status),
         classes=head.classes,
         dim=head.dim,
         config=head.config,
@@ -43,27 +50,20 @@ def to_out(head: Head, job_id: str | None) -> HeadOut:
     )
 
 
-_UNKNOWN_FIELD = re.compile(r"unknown config field '([^']+)'")
-
-
-def _config_error_field(message: str, overrides: dict[str, Any]) -> str:
-    """The request field a tuner ConfigError is about: `preset` or `overrides.<name>`."""
-    if message.startswith("unknown preset"):
-        return "preset"
-    m = _UNKNOWN_FIELD.search(message)
-    if m:
-        return f"overrides.{m.group(1)}"
-    first = message.split(" ", 1)[0]
-    if first in overrides:
-        return f"overrides.{first}"
-    return "overrides"
+def config_error_field(exc: ConfigError) -> str:
+    """The request field a tuner ConfigError is about: method, preset or overrides.<name>."""
+    if exc.field in ("method", "preset"):
+        return exc.field
+    if exc.field is None or exc.field == "overrides":
+        return "overrides"
+    return f"overrides.{exc.field}"
 
 
 def check_config(method: str, preset: str, overrides: dict[str, Any]) -> None:
     try:
         resolve_config(method, preset, overrides)
     except ConfigError as exc:
-        path = _config_error_field(str(exc), overrides)
+        path = config_error_field(exc)
         raise ValidationFailed(f"{path}: {exc}", field=path) from exc
 
 
@@ -73,9 +73,7 @@ def request_digest(body: HeadCreate) -> str:
 
 def replay(session: Session, tenant_id: str, key: str, body: HeadCreate) -> tuple[Head, Job] | None:
     """The head (and its first job) created earlier with this `Idempotency-Key`, if any."""
-    head = session.scalar(
-        select(Head).where(Head.tenant_id == tenant_id, Head.idempotency_key == key)
-    )
+    head = repo.by_idempotency_key(session, tenant_id, key)
     if head is None:
         return None
     if head.request_sha256 != request_digest(body):
@@ -83,7 +81,7 @@ def replay(session: Session, tenant_id: str, key: str, body: HeadCreate) -> tupl
             "Idempotency-Key: this key was used for a different request; use a new key",
             field="Idempotency-Key",
         )
-    job = session.scalar(select(Job).where(Job.head_id == head.id).order_by(Job.created_at))
+    job = jobs_repo.first_for_head(session, head.id)
     if job is None:
         raise Conflict("Idempotency-Key: the job of that request is gone", field="Idempotency-Key")
     return head, job
@@ -117,34 +115,65 @@ def create_head(
         preset=body.preset,
         overrides=body.overrides,
         seed=body.seed,
-        status="pending",
+        status=HeadStatus.PENDING,
         idempotency_key=idempotency_key,
         request_sha256=request_digest(body) if idempotency_key else None,
     )
     session.add(head)
     session.flush()
-    job = Job(
-        id=new_id("job"),
-        tenant_id=tenant_id,
-        kind="train",
+    job = jobs_service.new_job(
+        session,
+        tenant_id,
+        JobKind.TRAIN,
         head_id=head.id,
         dataset_id=ds.id,
         params={"backbone": body.backbone, "method": body.method},
-        status="queued",
-        stage=None,
-        progress_done=0,
-        progress_total=0,
-        epochs=[],
-        attempts=0,
-        cancel_requested=False,
     )
-    session.add(job)
-    session.flush()
     return head, job
 
 
-def created_out(head: Head, job: Job) -> dict[str, Any]:
-    return {"head": to_out(head, job.id), "job": job_out(job)}
+def created_out(head: Head, job: Job) -> HeadCreated:
+    return HeadCreated(head=to_out(head, job.id), job=jobs_service.to_out(job))
+
+
+async def submit_head(
+    body: HeadCreate,
+    tenant_id: str,
+    idempotency_key: str | None,
+    *,
+    db: Database,
+    registry: BackendRegistry,
+    queue: JobQueue,
+) -> HeadCreated:
+    """Create a head and queue its training job (or replay an earlier identical request)."""
+
+    def _replayed() -> HeadCreated | None:
+        if not idempotency_key:
+            return None
+        with db.session() as s:
+            found = replay(s, tenant_id, idempotency_key, body)
+            return created_out(*found) if found else None
+
+    replayed = await to_thread.run_sync(_replayed)
+    if replayed is not None:
+        return replayed
+    backend = await get_backend(registry, body.backbone)
+    await queue.check()
+
+    def _create() -> HeadCreated:
+        try:
+            with db.session() as s:
+                out = created_out(*create_head(s, tenant_id, body, backend, idempotency_key))
+        except IntegrityError:  # a concurrent request with the same key won the race
+            again = _replayed()
+            if again is None:
+                raise
+            return again
+        return out
+
+    created = await to_thread.run_sync(_create)
+    await queue.submit(created.job.id)
+    return created
 
 
 def get_head(session: Session, tenant_id: str, head_id: str) -> Head:
@@ -155,7 +184,7 @@ def get_head(session: Session, tenant_id: str, head_id: str) -> Head:
 
 
 def head_out(session: Session, head: Head) -> HeadOut:
-    return to_out(head, repo.latest_job_id(session, head.id))
+    return to_out(head, jobs_repo.latest_id_for_head(session, head.id))
 
 
 def list_heads(
@@ -169,7 +198,41 @@ def list_heads(
 
 def delete_head(session: Session, tenant_id: str, head_id: str) -> None:
     head = get_head(session, tenant_id, head_id)
-    busy = jobs_repo.unfinished_for(session, head_id=head.id)
+    busy = jobs_repo.unfinished(session, head_id=head.id)
     if busy:
         raise Conflict(f"head {head_id!r} is being trained by job {busy[0].id}; cancel it first")
     session.delete(head)
+
+
+# ------------------------------------------------------------- the training job's side
+def load_for_training(db: Database, head_id: str) -> tuple[Head, Dataset | None]:
+    """The head and its dataset (detached), or JobFailed if the head is gone."""
+    with db.session() as s:
+        head = s.get(Head, head_id)
+        if head is None:
+            raise JobFailed("HeadDeleted", "the head was deleted")
+        ds = datasets_repo.get(s, head.tenant_id, head.dataset_id) if head.dataset_id else None
+        s.expunge_all()
+        return head, ds
+
+
+def mark_ready(db: Database, head_id: str, trained: dict[str, Any]) -> None:
+    """pending -> ready with the trained weights, config, metrics, spectra, dim, classes."""
+    with db.session() as s:
+        head = s.get(Head, head_id)
+        if head is None:
+            raise JobFailed("HeadDeleted", "the head was deleted during training")
+        if head.status == HeadStatus.READY:
+            return
+        for name in ("weights", "config", "metrics", "spectra", "dim", "classes"):
+            setattr(head, name, trained[name])
+        head.status, head.trained_at = HeadStatus.READY, utcnow()
+
+
+def on_train_job_ended(session: Session, job: Job, status: JobStatus) -> None:
+    """Terminal hook of `train` jobs: a pending head follows its failed/cancelled job."""
+    if not job.head_id:
+        return
+    head = session.get(Head, job.head_id)
+    if head is not None and head.status == HeadStatus.PENDING:
+        head.status = HeadStatus(status.value)

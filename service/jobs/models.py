@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String
@@ -8,7 +9,26 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, utcnow
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+
+class JobStatus(StrEnum):
+    """Stored as these strings (``jobs.status``)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobKind(StrEnum):
+    """Every kind has a handler registered by the composition root (service.composition)."""
+
+    TRAIN = "train"
+    EMBED = "embed"
+
+
+TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class Job(Base):
@@ -19,7 +39,7 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # train | embed
+    kind: Mapped[str] = mapped_column(String(20))  # a JobKind
     head_id: Mapped[str | None] = mapped_column(
         ForeignKey("heads.id", ondelete="CASCADE"), default=None
     )
@@ -27,7 +47,7 @@ class Job(Base):
         ForeignKey("datasets.id", ondelete="CASCADE"), default=None
     )
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)  # a JobStatus
     stage: Mapped[str | None] = mapped_column(String(20), default=None)  # embed|train|evaluate
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)

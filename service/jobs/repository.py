@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
 from service.db.session import Database
-from service.jobs.models import TERMINAL, Job
+from service.jobs.models import TERMINAL, UNFINISHED, Job, JobStatus
 
 
 def worker_identity() -> str:
@@ -30,9 +30,9 @@ def claim(db: Database, job_id: str, worker_id: str, max_attempts: int) -> Job |
     with db.session() as s:
         res = s.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == "queued", Job.attempts < max_attempts)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.attempts < max_attempts)
             .values(
-                status="running",
+                status=JobStatus.RUNNING,
                 attempts=Job.attempts + 1,
                 worker_id=worker_id,
                 started_at=now,
@@ -50,7 +50,7 @@ def heartbeat(db: Database, job_id: str) -> bool:
     with db.session() as s:
         s.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == "running")
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
             .values(heartbeat_at=utcnow())
         )
         return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
@@ -83,26 +83,34 @@ def add_epoch(db: Database, job_id: str, report: dict[str, Any], done: int, tota
 
 
 def finish(
-    db: Database,
+    session: Session,
     job_id: str,
-    status: str,
+    status: JobStatus,
     *,
     error: dict[str, str] | None = None,
     result: dict[str, Any] | None = None,
-) -> None:
-    with db.session() as s:
-        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
-        if result is not None:
-            values["result"] = result
-        s.execute(update(Job).where(Job.id == job_id).values(**values))
+    only_running: bool = False,
+) -> bool:
+    """Set a terminal status; returns whether the row changed (``only_running``: only a job
+    that is still running, e.g. when a time limit ends it)."""
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+    if result is not None:
+        values["result"] = result
+    if only_running:
+        values["cancel_requested"] = True  # a training thread still running stops at its epoch
+    stmt = update(Job).where(Job.id == job_id)
+    if only_running:
+        stmt = stmt.where(Job.status == JobStatus.RUNNING)
+    res = session.execute(stmt.values(**values))
+    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 def requeue(db: Database, job_id: str, error: dict[str, str]) -> None:
     with db.session() as s:
         s.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == "running")
-            .values(status="queued", worker_id=None, error=error)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(status=JobStatus.QUEUED, worker_id=None, error=error)
         )
 
 
@@ -110,8 +118,8 @@ def request_cancel(session: Session, job: Job) -> None:
     if job.status in TERMINAL:
         return
     job.cancel_requested = True
-    if job.status == "queued":
-        job.status = "cancelled"
+    if job.status == JobStatus.QUEUED:
+        job.status = JobStatus.CANCELLED
         job.finished_at = utcnow()
 
 
@@ -140,7 +148,7 @@ def reap(db: Database, stale_after_s: float, max_attempts: int) -> list[str]:
     cutoff = utcnow() - timedelta(seconds=stale_after_s)
     requeued: list[str] = []
     with db.session() as s:
-        running = s.scalars(select(Job).where(Job.status == "running")).all()
+        running = s.scalars(select(Job).where(Job.status == JobStatus.RUNNING)).all()
         for job in running:
             hb = job.heartbeat_at
             if hb is not None and hb.tzinfo is None:
@@ -150,30 +158,55 @@ def reap(db: Database, stale_after_s: float, max_attempts: int) -> list[str]:
                 continue
             err = {"type": "WorkerLost", "message": f"worker {job.worker_id} stopped"}
             if job.cancel_requested:
-                job.status, job.finished_at, job.error = "cancelled", utcnow(), None
+                job.status, job.finished_at, job.error = JobStatus.CANCELLED, utcnow(), None
             elif job.attempts >= max_attempts:
-                job.status, job.finished_at, job.error = "failed", utcnow(), err
+                job.status, job.finished_at, job.error = JobStatus.FAILED, utcnow(), err
             else:
-                job.status, job.worker_id, job.error = "queued", None, err
+                job.status, job.worker_id, job.error = JobStatus.QUEUED, None, err
                 requeued.append(job.id)
     return requeued
 
 
-def queued_ids(db: Database) -> list[str]:
+def queued_ids(
+    db: Database, created_before: datetime | None = None, limit: int | None = None
+) -> list[str]:
+    """Queued jobs, oldest first (``created_before``: only those created before then)."""
+    stmt = select(Job.id).where(Job.status == JobStatus.QUEUED)
+    if created_before is not None:
+        stmt = stmt.where(Job.created_at < created_before)
+    stmt = stmt.order_by(Job.created_at)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     with db.session() as s:
-        return list(
-            s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.created_at)).all()
-        )
+        return list(s.scalars(stmt).all())
 
 
-def unfinished_for(
-    session: Session, *, head_id: str | None = None, dataset_id: str | None = None
+def unfinished(
+    session: Session,
+    *,
+    tenant_id: str | None = None,
+    kind: str | None = None,
+    head_id: str | None = None,
+    dataset_id: str | None = None,
 ) -> list[Job]:
-    conds = []
-    if head_id:
-        conds.append(Job.head_id == head_id)
-    if dataset_id:
-        conds.append(Job.dataset_id == dataset_id)
-    return list(
-        session.scalars(select(Job).where(or_(*conds), Job.status.in_(("queued", "running")))).all()
+    """Queued or running jobs matching every filter given: the one "unfinished jobs" query."""
+    stmt = select(Job).where(Job.status.in_(UNFINISHED))
+    if tenant_id is not None:
+        stmt = stmt.where(Job.tenant_id == tenant_id)
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
+    if head_id is not None:
+        stmt = stmt.where(Job.head_id == head_id)
+    if dataset_id is not None:
+        stmt = stmt.where(Job.dataset_id == dataset_id)
+    return list(session.scalars(stmt.order_by(Job.created_at)).all())
+
+
+def first_for_head(session: Session, head_id: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.head_id == head_id).order_by(Job.created_at))
+
+
+def latest_id_for_head(session: Session, head_id: str) -> str | None:
+    return session.scalar(
+        select(Job.id).where(Job.head_id == head_id).order_by(Job.created_at.desc()).limit(1)
     )

@@ -30,7 +30,7 @@ def get_job(job_id: str, ctx: Ctx, tenant: TenantId) -> JobOut:
 )
 def cancel_job(job_id: str, ctx: Ctx, tenant: TenantId) -> JobOut:
     with ctx.db.session() as s:
-        return service.cancel_job(s, tenant, job_id)
+        return service.cancel_job(s, ctx.handlers, tenant, job_id)
 
 
 @router.get(

@@ -1,9 +1,8 @@
-"""Job runners. The job row is the source of truth; a runner only decides where it executes.
-
-``InlineRunner`` (the embedded default) runs jobs as tasks on the service's own event loop,
+"""Where jobs run. ``InlineRunner`` runs them in this process on the API's own event loop,
 with the heavy work in threads, so request handling never blocks. ``CeleryRunner``
-(service.jobs.celery_app) sends the job id to a worker instead. Both re-run nothing twice:
-a job is claimed atomically (queued -> running) before any work.
+(service.jobs.celery) sends the job id to a worker instead. Both re-run nothing twice:
+a job is claimed atomically (queued -> running) before any work. ``JobQueue`` is what the
+domains see: check that jobs can be accepted, hand over a committed job.
 """
 
 from __future__ import annotations
@@ -14,11 +13,14 @@ import logging
 from typing import Protocol
 
 from service.db.session import Database
+from service.errors import ServiceUnavailable
 from service.jobs import repository as jobs_repo
-from service.jobs.executor import JobExecutor
+from service.jobs.engine import JobEngine
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+REQUEUE_DELAY_S = 2.0
 
 
 class JobRunner(Protocol):
@@ -30,10 +32,34 @@ class JobRunner(Protocol):
         ...
 
 
+class JobQueue:
+    """The runner as the domains see it: API errors instead of runner exceptions."""
+
+    def __init__(self, runner: JobRunner) -> None:
+        self.runner = runner
+
+    async def check(self) -> None:
+        try:
+            await self.runner.check()
+        except Exception as exc:
+            raise ServiceUnavailable(f"the job queue is unavailable: {exc}") from exc
+
+    async def submit(self, job_id: str) -> None:
+        try:
+            await self.runner.submit(job_id)
+        except Exception as exc:
+            # the job row stays queued: the runner picks it up when it is back
+            log.error("could not hand job %s to the runner: %s", job_id, exc)
+            raise ServiceUnavailable(
+                f"job {job_id} was stored but could not be queued now ({exc}); it will run "
+                "when the queue is back"
+            ) from exc
+
+
 class InlineRunner:
-    def __init__(self, db: Database, executor: JobExecutor, settings: Settings) -> None:
+    def __init__(self, db: Database, engine: JobEngine, settings: Settings) -> None:
         self.db = db
-        self.executor = executor
+        self.engine = engine
         self.settings = settings
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -75,12 +101,12 @@ class InlineRunner:
             job_id = await self._queue.get()
             self._queued.discard(job_id)
             try:
-                outcome = await self.executor.run(job_id)
+                outcome = await self.engine.run(job_id)
             except Exception:
                 log.exception("runner: job %s raised", job_id)
                 continue
             if outcome == "requeued":
-                self._resubmit_later(job_id, delay=2.0)
+                self._resubmit_later(job_id, delay=REQUEUE_DELAY_S)
 
     def _resubmit_later(self, job_id: str, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self._enqueue, job_id)

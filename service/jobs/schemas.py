@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from service.jobs.models import JobKind, JobStatus
 
 
 class Progress(BaseModel):
@@ -20,7 +20,7 @@ class JobError(BaseModel):
 
 class JobOut(BaseModel):
     id: str
-    kind: Literal["train", "embed"]
+    kind: JobKind
     status: JobStatus
     stage: Literal["embed", "train", "evaluate"] | None = Field(
         description="Current stage of a running job (also the last stage of a finished one)."

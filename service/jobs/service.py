@@ -1,18 +1,52 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
+from service.db.base import new_id
 from service.errors import NotFound
 from service.jobs import repository as repo
-from service.jobs.models import Job
+from service.jobs.handlers import JobHandlers
+from service.jobs.models import Job, JobKind, JobStatus
 from service.jobs.schemas import JobError, JobOut, Progress
+
+
+def new_job(
+    session: Session,
+    tenant_id: str,
+    kind: JobKind | str,
+    *,
+    head_id: str | None = None,
+    dataset_id: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> Job:
+    """A queued job row (flushed, not committed: hand its id to the runner after commit)."""
+    job = Job(
+        id=new_id("job"),
+        tenant_id=tenant_id,
+        kind=str(kind),
+        head_id=head_id,
+        dataset_id=dataset_id,
+        params=dict(params or {}),
+        status=JobStatus.QUEUED,
+        stage=None,
+        progress_done=0,
+        progress_total=0,
+        epochs=[],
+        attempts=0,
+        cancel_requested=False,
+    )
+    session.add(job)
+    session.flush()
+    return job
 
 
 def to_out(job: Job) -> JobOut:
     return JobOut(
         id=job.id,
-        kind=job.kind,  # type: ignore[arg-type]
-        status=job.status,  # type: ignore[arg-type]
+        kind=JobKind(job.kind),
+        status=JobStatus(job.status),
         stage=job.stage,  # type: ignore[arg-type]
         progress=Progress(done=job.progress_done, total=job.progress_total),
         epochs=list(job.epochs or []),
@@ -36,14 +70,13 @@ def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
     return job
 
 
-def cancel_job(session: Session, tenant_id: str, job_id: str) -> JobOut:
+def cancel_job(session: Session, handlers: JobHandlers, tenant_id: str, job_id: str) -> JobOut:
+    """A queued job is cancelled at once (its kind's terminal hook runs); a running one gets
+    the request and stops at its next check."""
     job = get_job(session, tenant_id, job_id)
+    was = job.status
     repo.request_cancel(session, job)
-    if job.status == "cancelled" and job.head_id:
-        from service.heads.models import Head
-
-        head = session.get(Head, job.head_id)
-        if head is not None and head.status == "pending":
-            head.status = "cancelled"
+    if was != JobStatus.CANCELLED and job.status == JobStatus.CANCELLED:
+        handlers.ended(session, job, JobStatus.CANCELLED)
     session.flush()
     return to_out(job)

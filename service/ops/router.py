@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,11 +26,15 @@ def healthz() -> dict[str, str]:
 )
 async def readyz(ctx: Ctx) -> JSONResponse:
     checks: dict[str, Any] = {}
-    try:
+
+    def _database() -> None:
         with ctx.db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
         checks["schema"] = "ok" if is_up_to_date(ctx.db.engine, ctx.db.url) else "out of date"
+
+    try:
+        await to_thread.run_sync(_database)
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:

@@ -22,6 +22,15 @@ router = APIRouter(prefix="/v1/heads", tags=["predictions"], responses=ERROR_RES
 async def predict(head_id: str, body: PredictRequest, ctx: Ctx, tenant: TenantId) -> Response:
     """`inputs` are embedded with the head's own backbone through the cache (a warm cache
     makes no backend call); `embeddings` must have the head's dimension and be finite."""
-    out = await service.predict(ctx, tenant, head_id, body)
+    out = await service.predict(
+        body,
+        tenant,
+        head_id,
+        db=ctx.db,
+        registry=ctx.registry,
+        cache=ctx.cache,
+        head_cache=ctx.head_cache,
+        settings=ctx.settings,
+    )
     # hot path: serialise the already-validated model once (no second validation pass)
     return Response(content=out.model_dump_json(), media_type="application/json")

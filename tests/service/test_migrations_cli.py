@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from service.app import SchemaOutOfDate, create_app
 from service.db.migrate import current_revision, head_revision, upgrade
-from service.db.models import Base
+from service.models import Base
 from service.db.session import Database
 from service.settings import Settings
 

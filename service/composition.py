@@ -1,0 +1,61 @@
+"""The composition root: builds the AppContext for the API and for a worker, and registers
+one handler per job kind. The only module that wires domains into the generic job engine;
+a new job kind is one ``handlers.register(...)`` line here (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import service.models  # noqa: F401  (every model mapped: foreign keys resolve)
+from adapters import BackendRegistry
+from service.context import AppContext
+from service.db.session import Database
+from service.diagnostics.embed_job import EmbedJob
+from service.embeddings.service import EmbeddingCache
+from service.heads.service import on_train_job_ended
+from service.heads.training import TrainJob
+from service.jobs.celery import CeleryRunner
+from service.jobs.engine import JobEngine
+from service.jobs.handlers import JobHandlers
+from service.jobs.models import JobKind
+from service.jobs.runner import InlineRunner, JobQueue, JobRunner
+from service.predictions.cache import HeadCache
+from service.settings import Settings
+from service.ttl_cache import TTLCache
+
+
+def job_handlers(
+    db: Database, registry: BackendRegistry, cache: EmbeddingCache, settings: Settings
+) -> JobHandlers:
+    handlers = JobHandlers()
+    handlers.register(
+        JobKind.TRAIN, TrainJob(db, registry, cache, settings), on_terminal=on_train_job_ended
+    )
+    handlers.register(JobKind.EMBED, EmbedJob(db, registry, cache))
+    return handlers
+
+
+def build_context(
+    settings: Settings, db: Database | None = None, registry: BackendRegistry | None = None
+) -> AppContext:
+    """Everything one process needs (API or worker): one Database, one registry."""
+    db = db or Database(settings.database_url.get_secret_value())
+    registry = registry or BackendRegistry.from_specs(settings.backbones)
+    cache = EmbeddingCache(db, chunk_size=settings.embed_chunk_size)
+    handlers = job_handlers(db, registry, cache, settings)
+    engine = JobEngine(db, handlers, settings)
+    runner: JobRunner
+    if settings.runner == "celery":
+        runner = CeleryRunner(settings, db)
+    else:
+        runner = InlineRunner(db, engine, settings)
+    return AppContext(
+        settings=settings,
+        db=db,
+        registry=registry,
+        cache=cache,
+        head_cache=HeadCache(settings.head_cache_size, settings.auth_cache_ttl_s),
+        tenants=TTLCache(10_000, settings.auth_cache_ttl_s),
+        handlers=handlers,
+        engine=engine,
+        runner=runner,
+        queue=JobQueue(runner),
+    )

@@ -1,0 +1,198 @@
+"""The `train` job kind: embed (through the SQL cache; only misses reach the backbone) ->
+train (tuner, one report per epoch) -> evaluate (metrics per split, spectra raw vs adapted)
+-> save the head (safetensors + JSON config) through ``heads.service.mark_ready``.
+
+A job that runs twice produces one head and no duplicate cache rows. Registered for
+``JobKind.TRAIN`` by the composition root, with ``heads.service.on_train_job_ended`` as the
+terminal hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from adapters import BackendRegistry
+from service.datasets.service import load_examples
+from service.db.session import Database
+from service.embeddings.service import EmbeddingCache
+from service.heads import service as heads_service
+from service.heads.models import HeadStatus
+from service.jobs.handlers import JobContext, JobFailed
+from service.ops.threads import compute_threads, with_threads
+from service.settings import Settings
+from service.spectra import summarize_spectrum
+from tuner import NMTuneClassifier, TrainingCancelled, classification_metrics
+
+
+class TrainJob:
+    """The handler of `train` jobs (collaborators given by the composition root)."""
+
+    def __init__(
+        self, db: Database, registry: BackendRegistry, cache: EmbeddingCache, settings: Settings
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.cache = cache
+        self.settings = settings
+
+    async def __call__(self, jc: JobContext) -> dict[str, Any]:
+        job = jc.job
+        assert job.head_id is not None
+        head, ds = await asyncio.to_thread(heads_service.load_for_training, self.db, job.head_id)
+        if head.status == HeadStatus.READY:  # a second run of a finished job: nothing to redo
+            return {"head_id": head.id, "reused": True}
+        if ds is None:
+            raise JobFailed("DatasetDeleted", "the dataset was deleted before training")
+        backend = self.registry.get(head.backbone)
+        await backend.ensure_ready()
+        if backend.identity != head.backbone_identity:
+            raise JobFailed(
+                "BackboneChanged",
+                f"backbone {head.backbone!r} changed configuration since the head was "
+                "created; create a new head",
+            )
+
+        # 1. embed -----------------------------------------------------------------
+        t0 = time.perf_counter()
+        ex = await asyncio.to_thread(load_examples, self.db, ds.id)
+        x = await self.cache.embed(  # (N, D)
+            job.tenant_id,
+            backend,
+            ex.inputs,
+            keys=ex.keys,
+            on_progress=jc.embed_progress,
+            should_cancel=jc.cancel_requested,
+        )
+        embed_s = time.perf_counter() - t0
+
+        labels: list[Any] = [int(v) for v in ex.labels] if ds.label_kind == "int" else ex.labels
+        y = np.asarray(labels, dtype=object)
+        split_arr = np.asarray(ex.splits)
+        train_idx = np.flatnonzero(split_arr == "train")
+        val_idx = np.flatnonzero(split_arr == "validation")
+
+        # 2. train -----------------------------------------------------------------
+        overrides = dict(head.overrides)
+        if self.settings.worker_device and "device" not in overrides:
+            overrides["device"] = self.settings.worker_device
+        clf = NMTuneClassifier(
+            method=head.method, preset=head.preset, random_state=head.seed, **overrides
+        )
+        t1 = time.perf_counter()
+
+        def on_epoch(report: Any) -> bool:
+            rep = report.to_dict() if hasattr(report, "to_dict") else dict(vars(report))
+            done = int(rep.get("epoch", 0))
+            total = int(rep.get("epochs", 0))
+            if jc.report_epoch(jsonable(rep), done, total):
+                raise TrainingCancelled("cancelled by the user")
+            return True
+
+        await jc.progress("train", 0, 0)
+        fit_kwargs: dict[str, Any] = {"callback": on_epoch}
+        if val_idx.size:
+            fit_kwargs.update(X_val=x[val_idx], y_val=list(y[val_idx]))
+        threads = compute_threads(self.settings.compute_torch_threads)
+        await asyncio.get_running_loop().run_in_executor(
+            None,
+            with_threads(threads, lambda: clf.fit(x[train_idx], list(y[train_idx]), **fit_kwargs)),
+        )
+        train_s = time.perf_counter() - t1
+
+        # 3. evaluate --------------------------------------------------------------
+        await jc.progress("evaluate", 0, 1)
+        max_n = self.settings.max_spectrum_samples
+        metrics_out, spectra = await asyncio.to_thread(
+            with_threads(threads, lambda: evaluate(clf, x, y, split_arr, head.seed, max_n))
+        )
+
+        # 4. save ------------------------------------------------------------------
+        config = dict(clf.config_dict_)
+        config.update(
+            {
+                "method_used": clf.method_,
+                "best_epoch": clf.best_epoch_,
+                "best_score": clf.best_score_,
+                "device": str(clf.device_),
+                "torch_version": str(torch.__version__),
+                "cuda_version": torch.version.cuda,  # None on a CPU build
+                "candidates": jsonable(clf.candidates_),
+                "timings_s": {"embed": round(embed_s, 3), "train": round(train_s, 3)},
+                "n_train": int(train_idx.size),
+                "n_validation": int(val_idx.size),
+                "validation": "given" if val_idx.size else "carved from train",
+            }
+        )
+        trained = {
+            "weights": clf.to_bytes(backbone_identity=head.backbone_identity),
+            "config": jsonable(config),
+            "metrics": metrics_out,
+            "spectra": spectra,
+            "dim": int(x.shape[1]),
+            "classes": [c.item() if hasattr(c, "item") else c for c in clf.classes_],
+        }
+        await asyncio.to_thread(heads_service.mark_ready, self.db, head.id, trained)
+        await jc.progress("evaluate", 1, 1)
+        return {"head_id": head.id, "reused": False}
+
+
+def evaluate(
+    clf: NMTuneClassifier,
+    x: np.ndarray,
+    y: np.ndarray,
+    split_arr: np.ndarray,
+    seed: int,
+    max_spectrum_samples: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metrics per split (+ ood_average) and spectra of raw vs adapted features."""
+    metrics_out: dict[str, Any] = {}
+    spectra: dict[str, Any] = {}
+    for split in sorted(set(split_arr.tolist()), key=_split_order):
+        idx = np.flatnonzero(split_arr == split)
+        xs = x[idx]
+        pred = clf.predict(xs)
+        m = classification_metrics(list(y[idx]), list(pred), labels=list(clf.classes_))
+        metrics_out[split] = jsonable(m)
+        if idx.size >= 2:
+            z = np.asarray(clf.transform(xs))
+            spectra[split] = {
+                "raw": summarize_spectrum(xs, max_spectrum_samples, seed),
+                "adapted": summarize_spectrum(z, max_spectrum_samples, seed),
+            }
+    ood = [k for k in metrics_out if k.startswith("ood:")]
+    if ood:
+        metrics_out["ood_average"] = {
+            "accuracy": float(np.mean([metrics_out[k]["accuracy"] for k in ood])),
+            "macro_f1": float(np.mean([metrics_out[k]["macro_f1"] for k in ood])),
+            "splits": ood,
+        }
+    return metrics_out, spectra
+
+
+def _split_order(split: str) -> tuple[int, str]:
+    order = {"train": 0, "validation": 1, "test": 2}
+    return (order.get(split, 3), split)
+
+
+def jsonable(obj: Any) -> Any:
+    """Numpy scalars/arrays and tuples -> plain JSON types; non-finite floats -> None."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if obj is None or isinstance(obj, str | int | bool):
+        return obj
+    if hasattr(obj, "to_dict"):
+        return jsonable(obj.to_dict())
+    return str(obj)

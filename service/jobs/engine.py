@@ -1,0 +1,128 @@
+"""Runs one job end to end, whatever its kind. Shared by the in-process runner and the worker.
+
+The job row is the source of truth: claim (queued -> running, atomic), heartbeat while the
+kind's handler runs, then one terminal transaction (status, error, result, and the kind's
+terminal hook). Errors are mapped here, once: cancellation -> cancelled; a rate limit or an
+unavailable backend -> re-queued until the attempts are used up; other adapter and tuner
+errors, :class:`JobFailed` and an unknown kind -> failed with the error type; anything else ->
+failed with ``InternalError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Literal
+
+from adapters import AdapterError, RateLimitedError, UnavailableError
+from service.db.session import Database
+from service.errors import WorkCancelled
+from service.jobs import repository as jobs_repo
+from service.jobs.handlers import JobContext, JobFailed, JobHandlers
+from service.jobs.models import Job, JobStatus
+from service.ops import metrics
+from service.settings import Settings
+from tuner import TrainingCancelled, TunerInputError
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["succeeded", "failed", "cancelled", "requeued", "skipped"]
+
+
+class JobEngine:
+    def __init__(
+        self,
+        db: Database,
+        handlers: JobHandlers,
+        settings: Settings,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.handlers = handlers
+        self.settings = settings
+        self.worker_id = worker_id or jobs_repo.worker_identity()
+
+    async def run(self, job_id: str) -> Outcome:
+        job = await asyncio.to_thread(
+            jobs_repo.claim, self.db, job_id, self.worker_id, self.settings.job_max_attempts
+        )
+        if job is None:
+            return "skipped"
+        log.info("job started", extra={"job_id": job_id, "kind": job.kind, "attempt": job.attempts})
+        beat = asyncio.create_task(self._heartbeat(job_id))
+        try:
+            handler = self.handlers.handler(job.kind)
+            result = await handler(JobContext(job=job, db=self.db))
+        except (WorkCancelled, TrainingCancelled):
+            return await self._end(job, JobStatus.CANCELLED)
+        except (RateLimitedError, UnavailableError) as exc:
+            err = _error(exc)
+            if job.attempts < self.settings.job_max_attempts:
+                log.warning("job %s: transient backend error, re-queued: %s", job_id, exc)
+                await asyncio.to_thread(jobs_repo.requeue, self.db, job_id, err)
+                return "requeued"
+            return await self._end(job, JobStatus.FAILED, err)
+        except JobFailed as exc:
+            return await self._end(
+                job, JobStatus.FAILED, {"type": exc.type, "message": exc.message}
+            )
+        except (AdapterError, TunerInputError) as exc:
+            return await self._end(job, JobStatus.FAILED, _error(exc))
+        except Exception as exc:
+            log.exception("job %s crashed", job_id)
+            err = {"type": "InternalError", "message": str(exc)[:500]}
+            return await self._end(job, JobStatus.FAILED, err)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        return await self._end(job, JobStatus.SUCCEEDED, None, result)
+
+    def fail_running(self, job_id: str, error: dict[str, str]) -> bool:
+        """End a job that is still running as failed (a time limit): synchronous; the kind's
+        terminal hook runs in the same transaction. Returns whether the job was running."""
+        with self.db.session() as s:
+            changed = jobs_repo.finish(s, job_id, JobStatus.FAILED, error=error, only_running=True)
+            job = s.get(Job, job_id)
+            if changed and job is not None:
+                self.handlers.ended(s, job, JobStatus.FAILED)
+        if changed and job is not None:
+            metrics.JOBS.labels(kind=job.kind, status=JobStatus.FAILED.value).inc()
+        return changed
+
+    # ------------------------------------------------------------------ helpers
+    async def _end(
+        self,
+        job: Job,
+        status: JobStatus,
+        error: dict[str, str] | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> Outcome:
+        await asyncio.to_thread(self._finish, job, status, error, result)
+        return status.value  # type: ignore[return-value]
+
+    def _finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        error: dict[str, str] | None,
+        result: dict[str, Any] | None,
+    ) -> None:
+        with self.db.session() as s:
+            jobs_repo.finish(s, job.id, status, error=error, result=result)
+            self.handlers.ended(s, job, status)
+        metrics.JOBS.labels(kind=job.kind, status=status.value).inc()
+        log.info("job finished", extra={"job_id": job.id, "status": status.value})
+
+    async def _heartbeat(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+            try:
+                await asyncio.to_thread(jobs_repo.heartbeat, self.db, job_id)
+            except Exception:  # a missed beat is not fatal
+                log.warning("heartbeat failed for job %s", job_id, exc_info=True)
+
+
+def _error(exc: Exception) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc)}

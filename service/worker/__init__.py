@@ -1,0 +1,1 @@
+"""The Celery worker side: the ``nmtune.run_job`` task, worker boot, per-process state."""
