@@ -20,7 +20,7 @@ class JobError(BaseModel):
 
 class JobOut(BaseModel):
     id: str
-    kind: JobKind
+    kind: str = Field(json_schema_extra={"enum": [k.value for k in JobKind]})
     status: JobStatus
     stage: Literal["embed", "train", "evaluate"] | None = Field(
         description="Current stage of a running job (also the last stage of a finished one)."

@@ -45,7 +45,7 @@ def new_job(
 def to_out(job: Job) -> JobOut:
     return JobOut(
         id=job.id,
-        kind=JobKind(job.kind),
+        kind=job.kind,
         status=JobStatus(job.status),
         stage=job.stage,  # type: ignore[arg-type]
         progress=Progress(done=job.progress_done, total=job.progress_total),

@@ -15,8 +15,8 @@ from pydantic import SecretStr
 
 from service.app import SchemaOutOfDate, create_app
 from service.db.migrate import current_revision, head_revision, upgrade
-from service.models import Base
 from service.db.session import Database
+from service.models import Base
 from service.settings import Settings
 
 
