@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = ctx or build_context(settings)
-        prepare_database(context)
+        await asyncio.to_thread(prepare_database, context)  # SQL off the event loop
         set_this_thread(settings.serve_torch_threads)  # the request thread only
         app.state.ctx = context
         await context.runner.start()
