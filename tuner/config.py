@@ -2,55 +2,74 @@
 
 A :class:`HeadConfig` is fully resolved (every hyper-parameter explicit) and frozen. Build one
 with :func:`resolve_config`; it records which fields differ from the preset and which parts of
-the recipe differ from the paper (``deviations``).
+the recipe differ from the paper (``deviations``). The dataclass defaults ARE the
+``paper-code`` recipe: the presets are derived from them, so every number lives in one place.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tuner.errors import ConfigError
 
 __all__ = [
+    "AUTO_FIELDS",
     "DEFAULT_PRESET",
     "METHODS",
     "PRESETS",
+    "ROBUST_OVERRIDES",
     "TRAINED_METHODS",
     "HeadConfig",
     "resolve_config",
 ]
 
 #: Methods accepted by :func:`resolve_config` / ``NMTuneClassifier``.
-METHODS: tuple[str, ...] = ("lp", "mlp", "nmtune", "auto")
+METHODS: tuple[str, ...] = ("lr", "lp", "mlp", "nmtune", "auto")
 #: Methods that produce a concrete head (``auto`` picks one of them).
-TRAINED_METHODS: tuple[str, ...] = ("lp", "mlp", "nmtune")
-DEFAULT_PRESET = "paper-code"
+TRAINED_METHODS: tuple[str, ...] = ("lr", "lp", "mlp", "nmtune")
+#: Methods trained by the torch loop (mini-batch AdamW); ``lr`` is solved full batch.
+TORCH_METHODS: tuple[str, ...] = ("lp", "mlp", "nmtune")
+#: The default preset: NMTune grown from the tuned logistic regression (see ``robust``).
+DEFAULT_PRESET = "robust"
 
-_REGULARISERS = ("w_mse", "w_cov", "w_svd")
-_NORMS = ("batchnorm", "layernorm", "none")
-_DEVICES = ("auto", "cpu", "cuda")
-_SCHEDULES = ("cosine", "constant")
-_CLASS_WEIGHTS = (None, "balanced")
-_AUTO_RULES = ("one-se", "best", "cv")
+REGULARISERS: tuple[str, ...] = ("w_mse", "w_cov", "w_svd")
 #: Fields that only ``auto`` accepts (and its candidates may not set).
-_AUTO_FIELDS = ("auto_candidates", "auto_rule", "auto_cv_folds")
+AUTO_FIELDS: tuple[str, ...] = (
+    "auto_candidates",
+    "auto_rule",
+    "auto_signal",
+    "auto_cv_folds",
+    "auto_cv_repeats",
+    "auto_cv_max_rows",
+    "auto_time_budget_s",
+)
+#: Run settings: never part of the recipe, so never a deviation from the paper.
+RUN_SETTINGS: tuple[str, ...] = ("seed", "device", *AUTO_FIELDS)
 
-#: What ``robust`` changes relative to ``paper-code`` (see benchmarks/results/ablation.md):
-#: on small text data the paper recipe overfits the training domain; starting the residual
-#: at identity and using feature dropout as the missing second view keep the head close to
-#: the pre-trained features.
-ROBUST_OVERRIDES: dict[str, Any] = {"residual_init": 0.0, "feature_dropout": 0.5}
+#: What ``robust`` changes relative to ``paper-code``: the paper recipe, transplanted to small
+#: text data, overfits the training domain (method.md §5). ``robust`` starts the head AT the
+#: lr solution (classifier = the cross-validated logistic regression, residual scale 0, so
+#: epoch 0 is exactly lr), uses feature dropout as the missing second view, and selects the
+#: epoch on validation with epoch 0 included: the head only moves away from lr where the
+#: validation data says so.
+ROBUST_OVERRIDES: dict[str, Any] = {
+    "init_from_lr": True,
+    "residual_init": 0.0,
+    "feature_dropout": 0.5,
+}
 
-#: ``auto``'s default grid: lp, mlp, nmtune of the chosen preset, and nmtune with the robust
-#: overrides on top of it (each trained, the best on validation kept).
+#: ``auto``'s default grid, simplest first (the one-standard-error rule prefers earlier
+#: entries): the tuned linear model lr; nmtune grown from it (robust) with a 1x- and a 4x-wide
+#: residual MLP; the paper's nmtune (paper-code). A candidate's ``preset`` defaults to auto's.
+#: (``mlp`` is nmtune without its regularisers: add it with ``auto_candidates`` if wanted.)
 _DEFAULT_AUTO: tuple[tuple[tuple[str, Any], ...], ...] = (
-    (("method", "lp"),),
-    (("method", "mlp"),),
-    (("method", "nmtune"),),
-    (("method", "nmtune"), *sorted(ROBUST_OVERRIDES.items())),
+    (("method", "lr"),),
+    (("method", "nmtune"), ("hidden_ratio", 1.0), ("preset", "robust")),
+    (("method", "nmtune"), ("preset", "robust")),
+    (("method", "nmtune"), ("preset", "paper-code")),
 )
 
 
@@ -58,12 +77,13 @@ _DEFAULT_AUTO: tuple[tuple[tuple[str, Any], ...], ...] = (
 class HeadConfig:
     """Every hyper-parameter of one head, resolved from a preset plus overrides.
 
-    The defaults are the ``paper-code`` preset for ``nmtune`` (method.md §3).
+    The defaults are the ``paper-code`` preset for ``nmtune`` (method.md §3) plus our
+    small-data and selection settings (``min_steps``, ``min_holdout``, ``cv_folds``, ``lr_*``).
     """
 
     method: str = "nmtune"
     preset: str = DEFAULT_PRESET
-    # Regulariser weights (forced to 0 for lp and mlp).
+    # Regulariser weights (forced to 0 for lr, lp and mlp).
     w_mse: float = 1.0
     w_cov: float = 0.04
     w_svd: float = 0.001
@@ -83,24 +103,45 @@ class HeadConfig:
     lp_epochs: int = 30
     batch_size: int = 64
     schedule: str = "cosine"
+    # Floor on optimisation steps: on small data an epoch is a few steps, so each of the
+    # `epochs` evaluation rounds then runs several passes (the schedule is in steps).
+    min_steps: int = 300
     # Knobs for accuracy work (paper values by default).
     feature_dropout: float = 0.0
     feature_noise: float = 0.0
     init_classifier_from_lp: bool = False
+    # Start mlp / nmtune from the lr solution (classifier = lr's weights).
+    init_from_lr: bool = False
     class_weight: str | None = None
-    # Data, selection, runtime.
+    # lr: inverse L2 strength C (None = chosen by stratified k-fold CV over lr_cs values
+    # logspace(-4, 4), as scikit-learn's LogisticRegressionCV), L-BFGS iterations per C.
+    lr_c: float | None = None
+    lr_cs: int = 10
+    lr_max_iter: int = 100
+    # Data, selection, runtime. val_fraction: the stratified part of train held out when no
+    # validation is given (0 = none: train on everything, keep the last epoch); a carved split
+    # smaller than min_holdout rows is replaced by cv_folds-fold cross-validation.
     val_fraction: float = 0.1
+    min_holdout: int = 200
+    cv_folds: int = 5
     seed: int = 0
     device: str = "auto"
     # auto only: candidates, each a tuple of (field, value) pairs including "method".
     auto_candidates: tuple[tuple[tuple[str, Any], ...], ...] = _DEFAULT_AUTO
-    # auto only: "best" = highest validation accuracy; "one-se" = the first candidate (the grid
-    # is ordered simplest first) within one binomial standard error of the best; "cv" (opt-in)
-    # = the best mean accuracy of stratified k-fold cross-validation on train + validation
-    # (ties -> the earlier, simpler candidate); the winner is then trained as a single fit.
+    # auto only: "one-se" = the first candidate (the grid is ordered simplest first) within
+    # one standard error of the best score; "best" = the highest score; "cv" = legacy name of
+    # auto_signal="cv" with rule "best".
     auto_rule: str = "one-se"
-    # auto with auto_rule="cv" only: number of folds (k >= 2; cost ~ k trainings per candidate).
+    # auto only: the selection signal. "auto": k-fold CV (repeated) on train + validation when
+    # there are at most auto_cv_max_rows rows, else the validation split; "cv"; "holdout".
+    # Labelled target-domain validation data, when given to fit, always wins.
+    auto_signal: str = "auto"
     auto_cv_folds: int = 3
+    auto_cv_repeats: int = 2
+    auto_cv_max_rows: int = 4000
+    # auto only: a further CV repeat starts only if it is expected to end within this many
+    # seconds of auto's start (0 = no bound): repeats are for small data, where they are cheap.
+    auto_time_budget_s: float = 60.0
     # Filled by resolve_config.
     overrides: tuple[tuple[str, Any], ...] = ()
     deviations: tuple[str, ...] = field(default=())
@@ -148,14 +189,15 @@ class HeadConfig:
             raise ConfigError(f"config lacks {missing}")
         overrides = data.get("overrides", {})
         if not isinstance(overrides, Mapping):
-            raise ConfigError("config field 'overrides' must be a mapping")
+            raise ConfigError("config field 'overrides' must be a mapping", field="overrides")
         resolved = resolve_config(str(data["method"]), str(data["preset"]), dict(overrides))
         # Every stored field must agree with the re-resolution (guards edited blobs).
         for name, value in resolved.to_dict().items():
             if name in data and _json_equal(data[name], value) is False:
                 raise ConfigError(
                     f"config field {name!r}={data[name]!r} does not match its preset and "
-                    f"overrides ({value!r})"
+                    f"overrides ({value!r})",
+                    field=name,
                 )
         return resolved
 
@@ -173,34 +215,42 @@ def _json_equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-_PAPER_COMMON: dict[str, Any] = {
-    "svd_top_k": 5,
-    "hidden_ratio": 4.0,
-    "num_layers": 2,
-    "norm": "batchnorm",
-    "residual": True,
-    "residual_init": 1.0,
-    "lr": 1e-3,
-    "weight_decay": 1e-4,
-    "lp_lr": 1e-2,
-    "lp_weight_decay": 1e-4,
-    "epochs": 30,
-    "lp_epochs": 30,
-    "batch_size": 64,
-    "schedule": "cosine",
-    "feature_dropout": 0.0,
-    "feature_noise": 0.0,
-    "init_classifier_from_lp": False,
-    "class_weight": None,
+#: Fields a preset sets (the recipe); everything else is a run or selection setting.
+_RECIPE_FIELDS: tuple[str, ...] = (
+    "w_mse",
+    "w_cov",
+    "w_svd",
+    "svd_top_k",
+    "hidden_ratio",
+    "num_layers",
+    "norm",
+    "residual",
+    "residual_init",
+    "lr",
+    "weight_decay",
+    "lp_lr",
+    "lp_weight_decay",
+    "epochs",
+    "lp_epochs",
+    "batch_size",
+    "schedule",
+    "feature_dropout",
+    "feature_noise",
+    "init_classifier_from_lp",
+    "init_from_lr",
+    "class_weight",
+)
+_PAPER_CODE: dict[str, Any] = {
+    f.name: f.default for f in fields(HeadConfig) if f.name in _RECIPE_FIELDS
 }
 
-#: Named presets: field -> value. ``paper-code``: weights of the released code / README;
-#: ``paper-text``: 0.01 for each regulariser as written in the paper (both exactly as the
-#: paper); ``robust``: paper-code + ``ROBUST_OVERRIDES`` (our recipe for small text data).
+#: Named presets: field -> value. ``paper-code``: weights of the released code / README (the
+#: HeadConfig defaults); ``paper-text``: 0.01 for each regulariser as written in the paper;
+#: ``robust``: paper-code + ``ROBUST_OVERRIDES`` (our recipe for small text data).
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper-code": {**_PAPER_COMMON, "w_mse": 1.0, "w_cov": 0.04, "w_svd": 0.001},
-    "paper-text": {**_PAPER_COMMON, "w_mse": 0.01, "w_cov": 0.01, "w_svd": 0.01},
-    "robust": {**_PAPER_COMMON, "w_mse": 1.0, "w_cov": 0.04, "w_svd": 0.001, **ROBUST_OVERRIDES},
+    "paper-code": dict(_PAPER_CODE),
+    "paper-text": {**_PAPER_CODE, "w_mse": 0.01, "w_cov": 0.01, "w_svd": 0.01},
+    "robust": {**_PAPER_CODE, **ROBUST_OVERRIDES},
 }
 
 _OVERRIDABLE: tuple[str, ...] = tuple(
@@ -209,144 +259,179 @@ _OVERRIDABLE: tuple[str, ...] = tuple(
     if f.name not in ("method", "preset", "overrides", "deviations")
 )
 
-
-def _check_number(name: str, value: Any, *, integer: bool) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        kind = "an int" if integer else "a number"
-        raise ConfigError(f"{name} must be {kind}, got {type(value).__name__} {value!r}")
-    if integer:
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise ConfigError(f"{name} must be an int, got {value!r}")
-            value = int(value)
-        return int(value)
-    fvalue = float(value)
-    if not math.isfinite(fvalue):
-        raise ConfigError(f"{name} must be finite, got {value!r}")
-    return fvalue
+# ----------------------------------------------------------------------------- validation
+Rule = Callable[[str, Any], Any]
 
 
-def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
+def _number(
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> Rule:
+    """A finite float in [lo, hi] (ends open when asked)."""
+
+    def check(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(
+                f"{name} must be a number, got {type(value).__name__} {value!r}", field=name
+            )
+        v = float(value)
+        if not math.isfinite(v):
+            raise ConfigError(f"{name} must be finite, got {value!r}", field=name)
+        below = lo is not None and (v <= lo if lo_open else v < lo)
+        above = hi is not None and (v >= hi if hi_open else v > hi)
+        if below or above:
+            left = "(" if lo_open else "["
+            right = ")" if hi_open else "]"
+            span = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+            raise ConfigError(f"{name} must be in {span}, got {value!r}", field=name)
+        return v
+
+    return check
 
 
-def _check_bool(name: str, value: Any) -> bool:
+def _integer(lo: int, hi: int | None = None, why: str = "") -> Rule:
+    """An int (or an integral float) in [lo, hi]."""
+
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(
+                f"{name} must be an int, got {type(value).__name__} {value!r}", field=name
+            )
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{name} must be an int, got {value!r}", field=name)
+        v = int(value)
+        if v < lo or (hi is not None and v > hi):
+            bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            raise ConfigError(f"{name} must be {bound}{why}, got {value!r}", field=name)
+        return v
+
+    return check
+
+
+def _choice(*choices: Any) -> Rule:
+    def check(name: str, value: Any) -> Any:
+        if isinstance(value, bool) or value not in choices:
+            raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}", field=name)
+        return value
+
+    return check
+
+
+def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+        raise ConfigError(
+            f"{name} must be a bool, got {type(value).__name__} {value!r}", field=name
+        )
     return value
 
 
-def _validate_field(name: str, value: Any) -> Any:
-    """Type- and range-check one field; return the normalised value."""
-    if name in _REGULARISERS:
-        v = _check_number(name, value, integer=False)
-        if v < 0:
-            raise ConfigError(f"{name} must be >= 0, got {value!r}")
-        return v
-    if name in ("lr", "lp_lr"):
-        v = _check_number(name, value, integer=False)
-        if v <= 0:
-            raise ConfigError(f"{name} must be > 0, got {value!r}")
-        return v
-    if name in ("weight_decay", "lp_weight_decay", "feature_noise"):
-        v = _check_number(name, value, integer=False)
-        if v < 0:
-            raise ConfigError(f"{name} must be >= 0, got {value!r}")
-        return v
-    if name == "residual_init":
-        return _check_number(name, value, integer=False)
-    if name == "hidden_ratio":
-        v = _check_number(name, value, integer=False)
-        if v <= 0:
-            raise ConfigError(f"{name} must be > 0, got {value!r}")
-        return v
-    if name == "feature_dropout":
-        v = _check_number(name, value, integer=False)
-        if not 0.0 <= v < 1.0:
-            raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
-        return v
-    if name == "val_fraction":
-        v = _check_number(name, value, integer=False)
-        if not 0.0 < v < 1.0:
-            raise ConfigError(f"{name} must be in (0, 1), got {value!r}")
-        return v
-    if name == "auto_cv_folds":
-        v = _check_number(name, value, integer=True)
-        if v < 2:
-            raise ConfigError(f"{name} must be >= 2, got {value!r}")
-        return v
-    if name in ("epochs", "lp_epochs", "num_layers", "svd_top_k"):
-        v = _check_number(name, value, integer=True)
-        if v < 1:
-            raise ConfigError(f"{name} must be >= 1, got {value!r}")
-        return v
-    if name == "batch_size":
-        v = _check_number(name, value, integer=True)
-        if v < 2:
-            raise ConfigError(f"{name} must be >= 2 (batch statistics), got {value!r}")
-        return v
-    if name == "seed":
-        v = _check_number(name, value, integer=True)
-        if not 0 <= v < 2**63:
-            raise ConfigError(f"{name} must be in [0, 2**63), got {value!r}")
-        return v
-    if name in ("residual", "init_classifier_from_lp"):
-        return _check_bool(name, value)
-    if name == "norm":
-        return _check_choice(name, value, _NORMS)
-    if name == "device":
-        return _check_choice(name, value, _DEVICES)
-    if name == "schedule":
-        return _check_choice(name, value, _SCHEDULES)
-    if name == "class_weight":
-        return _check_choice(name, value, _CLASS_WEIGHTS)
-    if name == "auto_candidates":
-        return _validate_candidates(value)
-    if name == "auto_rule":
-        return _check_choice(name, value, _AUTO_RULES)
-    raise ConfigError(_unknown_message(name))  # pragma: no cover - guarded by the caller
+def _optional(rule: Rule) -> Rule:
+    def check(name: str, value: Any) -> Any:
+        return None if value is None else rule(name, value)
+
+    return check
+
+
+#: One rule per overridable field: type, range, normalisation.
+_RULES: dict[str, Rule] = {
+    "w_mse": _number(0.0),
+    "w_cov": _number(0.0),
+    "w_svd": _number(0.0),
+    "svd_top_k": _integer(1),
+    "hidden_ratio": _number(0.0, lo_open=True),
+    "num_layers": _integer(1),
+    "norm": _choice("batchnorm", "layernorm", "none"),
+    "residual": _boolean,
+    "residual_init": _number(),
+    "lr": _number(0.0, lo_open=True),
+    "weight_decay": _number(0.0),
+    "lp_lr": _number(0.0, lo_open=True),
+    "lp_weight_decay": _number(0.0),
+    "epochs": _integer(1),
+    "lp_epochs": _integer(1),
+    "batch_size": _integer(2, why=" (batch statistics)"),
+    "schedule": _choice("cosine", "constant"),
+    "min_steps": _integer(0),
+    "feature_dropout": _number(0.0, 1.0, hi_open=True),
+    "feature_noise": _number(0.0),
+    "init_classifier_from_lp": _boolean,
+    "init_from_lr": _boolean,
+    "class_weight": _optional(_choice("balanced")),
+    "lr_c": _optional(_number(0.0, lo_open=True)),
+    "lr_cs": _integer(1, 100),
+    "lr_max_iter": _integer(1, 100_000),
+    "val_fraction": _number(0.0, 1.0, hi_open=True),
+    "min_holdout": _integer(0),
+    "cv_folds": _integer(2, 50),
+    "seed": _integer(0, 2**63 - 1),
+    "device": _choice("auto", "cpu", "cuda"),
+    "auto_rule": _choice("one-se", "best", "cv"),
+    "auto_signal": _choice("auto", "cv", "holdout"),
+    "auto_cv_folds": _integer(2, 50),
+    "auto_cv_repeats": _integer(1, 20),
+    "auto_cv_max_rows": _integer(0),
+    "auto_time_budget_s": _number(0.0),
+}
 
 
 def _unknown_message(name: str) -> str:
     return f"unknown config field {name!r}; valid fields: {', '.join(sorted(_OVERRIDABLE))}"
 
 
-def _validate_candidates(value: Any) -> tuple[tuple[tuple[str, Any], ...], ...]:
+def _validate_candidates(name: str, value: Any) -> tuple[tuple[tuple[str, Any], ...], ...]:
     if isinstance(value, str | bytes) or not isinstance(value, list | tuple) or not value:
-        raise ConfigError("auto_candidates must be a non-empty list of override dicts")
+        raise ConfigError(f"{name} must be a non-empty list of override dicts", field=name)
     out: list[tuple[tuple[str, Any], ...]] = []
     for i, cand in enumerate(value):
+        where = f"{name}[{i}]"
         items = dict(cand) if isinstance(cand, list | tuple) else cand
         if not isinstance(items, Mapping):
-            raise ConfigError(f"auto_candidates[{i}] must be a dict, got {cand!r}")
+            raise ConfigError(f"{where} must be a dict, got {cand!r}", field=where)
         method = items.get("method")
         if method not in TRAINED_METHODS:
             raise ConfigError(
-                f"auto_candidates[{i}] needs 'method' in {list(TRAINED_METHODS)}, got {method!r}"
+                f"{where} needs 'method' in {list(TRAINED_METHODS)}, got {method!r}", field=where
             )
-        rest = {k: v for k, v in items.items() if k != "method"}
-        if any(k in rest for k in _AUTO_FIELDS):
-            raise ConfigError(f"auto_candidates[{i}] may not set {' / '.join(_AUTO_FIELDS)}")
-        checked = _check_overrides(str(method), rest)
-        out.append((("method", method), *sorted(checked.items())))
+        rest = {k: v for k, v in items.items() if k not in ("method", "preset")}
+        if any(k in rest for k in AUTO_FIELDS):
+            raise ConfigError(f"{where} may not set {' / '.join(AUTO_FIELDS)}", field=where)
+        extra: tuple[tuple[str, Any], ...] = ()
+        if "preset" in items:
+            if items["preset"] not in PRESETS:
+                raise ConfigError(
+                    f"{where}: unknown preset {items['preset']!r}; valid: {sorted(PRESETS)}",
+                    field=where,
+                )
+            extra = (("preset", items["preset"]),)
+        try:
+            checked = _check_overrides(str(method), rest)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}", field=where) from exc
+        out.append((("method", method), *sorted((*checked.items(), *extra))))
     return tuple(out)
+
+
+_RULES["auto_candidates"] = _validate_candidates
+assert set(_RULES) == set(_OVERRIDABLE), "every overridable field needs a rule"
 
 
 def _check_overrides(method: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     checked: dict[str, Any] = {}
     for name, value in overrides.items():
         if not isinstance(name, str) or name not in _OVERRIDABLE:
-            raise ConfigError(_unknown_message(str(name)))
-        if method in ("lp", "mlp") and name in _REGULARISERS:
+            raise ConfigError(_unknown_message(str(name)), field=str(name))
+        if method in ("lr", "lp", "mlp") and name in REGULARISERS:
             raise ConfigError(
                 f"{name} cannot be set for method {method!r}: it trains without regularisers "
-                "(use method 'nmtune')"
+                "(use method 'nmtune')",
+                field=name,
             )
-        if name in _AUTO_FIELDS and method != "auto":
-            raise ConfigError(f"{name} is only valid with method 'auto'")
-        checked[name] = _validate_field(name, value)
+        if name in AUTO_FIELDS and method != "auto":
+            raise ConfigError(f"{name} is only valid with method 'auto'", field=name)
+        checked[name] = _RULES[name](name, value)
     return checked
 
 
@@ -361,16 +446,16 @@ def resolve_config(
     ------
     ConfigError
         Unknown method / preset / field (the message lists the valid ones) or a value of the
-        wrong type or out of range.
+        wrong type or out of range; ``.field`` names the culprit.
     """
     if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; valid methods: {list(METHODS)}")
+        raise ConfigError(f"unknown method {method!r}; valid methods: {list(METHODS)}", "method")
     if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; valid presets: {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}; valid presets: {sorted(PRESETS)}", "preset")
     checked = _check_overrides(method, dict(overrides or {}))
     values: dict[str, Any] = dict(PRESETS[preset])
-    if method in ("lp", "mlp"):
-        values.update({k: 0.0 for k in _REGULARISERS})
+    if method in ("lr", "lp", "mlp"):
+        values.update({k: 0.0 for k in REGULARISERS})
     values.update(checked)
     deviations: list[str] = []
     if method in ("mlp", "nmtune", "auto"):
@@ -378,16 +463,16 @@ def resolve_config(
             "single view: one fixed embedding per input instead of two augmented views"
         )
     for name in sorted(checked):
-        if name in ("seed", "device", "val_fraction", *_AUTO_FIELDS):
+        if name in RUN_SETTINGS:
             continue  # run settings, not part of the paper recipe
-        base = PRESETS[preset].get(name)
+        base = getattr(HeadConfig, name, None) if name not in PRESETS[preset] else None
+        base = PRESETS[preset].get(name, base)
         if not _json_equal(checked[name], base):
             deviations.append(f"{name}={checked[name]!r} (preset {preset!r}: {base!r})")
-    cfg = HeadConfig(
+    return HeadConfig(
         method=method,
         preset=preset,
         overrides=tuple(sorted(checked.items(), key=lambda kv: kv[0])),
         deviations=tuple(deviations),
         **values,
     )
-    return cfg

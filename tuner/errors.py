@@ -10,7 +10,16 @@ class TunerError(Exception):
 
 
 class ConfigError(TunerError, ValueError):
-    """An invalid method, preset, or hyper-parameter override."""
+    """An invalid method, preset, or hyper-parameter override.
+
+    ``field`` names what is at fault: ``"method"``, ``"preset"``, or a
+    :class:`~tuner.config.HeadConfig` field name (``"lr"``, ``"auto_candidates[2]"``);
+    ``None`` when the error is not about one field.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class TunerInputError(TunerError, ValueError):

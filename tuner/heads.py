@@ -87,8 +87,8 @@ class NMTuneHead(HeadModule):
 
 
 def build_head(config: HeadConfig, dim: int, n_classes: int) -> HeadModule:
-    """Build the (untrained) module of ``config.method`` ('lp', 'mlp' or 'nmtune')."""
-    if config.method == "lp":
+    """Build the (untrained) module of ``config.method`` ('lr', 'lp', 'mlp', 'nmtune')."""
+    if config.method in ("lr", "lp"):
         return LinearHead(dim, n_classes)
     if config.method in ("mlp", "nmtune"):
         return NMTuneHead(

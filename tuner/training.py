@@ -1,8 +1,9 @@
-"""The training loop shared by every method (lp, mlp, nmtune; auto calls it per candidate).
+"""The training loop of the torch heads (lp, mlp, nmtune; auto calls it per candidate/fold).
 
-Reads top to bottom: device -> seeded init -> optimiser + cosine schedule -> epochs of
-shuffled mini-batches (last incomplete batch dropped) -> validation after each epoch -> best
-state kept (validation only) -> progress callback (may cancel).
+Reads top to bottom: device -> seeded init (classifier optionally at the lr solution) ->
+AdamW + per-step cosine schedule with a floor of ``min_steps`` -> epochs (evaluation rounds)
+of shuffled mini-batches that cover every row -> validation after each epoch -> the kept
+state (best validation epoch, a fixed epoch, or the last) -> progress callback (may cancel).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ __all__ = [
     "compute_loss",
     "predict_logits",
     "resolve_device",
-    "stratified_split",
+    "schedule_shape",
     "train_head",
     "training_step",
 ]
@@ -77,7 +78,7 @@ class TrainResult:
     best_val_accuracy: float
     best_val_macro_f1: float
     device: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # steps per epoch, lp/lr init
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,26 +90,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def stratified_split(
-    y: npt.NDArray[np.int64], val_fraction: float, seed: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Seeded stratified (train_idx, val_idx); every class keeps >= 1 training example.
-
-    Each class with n_c >= 2 examples gives round(val_fraction * n_c) of them (at least 1,
-    at most n_c - 1) to validation. Both index arrays are sorted.
-    """
-    rng = np.random.default_rng(seed)
-    train: list[npt.NDArray[np.int64]] = []
-    val: list[npt.NDArray[np.int64]] = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c).astype(np.int64)
-        idx = idx[rng.permutation(idx.size)]
-        n_val = 0 if idx.size < 2 else min(idx.size - 1, max(1, round(val_fraction * idx.size)))
-        val.append(idx[:n_val])
-        train.append(idx[n_val:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
 def balanced_class_weights(y: npt.NDArray[np.int64], n_classes: int) -> npt.NDArray[np.float64]:
     """w_c = n / (C * n_c) (sklearn's 'balanced'); classes absent from y get weight 0."""
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
@@ -118,15 +99,23 @@ def balanced_class_weights(y: npt.NDArray[np.int64], n_classes: int) -> npt.NDAr
 
 
 def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Shuffled mini-batches of row indices; the last incomplete batch is dropped.
-
-    If ``n < batch_size`` there is one batch holding every row.
-    """
+    """Shuffled mini-batches covering every row once: round(n / batch_size) batches (at
+    least one) of near-equal size, so no row is dropped and no batch is tiny."""
     perm = torch.randperm(n, generator=generator)
-    if n < batch_size:
-        return [perm]
-    n_batches = n // batch_size
-    return list(perm[: n_batches * batch_size].view(n_batches, batch_size))
+    n_batches = max(1, round(n / batch_size))
+    return list(torch.tensor_split(perm, n_batches))
+
+
+def schedule_shape(n: int, config: HeadConfig) -> tuple[int, int]:
+    """(passes per evaluation round, optimiser steps per pass) for n training rows.
+
+    An "epoch" in reports is one evaluation round: one pass over the data, or several when
+    ``epochs`` passes would take fewer than ``min_steps`` optimiser steps (small data).
+    """
+    steps_per_pass = max(1, round(n / config.batch_size))
+    epochs = config.head_epochs
+    passes = max(1, math.ceil(config.min_steps / (epochs * steps_per_pass)))
+    return passes, steps_per_pass
 
 
 def compute_loss(
@@ -200,7 +189,6 @@ def training_step(
 
 
 @torch.no_grad()
-@torch.no_grad()
 def predict_logits(model: HeadModule, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """Eval-mode logits (N, C) in chunks; restores the module's previous mode."""
     was_training = model.training
@@ -219,14 +207,22 @@ def train_head(
     config: HeadConfig,
     x_train: npt.NDArray[np.float32],
     y_train: npt.NDArray[np.int64],
-    x_val: npt.NDArray[np.float32],
-    y_val: npt.NDArray[np.int64],
     n_classes: int,
     *,
+    x_val: npt.NDArray[np.float32] | None = None,
+    y_val: npt.NDArray[np.int64] | None = None,
+    stop_at: int | None = None,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
     callback: ProgressCallback | None = None,
     candidate: int = 0,
 ) -> TrainResult:
-    """Train one head of ``config.method`` ('lp', 'mlp', 'nmtune'); keep the best val epoch.
+    """Train one torch head of ``config.method`` ('lp', 'mlp', 'nmtune').
+
+    Which state is kept: with ``(x_val, y_val)`` the best validation epoch (accuracy, then
+    macro-F1, then the earliest); with ``stop_at`` the state after that many epochs (the
+    schedule is the full one, so it matches a cross-validated epoch curve); else the last.
+    ``init`` = (weight (C, D), bias (C,)) starts the classifier there (the lr solution);
+    epoch 0, the initial state, is then a candidate too.
 
     Inputs are already validated: x (N, D) float32 finite, y (N,) indices in [0, C).
     Deterministic for a given ``config.seed`` on CPU; the global torch RNG state is restored.
@@ -236,7 +232,17 @@ def train_head(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
         return _train(
-            config, x_train, y_train, x_val, y_val, n_classes, device, callback, candidate
+            config,
+            x_train,
+            y_train,
+            n_classes,
+            device,
+            x_val=x_val,
+            y_val=y_val,
+            stop_at=stop_at,
+            init=init,
+            callback=callback,
+            candidate=candidate,
         )
 
 
@@ -244,10 +250,13 @@ def _train(
     config: HeadConfig,
     x_train: npt.NDArray[np.float32],
     y_train: npt.NDArray[np.int64],
-    x_val: npt.NDArray[np.float32],
-    y_val: npt.NDArray[np.int64],
     n_classes: int,
     device: torch.device,
+    *,
+    x_val: npt.NDArray[np.float32] | None,
+    y_val: npt.NDArray[np.int64] | None,
+    stop_at: int | None,
+    init: tuple[torch.Tensor, torch.Tensor] | None,
     callback: ProgressCallback | None,
     candidate: int,
 ) -> TrainResult:
@@ -256,28 +265,49 @@ def _train(
     # 1. Whole dataset on the device; batches are indexed there.
     xt = torch.as_tensor(x_train, dtype=torch.float32).to(device)  # (N, D)
     yt = torch.as_tensor(y_train, dtype=torch.long).to(device)  # (N,)
-    xv = torch.as_tensor(x_val, dtype=torch.float32).to(device)  # (Nv, D)
+    xv = None if x_val is None else torch.as_tensor(x_val, dtype=torch.float32).to(device)
     weight = None
     if config.class_weight == "balanced":
         weight = torch.as_tensor(
             balanced_class_weights(y_train, n_classes), dtype=torch.float32
         ).to(device)  # (C,)
 
-    # 2. Model (seeded init); optional LP-then-tune classifier initialisation.
+    # 2. Model (seeded init); the classifier may start at the lr solution or an lp run.
     model = build_head(config, dim, n_classes).to(device)
-    extra: dict[str, Any] = {}
+    details: dict[str, Any] = {}
     if config.init_classifier_from_lp and config.method != "lp":
         lp_cfg = dataclasses.replace(config, method="lp", init_classifier_from_lp=False)
-        lp = _train(lp_cfg, x_train, y_train, x_val, y_val, n_classes, device, callback, candidate)
+        lp = _train(
+            lp_cfg,
+            x_train,
+            y_train,
+            n_classes,
+            device,
+            x_val=x_val,
+            y_val=y_val,
+            stop_at=None,
+            init=None,
+            callback=callback,
+            candidate=candidate,
+        )
         model.classifier.load_state_dict(lp.model.classifier.state_dict())
-        extra["lp_init"] = {"best_epoch": lp.best_epoch, "val_accuracy": lp.best_val_accuracy}
+        details["lp_init"] = {"best_epoch": lp.best_epoch, "val_accuracy": lp.best_val_accuracy}
+    if init is not None:
+        with torch.no_grad():
+            model.classifier.weight.copy_(init[0].to(device))
+            model.classifier.bias.copy_(init[1].to(device))
 
-    # 3. Optimiser and per-iteration cosine schedule (no warm-up).
+    # 3. Optimiser and per-step cosine schedule (no warm-up); an epoch is one evaluation
+    #    round of `passes` passes (more than one on small data: min_steps).
     epochs = config.head_epochs
-    steps_per_epoch = 1 if xt.shape[0] < config.batch_size else xt.shape[0] // config.batch_size
-    total_steps = max(1, epochs * steps_per_epoch)
+    passes, steps_per_pass = schedule_shape(xt.shape[0], config)
+    total_steps = epochs * passes * steps_per_pass
+    last_epoch = epochs if stop_at is None else min(stop_at, epochs)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.head_lr, weight_decay=config.head_weight_decay
+        model.parameters(),
+        lr=config.head_lr,
+        weight_decay=config.head_weight_decay,
+        fused=True,  # one kernel for every parameter: ~7x faster steps on CPU, same maths
     )
 
     def schedule(step: int) -> float:
@@ -288,72 +318,94 @@ def _train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     generator = torch.Generator().manual_seed(config.seed)
 
-    # 4. Epochs.
+    # 4. Epoch 0 (the initial state) competes when the head starts from a solution.
     history: list[dict[str, Any]] = []
     best_key = (-1.0, -1.0)
     best_epoch = 0
-    best_state: dict[str, torch.Tensor] = {}
-    for epoch in range(1, epochs + 1):
+    best_state = _snapshot(model)
+    if init is not None and xv is not None and y_val is not None:
+        best_key = _evaluate(model, xv, y_val)
+        history.append(
+            _record(config, candidate, 0, {}, best_key, float(schedule(0)) * config.head_lr)
+        )
+
+    # 5. Epochs of shuffled mini-batches.
+    for epoch in range(1, last_epoch + 1):
         model.train()
         sums = {k: torch.zeros((), device=device) for k in LOSS_KEYS}
-        batches = batch_indices(xt.shape[0], config.batch_size, generator)
-        for idx in batches:
-            idx = idx.to(device)
-            terms = training_step(model, optimizer, xt[idx], yt[idx], config, weight)
-            scheduler.step()
-            for k in LOSS_KEYS:
-                sums[k] += terms[k]
-        losses = {k: float(v.item()) / len(batches) for k, v in sums.items()}
+        n_steps = 0
+        for _ in range(passes):
+            for idx in batch_indices(xt.shape[0], config.batch_size, generator):
+                idx = idx.to(device)
+                terms = training_step(model, optimizer, xt[idx], yt[idx], config, weight)
+                scheduler.step()
+                n_steps += 1
+                for k in LOSS_KEYS:
+                    sums[k] += terms[k]
+        losses = {k: float(v.item()) / n_steps for k, v in sums.items()}
+        if not all(math.isfinite(v) for v in losses.values()):
+            logger.warning("%s: non-finite loss at epoch %d: %s", config.method, epoch, losses)
 
-        # 5. Validation; keep the best state (accuracy, ties by macro-F1, then earliest).
-        val_acc, val_f1 = _evaluate(model, xv, y_val)
-        if (val_acc, val_f1) > best_key:
-            best_key, best_epoch = (val_acc, val_f1), epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        # 6. Validation; keep the best state (accuracy, ties by macro-F1, then earliest).
+        scores = (float("nan"), float("nan"))
+        if xv is not None and y_val is not None:
+            scores = _evaluate(model, xv, y_val)
+            if scores > best_key:
+                best_key, best_epoch, best_state = scores, epoch, _snapshot(model)
+        elif epoch == last_epoch:
+            best_epoch, best_state = epoch, _snapshot(model)
+        history.append(
+            _record(config, candidate, epoch, losses, scores, float(scheduler.get_last_lr()[0]))
+        )
+        logger.debug(
+            "%s[%d] epoch %d/%d %s val=%s", config.method, candidate, epoch, epochs, losses, scores
+        )
+        # 7. Progress / cancellation.
         report = EpochReport(
             method=config.method,
             candidate=candidate,
             epoch=epoch,
-            epochs=epochs,
+            epochs=last_epoch,
             losses=losses,
-            val_accuracy=val_acc,
-            val_macro_f1=val_f1,
+            val_accuracy=scores[0],
+            val_macro_f1=scores[1],
             elapsed_s=time.perf_counter() - started,
         )
-        history.append(
-            {
-                "epoch": epoch,
-                "method": config.method,
-                "candidate": candidate,
-                "losses": losses,
-                "val_accuracy": val_acc,
-                "val_macro_f1": val_f1,
-                "lr": float(scheduler.get_last_lr()[0]),
-            }
-        )
-        logger.debug(
-            "%s[%d] epoch %d/%d %s val_acc=%.4f",
-            config.method,
-            candidate,
-            epoch,
-            epochs,
-            losses,
-            val_acc,
-        )
-        if not all(math.isfinite(v) for v in losses.values()):
-            logger.warning("%s: non-finite loss at epoch %d: %s", config.method, epoch, losses)
-        # 6. Progress / cancellation.
         if callback is not None and callback(report) is False:
             raise TrainingCancelled(f"training cancelled by the callback after epoch {epoch}")
 
     model.load_state_dict(best_state)
     model.eval()
+    details["steps"] = {"passes_per_epoch": passes, "steps_per_pass": steps_per_pass}
     return TrainResult(
         model=model,
         history=history,
         best_epoch=best_epoch,
-        best_val_accuracy=best_key[0],
-        best_val_macro_f1=best_key[1],
+        best_val_accuracy=best_key[0] if best_key[0] >= 0 else float("nan"),
+        best_val_macro_f1=best_key[1] if best_key[1] >= 0 else float("nan"),
         device=str(device),
-        extra=extra,
+        details=details,
     )
+
+
+def _snapshot(model: HeadModule) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _record(
+    config: HeadConfig,
+    candidate: int,
+    epoch: int,
+    losses: dict[str, float],
+    scores: tuple[float, float],
+    lr: float,
+) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "method": config.method,
+        "candidate": candidate,
+        "losses": losses,
+        "val_accuracy": None if math.isnan(scores[0]) else scores[0],
+        "val_macro_f1": None if math.isnan(scores[1]) else scores[1],
+        "lr": lr,
+    }

@@ -18,9 +18,14 @@ from tuner import (
     TunerInputError,
     spectrum,
 )
-from tuner.training import balanced_class_weights, batch_indices, stratified_split
+from tuner.splits import stratified_split
+from tuner.training import balanced_class_weights, batch_indices
 
-FAST = {"epochs": 4, "lp_epochs": 4, "device": "cpu"}
+FAST = {"epochs": 4, "lp_epochs": 4, "device": "cpu", "min_steps": 50, "cv_folds": 3, "lr_cs": 4}
+#: auto settings for fast tests (the defaults are 5 folds x 2 repeats).
+AUTO_FAST = {"auto_cv_folds": 3, "auto_cv_repeats": 1}
+#: Keep even a tiny validation split (otherwise < min_holdout rows -> k-fold CV).
+HOLDOUT = {"min_holdout": 0}
 
 
 def blobs(n: int = 300, d: int = 12, c: int = 4, seed: int = 0, noise: float = 1.0) -> Any:
@@ -37,30 +42,47 @@ def data() -> Any:
     return x[:300], y[:300], x[300:], y[300:]
 
 
-@pytest.mark.parametrize("method", ["lp", "mlp", "nmtune", "auto"])
+@pytest.mark.parametrize("method", ["lr", "lp", "mlp", "nmtune", "auto"])
 def test_every_method_learns(data: Any, method: str) -> None:
     xtr, ytr, xte, yte = data
     kw = {**FAST, "epochs": 10, "lp_epochs": 10, "batch_size": 16}  # enough steps
+    if method == "auto":
+        kw.update(AUTO_FAST)
     clf = NMTuneClassifier(method=method, random_state=0, **kw).fit(xtr, ytr)
     assert clf.score(xte, yte) > 0.8  # chance is 0.25
     assert clf.predict_proba(xte).shape == (100, 4)
     np.testing.assert_allclose(clf.predict_proba(xte).sum(1), 1.0, rtol=1e-5)
     assert clf.transform(xte).shape == (100, 12)
-    assert clf.method_ in ("lp", "mlp", "nmtune")
+    assert clf.method_ in ("lr", "lp", "mlp", "nmtune")
+    # 300 rows: a carved 10% split (30 rows) is below min_holdout, so selection is by CV
+    assert clf.selection_["signal"] == "cv" and clf.n_train_ == 300 and clf.n_val_ == 0
     if method == "auto":
-        assert [c["method"] for c in clf.candidates_] == ["lp", "mlp", "nmtune", "nmtune"]
-        assert clf.candidates_[3]["overrides"] == {"feature_dropout": 0.5, "residual_init": 0.0}
+        assert [(c["method"], c["preset"]) for c in clf.candidates_] == [
+            ("lr", "robust"),
+            ("nmtune", "robust"),
+            ("nmtune", "robust"),
+            ("nmtune", "paper-code"),
+        ]
+        assert clf.candidates_[1]["overrides"] == {"hidden_ratio": 1.0}
         picked = [c for c in clf.candidates_ if c["selected"]]
-        assert len(picked) == 1 and clf.best_score_ == picked[0]["val_accuracy"]
-        best = max(c["val_accuracy"] for c in clf.candidates_)
-        se = (best * (1 - best) / clf.n_val_) ** 0.5
-        assert picked[0]["val_accuracy"] >= best - se - 1e-12  # one-se rule (default)
+        assert len(picked) == 1 and clf.best_score_ == picked[0]["cv_mean"]
+        for c in clf.candidates_:
+            assert len(c["cv_scores"]) == 3  # 1 repeat x 3 folds, every candidate reported
+            assert c["val_accuracy"] == c["cv_mean"]
+        best = max(c["cv_mean"] for c in clf.candidates_)
+        se = (best * (1 - best) / 300) ** 0.5  # n = the selection rows (all 300 under CV)
+        assert picked[0]["cv_mean"] >= best - se - 1e-12  # one-se rule (default)
         earlier = clf.candidates_[: picked[0]["index"]]
-        assert all(c["val_accuracy"] < best - se - 1e-12 for c in earlier)
+        assert all(c["cv_mean"] < best - se - 1e-12 for c in earlier)
     else:
         assert clf.method_ == method and clf.candidates_ == []
-    if method == "lp":
+    if method in ("lp", "lr"):
         np.testing.assert_array_equal(clf.transform(xte), xte)
+    if method == "lr":
+        assert clf.selection_["lr"]["c_selection"] == "cv"
+        assert clf.selection_["lr"]["c"] in clf.selection_["lr"]["cs"]
+        assert len(clf.selection_["lr"]["c_scores"]) == 4  # lr_cs
+        assert clf.history_ == [] and clf.best_epoch_ == 0
 
 
 def test_determinism(data: Any) -> None:
@@ -85,22 +107,41 @@ def test_stratified_split() -> None:
     _tr2, va2 = stratified_split(y, 0.1, seed=0)
     assert np.array_equal(va, va2)
     assert not np.array_equal(va, stratified_split(y, 0.1, seed=1)[1])
+    tr0, va0 = stratified_split(y, 0.0, seed=0)  # val_fraction 0: nothing held out
+    assert va0.size == 0 and tr0.tolist() == list(range(y.size))
 
 
 def test_best_epoch_uses_validation(data: Any) -> None:
     xtr, ytr, xv, yv = data
     yv_flipped = (yv + 1) % 4  # validation that rewards the worst epoch
-    clf = NMTuneClassifier(method="mlp", **{**FAST, "epochs": 6}).fit(xtr, ytr, xv, yv_flipped)
-    keys = [(h["val_accuracy"], h["val_macro_f1"]) for h in clf.history_]
-    assert clf.best_epoch_ == 1 + keys.index(max(keys))
-    assert clf.best_score_ == pytest.approx(np.mean(clf.predict(xv) == yv_flipped))
-    assert clf.validation_ == "given" and clf.n_val_ == 100
+    for preset, first in (("paper-code", 1), ("robust", 0)):  # robust: epoch 0 = lr competes
+        clf = NMTuneClassifier(method="mlp", preset=preset, **{**FAST, **HOLDOUT, "epochs": 6})
+        clf.fit(xtr, ytr, xv, yv_flipped)
+        assert [h["epoch"] for h in clf.history_] == list(range(first, 7))
+        keys = [(h["val_accuracy"], h["val_macro_f1"]) for h in clf.history_]
+        assert clf.best_epoch_ == first + keys.index(max(keys))
+        assert clf.best_score_ == pytest.approx(np.mean(clf.predict(xv) == yv_flipped))
+        assert clf.selection_["signal"] == "holdout"
+        assert clf.validation_ == "validation split (given)"
+        assert (clf.n_train_, clf.n_val_) == (300, 100)
+    # Without the override, 100 given rows are too few to rank epochs (min_holdout 200): the
+    # epoch is chosen by k-fold CV on train + validation and the head trains on all 400 rows.
+    cv = NMTuneClassifier(method="mlp", **{**FAST, "epochs": 6}).fit(xtr, ytr, xv, yv_flipped)
+    assert cv.selection_["signal"] == "cv" and (cv.n_train_, cv.n_val_) == (400, 0)
+    assert cv.selection_["cv"]["folds"] == 3 and len(cv.selection_["cv"]["curve"]) == 7
+    assert cv.best_epoch_ == cv.selection_["cv"]["epoch"]
+    assert cv.best_epoch_ == int(np.argmax(cv.selection_["cv"]["curve"]))  # index 0 = epoch 0
 
 
-def test_drop_last_and_small_data(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batches_cover_every_row_and_min_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     g = torch.Generator().manual_seed(0)
-    assert [b.numel() for b in batch_indices(130, 64, g)] == [64, 64]
+    # round(n / batch_size) near-equal batches: no row dropped, no tiny last batch
+    assert [b.numel() for b in batch_indices(130, 64, g)] == [65, 65]
     assert [b.numel() for b in batch_indices(50, 64, g)] == [50]
+    assert [b.numel() for b in batch_indices(100, 64, g)] == [50, 50]
+    assert [b.numel() for b in batch_indices(200, 64, g)] == [67, 67, 66]
+    batches = batch_indices(130, 64, g)
+    assert sorted(torch.cat(batches).tolist()) == list(range(130))
     sizes: list[int] = []
     real = training.training_step
 
@@ -111,17 +152,26 @@ def test_drop_last_and_small_data(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(training, "training_step", counting)
     x, y = blobs(150)
     xv, yv = blobs(20, seed=1)
-    NMTuneClassifier(method="nmtune", **{**FAST, "epochs": 3}).fit(x[:130], y[:130], xv, yv)
-    assert sizes == [64] * 6
+    kw = {**FAST, **HOLDOUT, "min_steps": 0}
+    NMTuneClassifier(method="nmtune", **{**kw, "epochs": 3}).fit(x[:130], y[:130], xv, yv)
+    assert sizes == [65] * 6
     sizes.clear()
-    NMTuneClassifier(method="nmtune", **{**FAST, "epochs": 2}).fit(x[:50], y[:50], xv, yv)
+    NMTuneClassifier(method="nmtune", **{**kw, "epochs": 2}).fit(x[:50], y[:50], xv, yv)
     assert sizes == [50, 50]
+    sizes.clear()
+    # min_steps: 2 epochs of one step each would be 2 steps; each epoch (evaluation round)
+    # then runs ceil(11 / 2) = 6 passes, and the history still has one entry per epoch.
+    clf = NMTuneClassifier(method="nmtune", **{**kw, "epochs": 2, "min_steps": 11})
+    clf.fit(x[:50], y[:50], xv, yv)
+    assert sizes == [50] * 12
+    assert clf.selection_["steps"] == {"passes_per_epoch": 6, "steps_per_pass": 1}
+    assert [h["epoch"] for h in clf.history_] == [0, 1, 2]
 
 
 def test_callback_reports_and_cancels(data: Any) -> None:
     xtr, ytr, _, _ = data
     reports: list[EpochReport] = []
-    NMTuneClassifier(**FAST).fit(xtr, ytr, callback=reports.append)
+    NMTuneClassifier(**FAST, **HOLDOUT).fit(xtr, ytr, callback=reports.append)
     assert [r.epoch for r in reports] == [1, 2, 3, 4]
     assert all(set(r.losses) == {"ce", "mse", "cov", "svd", "total"} for r in reports)
     assert all(r.losses["mse"] > 0 and r.losses["svd"] < 0 for r in reports)
@@ -129,18 +179,23 @@ def test_callback_reports_and_cancels(data: Any) -> None:
     json.dumps(reports[0].to_dict())
 
     with pytest.raises(TrainingCancelled):
-        NMTuneClassifier(**FAST).fit(xtr, ytr, callback=lambda r: r.epoch < 2)
+        NMTuneClassifier(**FAST, **HOLDOUT).fit(xtr, ytr, callback=lambda r: r.epoch < 2)
+    with pytest.raises(TrainingCancelled):  # under k-fold CV too (each fold's last epoch)
+        NMTuneClassifier(**FAST).fit(xtr, ytr, callback=lambda r: False)
+    with pytest.raises(TrainingCancelled):  # lr reports once per C and may be cancelled
+        NMTuneClassifier(method="lr", **FAST).fit(xtr, ytr, callback=lambda r: r.epoch < 2)
 
     def stop(r: EpochReport) -> None:
         if r.candidate == 1:
             raise TrainingCancelled("user")
 
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[str, int, int]] = []
     with pytest.raises(TrainingCancelled):
-        NMTuneClassifier(method="auto", **FAST).fit(
-            xtr, ytr, callback=lambda r: seen.append((r.candidate, r.epoch)) or stop(r)
+        NMTuneClassifier(method="auto", auto_signal="holdout", **FAST, **HOLDOUT).fit(
+            xtr, ytr, callback=lambda r: seen.append((r.method, r.candidate, r.epoch)) or stop(r)
         )
-    assert seen[:5] == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 1)]
+    # lr's C first (one report per C of lr_cs=4), then candidate 1's epochs
+    assert seen == [("lr", 0, 1), ("lr", 0, 2), ("lr", 0, 3), ("lr", 0, 4), ("nmtune", 1, 1)]
 
 
 def test_string_and_int_labels(data: Any) -> None:
@@ -159,9 +214,16 @@ def test_class_weights() -> None:
     np.testing.assert_allclose(balanced_class_weights(y, 2), [100 / 180, 100 / 20])
     x, _ = blobs(100)
     x[y == 1] += 3.0
-    a = NMTuneClassifier(method="lp", class_weight="balanced", **FAST).fit(x, y)
-    b = NMTuneClassifier(method="lp", **FAST).fit(x, y)
+    kw = {**FAST, **HOLDOUT, "preset": "paper-code"}
+    a = NMTuneClassifier(method="lp", class_weight="balanced", **kw).fit(x, y)
+    b = NMTuneClassifier(method="lp", **kw).fit(x, y)
     assert a.history_[0]["losses"]["ce"] != b.history_[0]["losses"]["ce"]
+    # lr weighs the rows too: the minority class gets a larger bias
+    a = NMTuneClassifier(method="lr", class_weight="balanced", lr_c=1.0, **FAST).fit(x, y)
+    b = NMTuneClassifier(method="lr", lr_c=1.0, **FAST).fit(x, y)
+    da = a.model_.classifier.bias.detach()
+    db = b.model_.classifier.bias.detach()
+    assert float(da[1] - da[0]) > float(db[1] - db[0])
 
 
 def test_input_validation(data: Any) -> None:
@@ -206,6 +268,14 @@ def test_serialisation_roundtrip(data: Any) -> None:
     assert clf2.get_params()["residual_init"] == 0.0
     with pytest.raises(TunerInputError):
         clf2.predict(xte[:, :4])
+    assert (clf2.n_train_, clf2.n_val_) == (clf.n_train_, clf.n_val_)
+    assert clf2.selection_ == json.loads(json.dumps(clf.selection_))
+    assert meta["selection"]["signal"] == clf.selection_["signal"] == "cv"
+    assert meta["n_train"] == 300 and meta["n_validation"] == 0
+    lr = NMTuneClassifier(method="lr", **FAST).fit(xtr, names[ytr])
+    lr2 = NMTuneClassifier.from_bytes(lr.to_bytes())
+    assert lr2.method_ == "lr" and lr2.get_params()["method"] == "lr"
+    np.testing.assert_array_equal(lr.predict_proba(xte), lr2.predict_proba(xte))
 
 
 def _rewrite_meta(blob: bytes, edit: Any) -> bytes:
@@ -276,7 +346,15 @@ def test_nmtune_raises_top_singular_share() -> None:
         )
         lsvr = {}
         for method in ("mlp", "nmtune"):
-            clf = NMTuneClassifier(method=method, random_state=seed, epochs=15, device="cpu")
+            clf = NMTuneClassifier(
+                method=method,
+                preset="paper-code",  # the paper's recipe (robust starts at lr, residual 0)
+                random_state=seed,
+                epochs=15,
+                min_steps=0,
+                min_holdout=0,
+                device="cpu",
+            )
             clf.fit(x, y)
             lsvr[method] = spectrum(clf.transform(x), center=False).lsvr
             assert clf.adapted_spectrum(x, center=False).lsvr == lsvr[method]
@@ -284,7 +362,7 @@ def test_nmtune_raises_top_singular_share() -> None:
 
 
 def test_select_candidate_rules() -> None:
-    from tuner.estimator import select_candidate
+    from tuner.auto import select_candidate
 
     scores = [(0.80, 0.79), (0.81, 0.80), (0.86, 0.85), (0.86, 0.86)]
     assert select_candidate(scores, 100, "best") == 3  # accuracy tie -> macro-F1
@@ -297,10 +375,11 @@ def test_select_candidate_rules() -> None:
 
 
 def test_cv_folds_and_cv_selection_rule() -> None:
-    from tuner.estimator import cv_folds, select_cv_candidate
+    from tuner.auto import select_cv_candidate
+    from tuner.splits import stratified_folds
 
     y = np.array([0] * 10 + [1] * 7 + [2] * 2)
-    folds = cv_folds(y, 3, seed=1)
+    folds = stratified_folds(y, 3, seed=1)
     assert len(folds) == 3
     joined = np.concatenate(folds)
     assert sorted(joined.tolist()) == list(range(y.size))  # disjoint and covering
@@ -309,7 +388,9 @@ def test_cv_folds_and_cv_selection_rule() -> None:
     for c, n in ((0, 10), (1, 7)):
         per_fold = [int((y[f] == c).sum()) for f in folds]
         assert sum(per_fold) == n and max(per_fold) - min(per_fold) <= 1  # stratified
-    assert all(np.array_equal(a, b) for a, b in zip(folds, cv_folds(y, 3, seed=1), strict=True))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(folds, stratified_folds(y, 3, seed=1), strict=True)
+    )
     assert select_cv_candidate([0.8, 0.9, 0.9]) == 1  # ties -> earlier, simpler candidate
     assert select_cv_candidate([0.7]) == 0
     with pytest.raises(ValueError):
@@ -320,7 +401,7 @@ def test_auto_cv_rule(data: Any) -> None:
     xtr, ytr, xte, _ = data
     xtr, ytr = xtr[:160], ytr[:160]
     grid = [{"method": "lp"}, {"method": "mlp"}, {"method": "nmtune", "residual_init": 0.0}]
-    kw = {**FAST, "auto_candidates": grid, "auto_rule": "cv", "auto_cv_folds": 3}
+    kw = {**FAST, **AUTO_FAST, "auto_candidates": grid, "auto_rule": "cv"}
     xva, yva = xtr[120:], ytr[120:]
     clf = NMTuneClassifier(method="auto", random_state=3, **kw).fit(xtr[:120], ytr[:120], xva, yva)
     cands = clf.candidates_
@@ -332,8 +413,9 @@ def test_auto_cv_rule(data: Any) -> None:
     pick = next(i for i, m in enumerate(means) if m == max(means))
     assert [c["selected"] for c in cands] == [i == pick for i in range(3)]
     assert clf.method_ == grid[pick]["method"]
-    assert cands[pick]["val_accuracy"] == clf.best_score_
-    assert all(c["val_accuracy"] is None for c in cands if not c["selected"])
+    assert cands[pick]["cv_mean"] == clf.best_score_
+    assert all(c["val_accuracy"] == c["cv_mean"] for c in cands)
+    assert clf.selection_["signal"] == "cv" and clf.n_train_ == 160
     assert clf.config_dict_["candidates"] == cands
     json.dumps(clf.config_dict_)
     # Deterministic, and the final head is exactly the single-candidate fit.

@@ -1,0 +1,280 @@
+"""``auto``: score every candidate head under one selection signal and pick one.
+
+The signal (see :mod:`tuner.selection`): target-domain validation data when given (always
+wins); else repeated stratified k-fold CV on train + validation when there are at most
+``auto_cv_max_rows`` rows (or ``auto_signal='cv'``), time-bounded by ``auto_time_budget_s``;
+else the validation split. The pick: ``auto_rule`` over the candidates' scores in grid order
+(``one-se`` prefers the earlier, simpler candidate; n = the number of selection rows).
+Every candidate's score is recorded. lr's C is solved once and shared by the lr candidate and
+every candidate grown from lr.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from tuner.config import HeadConfig, resolve_config
+from tuner.errors import ConfigError
+from tuner.logreg import LogRegFit
+from tuner.lr import lr_record, solve_lr
+from tuner.selection import Fitted, Signal, cv_curve, fit_single, lr_fitted
+from tuner.training import ProgressCallback, resolve_device, train_head
+
+__all__ = ["candidate_configs", "fit_auto", "select_candidate", "select_cv_candidate"]
+
+
+def select_candidate(scores: Sequence[tuple[float, float]], n: int, rule: str) -> int:
+    """Index of auto's pick among candidates' (accuracy, macro-F1) in grid order.
+
+    ``best``: highest (accuracy, macro-F1), the first one on ties. ``one-se``: the first
+    candidate (the grid lists simpler heads first) whose accuracy is within one binomial
+    standard error, sqrt(p (1 - p) / n), of the best accuracy p: differences smaller than
+    the selection data can resolve do not buy a bigger head.
+    """
+    if not scores:
+        raise ValueError("no candidates")
+    clean = [(a if np.isfinite(a) else -1.0, f if np.isfinite(f) else -1.0) for a, f in scores]
+    best = max(range(len(clean)), key=lambda i: (clean[i], -i))
+    if rule in ("best", "cv"):
+        return best
+    if rule != "one-se":
+        raise ConfigError(f"unknown auto_rule {rule!r}", "auto_rule")
+    p = max(clean[best][0], 0.0)
+    se = (p * (1.0 - p) / max(1, n)) ** 0.5
+    return next(i for i, s in enumerate(clean) if s[0] >= p - se - 1e-12)
+
+
+def select_cv_candidate(cv_means: Sequence[float]) -> int:
+    """Index of the best mean cross-validation accuracy; ties -> the earlier (simpler) one."""
+    if not cv_means:
+        raise ValueError("no candidates")
+    best = max(cv_means)
+    return next(i for i, m in enumerate(cv_means) if m >= best - 1e-12)
+
+
+def candidate_configs(
+    config: HeadConfig, base: dict[str, Any]
+) -> list[tuple[dict[str, Any], HeadConfig]]:
+    """auto's candidates: (record, resolved config); ``base`` = the user's shared overrides."""
+    out = []
+    for i, cand in enumerate(config.candidate_overrides()):
+        method = str(cand.pop("method"))
+        preset = str(cand.pop("preset", config.preset))
+        shared = {
+            k: v
+            for k, v in base.items()
+            if method == "nmtune" or k not in ("w_mse", "w_cov", "w_svd")
+        }
+        cfg = resolve_config(method, preset, {**shared, **cand, "seed": config.seed})
+        out.append(({"index": i, "method": method, "preset": preset, "overrides": cand}, cfg))
+    return out
+
+
+@dataclass
+class _SharedLr:
+    """lr solved once under the signal: candidate ``index``'s lr (when it is method lr) and
+    the start of every candidate grown from lr."""
+
+    index: int
+    fit: LogRegFit
+
+    def own(self, index: int) -> LogRegFit | None:
+        return self.fit if index == self.index else None
+
+
+def _grows_from_lr(cfg: HeadConfig) -> bool:
+    return cfg.method == "lr" or cfg.init_from_lr
+
+
+def _use_cv(config: HeadConfig, signal: Signal) -> bool:
+    if signal.kind == "target":
+        return False  # target-domain data always decides
+    if signal.kind in ("cv", "none"):
+        return True  # nothing (large enough) to hold out
+    if config.auto_signal == "cv" or config.auto_rule == "cv":
+        return True
+    if config.auto_signal == "holdout":
+        return False
+    return signal.all_rows()[1].size <= config.auto_cv_max_rows
+
+
+def fit_auto(
+    config: HeadConfig,
+    base_overrides: dict[str, Any],
+    signal: Signal,
+    n_classes: int,
+    *,
+    callback: ProgressCallback | None = None,
+) -> tuple[Fitted, list[dict[str, Any]], Signal]:
+    """Score every candidate under the signal, pick by ``auto_rule``; return the winner
+    (refitted on every row under CV), every candidate's record, and the signal used."""
+    started = time.perf_counter()
+    cands = candidate_configs(config, base_overrides)
+    records = [rec for rec, _ in cands]
+    if _use_cv(config, signal):
+        xa, ya = signal.all_rows()
+        desc = f"repeated {config.auto_cv_folds}-fold CV on train + validation"
+        signal = Signal("cv", xa, ya, xa, ya, description=desc)
+    device = resolve_device(config.device)
+
+    # 1. lr's C (on the rows trained on while selecting), shared by the lr candidate and
+    #    every head grown from lr.
+    lr_fit: _SharedLr | None = None
+    lr_source = next(((rec, cfg) for rec, cfg in cands if _grows_from_lr(cfg)), None)
+    if lr_source is not None:
+        rec, cfg = lr_source
+        lr_fit = _SharedLr(
+            rec["index"],
+            solve_lr(
+                cfg,
+                signal.x_train,
+                signal.y_train,
+                n_classes,
+                signal.target,
+                device,
+                callback,
+                rec["index"],
+            ),
+        )
+
+    if signal.kind == "cv":
+        pick, winner = _select_by_cv(config, cands, signal, n_classes, lr_fit, callback, started)
+    else:
+        pick, winner = _select_on_rows(config, cands, signal, n_classes, lr_fit, callback, device)
+    for rec in records:
+        rec["selected"] = rec["index"] == pick
+    winner.details["auto"] = {"elapsed_s": round(time.perf_counter() - started, 3)}
+    return winner, records, signal
+
+
+def _select_on_rows(
+    config: HeadConfig,
+    cands: list[tuple[dict[str, Any], HeadConfig]],
+    signal: Signal,
+    n_classes: int,
+    lr_fit: _SharedLr | None,
+    callback: ProgressCallback | None,
+    device: torch.device,
+) -> tuple[int, Fitted]:
+    """Holdout / target: every candidate trained on ``x_train``, scored on the selection rows."""
+    sel = signal.sel
+    assert sel is not None, "holdout and target signals carry selection rows"
+    lr_c = None if lr_fit is None else lr_fit.fit.c
+    fits: list[Fitted] = []
+    for rec, cfg in cands:
+        if cfg.method == "lr":
+            # trained on x_train only (never on the rows it is scored on)
+            fit = None if lr_fit is None else lr_fit.own(rec["index"])
+            if fit is None:
+                fit = solve_lr(
+                    cfg, signal.x_train, signal.y_train, n_classes, signal.target, device
+                )
+            f = lr_fitted(fit, cfg, n_classes, device, sel)
+        else:
+            f = fit_single(
+                cfg, signal, n_classes, callback=callback, candidate=rec["index"], lr_c=lr_c
+            )
+        rec.update(val_accuracy=f.score, val_macro_f1=f.macro_f1, best_epoch=f.best_epoch)
+        fits.append(f)
+    pick = select_candidate([(f.score, f.macro_f1) for f in fits], sel[1].size, config.auto_rule)
+    return pick, fits[pick]
+
+
+def _select_by_cv(
+    config: HeadConfig,
+    cands: list[tuple[dict[str, Any], HeadConfig]],
+    signal: Signal,
+    n_classes: int,
+    lr_fit: _SharedLr | None,
+    callback: ProgressCallback | None,
+    started: float,
+) -> tuple[int, Fitted]:
+    """Repeated k-fold CV on every row (time-bounded), then the pick refitted on all rows."""
+    lr_c = None if lr_fit is None else lr_fit.fit.c
+    folds = config.auto_cv_folds
+    curves: list[list[list[float]]] = [[] for _ in cands]
+    repeats = 0
+    for r in range(config.auto_cv_repeats):
+        spent = time.perf_counter() - started
+        budget = config.auto_time_budget_s
+        if r > 0 and budget and spent * (r + 1) / r > budget:
+            break  # the next repeat would end past the time budget
+        for (rec, cfg), rows in zip(cands, curves, strict=True):
+            _, fold_rows = cv_curve(
+                cfg,
+                signal.x,
+                signal.y,
+                n_classes,
+                [config.seed + r],
+                folds,
+                init_c=lr_c if _grows_from_lr(cfg) else None,
+                callback=callback,
+                candidate=rec["index"],
+            )
+            rows.extend(fold_rows)
+        repeats += 1
+    means: list[tuple[float, float]] = []
+    for (rec, cfg), rows in zip(cands, curves, strict=True):
+        curve = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
+        e = int(np.argmax(curve))  # first maximum: the earliest epoch
+        rec["cv_curve"] = curve.tolist()
+        rec["cv_scores"] = [float(row[e]) for row in rows]
+        rec["cv_mean"] = rec["val_accuracy"] = float(curve[e])
+        rec["val_macro_f1"] = None
+        # curve index 0 is epoch 0 (the lr start) for heads grown from lr, else epoch 1
+        rec["best_epoch"] = e + (0 if _grows_from_lr(cfg) else 1)
+        means.append((float(curve[e]), float("nan")))
+    rule = "best" if config.auto_rule == "cv" else config.auto_rule
+    pick = select_candidate(means, int(signal.y.size), rule)
+    rec, cfg = cands[pick]
+    winner = _refit(cfg, signal, n_classes, int(rec["best_epoch"]), lr_fit, callback, pick)
+    winner.score = float(rec["cv_mean"])
+    signal.description += f" ({repeats} x {folds}-fold)"
+    return pick, winner
+
+
+def _refit(
+    cfg: HeadConfig,
+    signal: Signal,
+    n_classes: int,
+    stop: int,
+    lr_fit: _SharedLr | None,
+    callback: ProgressCallback | None,
+    candidate: int,
+) -> Fitted:
+    """The CV winner trained on every row, kept at the cross-validated epoch. ``lr_fit`` was
+    solved on these same rows: it is the lr candidate's head and the start of heads grown
+    from lr (so the refit is exactly the single-method fit under CV)."""
+    device = resolve_device(cfg.device)
+    if cfg.method == "lr":
+        fit = None if lr_fit is None else lr_fit.own(candidate)
+        if fit is None:
+            fit = solve_lr(cfg, signal.x, signal.y, n_classes, None, device)
+        out = lr_fitted(fit, cfg, n_classes, device)
+        out.score = float("nan")
+        return out
+    init = None
+    details: dict[str, Any] = {}
+    if cfg.init_from_lr:
+        assert lr_fit is not None, "lr is solved whenever a candidate grows from it"
+        init = (lr_fit.fit.weight, lr_fit.fit.bias)
+        details["lr_init"] = lr_record(lr_fit.fit)
+    res = train_head(
+        cfg,
+        signal.x,
+        signal.y,
+        n_classes,
+        stop_at=stop,
+        init=init,
+        callback=callback,
+        candidate=candidate,
+    )
+    details.update(res.details)
+    nan = float("nan")
+    return Fitted(res.model, cfg, res.history, stop, nan, nan, res.device, details)

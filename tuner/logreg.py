@@ -1,0 +1,239 @@
+"""``lr``: multinomial logistic regression solved to convergence, L2 strength by k-fold CV.
+
+The objective is scikit-learn's (so C means the same thing there and here)::
+
+    (1 / n) sum_i w_i CE(W x_i + b, y_i)  +  ||W||^2 / (2 C n)        (intercept b not penalised)
+
+(with two classes, the penalty of scikit-learn's binary model on w = W1 - W0: ||W||^2 / (C n)),
+
+solved full batch with L-BFGS (strong Wolfe line search) in float64, on the head's device.
+The folds of one C are solved together as one block-separable problem (K independent
+objectives summed), and the C path runs from strong to weak regularisation with warm starts,
+so the whole cross-validation costs a few dozen L-BFGS runs of matrix products.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from tuner.splits import stratified_folds
+
+__all__ = ["LogRegFit", "c_grid", "fit_logreg", "fit_logreg_cv", "fit_logreg_on_eval"]
+
+logger = logging.getLogger(__name__)
+
+#: scikit-learn's LogisticRegression default, used when no C can be cross-validated.
+DEFAULT_C = 1.0
+_TOL = 1e-4
+
+
+@dataclass
+class LogRegFit:
+    """A solved logistic regression and how its C was chosen."""
+
+    weight: torch.Tensor  # (C_classes, D) float32
+    bias: torch.Tensor  # (C_classes,) float32
+    c: float
+    selection: str  # "given" | "cv" | "eval" | "default (too few examples for CV)"
+    cs: list[float] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # mean held-out accuracy per C
+    folds: int = 0
+
+
+def c_grid(n: int) -> list[float]:
+    """``n`` values of C on a log scale over [1e-4, 1e4] (LogisticRegressionCV's Cs=n)."""
+    if n == 1:
+        return [DEFAULT_C]
+    return [float(c) for c in np.logspace(-4, 4, n)]
+
+
+def _solve(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    masks: torch.Tensor,
+    c: float,
+    w0: torch.Tensor,
+    b0: torch.Tensor,
+    max_iter: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """K independent fits at once: x (n, D), y (n,), masks (K, n) sample weights
+    (0 = not in that fit), w0 (K, C, D), b0 (K, C). Returns (W (K, C, D), b (K, C))."""
+    w = w0.clone().requires_grad_(True)
+    b = b0.clone().requires_grad_(True)
+    n_k = masks.sum(dim=1).clamp_min(1e-12)  # (K,)
+    # Two classes: scikit-learn fits one vector w = W1 - W0; at the optimum W0 = -W1, so
+    # ||W||^2 = ||w||^2 / 2 and the same C needs twice the multinomial penalty.
+    penalty = (2.0 if n_classes == 2 else 1.0) / (2.0 * c * n_k)  # (K,)
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        max_eval=max_iter * 2,
+        tolerance_grad=_TOL,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        logits = torch.einsum("nd,kcd->knc", x, w) + b[:, None, :]  # (K, n, C)
+        nll = torch.logsumexp(logits, dim=2) - logits.gather(
+            2, y.view(1, -1, 1).expand(logits.shape[0], -1, 1)
+        ).squeeze(2)  # (K, n)
+        loss_k = (masks * nll).sum(dim=1) / n_k + penalty * (w * w).sum(dim=(1, 2))  # (K,)
+        loss = loss_k.sum()
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    opt.step(closure)  # type: ignore[no-untyped-call]
+    return w.detach(), b.detach()
+
+
+def _accuracy(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
+    pred = (x @ w.T + b).argmax(dim=1)
+    return float((pred == y).double().mean().item()) if y.numel() else 0.0
+
+
+def _tensors(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    sample_weight: npt.NDArray[np.float64] | None,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    xt = torch.as_tensor(x, dtype=torch.float64, device=device)  # (n, D)
+    yt = torch.as_tensor(y, dtype=torch.long, device=device)  # (n,)
+    sw = np.ones(y.size) if sample_weight is None else sample_weight
+    wt = torch.as_tensor(sw, dtype=torch.float64, device=device)  # (n,)
+    return xt, yt, wt
+
+
+def _zeros(k: int, n_classes: int, dim: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return (
+        torch.zeros((k, n_classes, dim), dtype=torch.float64, device=device),
+        torch.zeros((k, n_classes), dtype=torch.float64, device=device),
+    )
+
+
+def fit_logreg(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    c: float,
+    *,
+    sample_weight: npt.NDArray[np.float64] | None = None,
+    max_iter: int = 100,
+    device: torch.device | None = None,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> LogRegFit:
+    """Solve the L2-regularised multinomial logistic regression at one C.
+
+    Parameters
+    ----------
+    x : (n, D) float32; y : (n,) class indices in [0, n_classes); c : inverse L2 strength.
+    """
+    dev = device or torch.device("cpu")
+    xt, yt, wt = _tensors(x, y, sample_weight, dev)
+    w0, b0 = _zeros(1, n_classes, x.shape[1], dev)
+    if init is not None:
+        w0, b0 = init[0].to(dev, torch.float64)[None], init[1].to(dev, torch.float64)[None]
+    w, b = _solve(xt, yt, n_classes, wt[None], c, w0, b0, max_iter)
+    return LogRegFit(w[0].float(), b[0].float(), float(c), "given")
+
+
+def fit_logreg_cv(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    cs: list[float],
+    folds: int,
+    seed: int,
+    *,
+    sample_weight: npt.NDArray[np.float64] | None = None,
+    max_iter: int = 100,
+    device: torch.device | None = None,
+    on_c: Callable[[int, float, float], None] | None = None,
+) -> LogRegFit:
+    """C by stratified ``folds``-fold CV (best mean held-out accuracy, ties -> the smaller
+    C), then one refit on all rows, as ``LogisticRegressionCV(Cs=cs, refit=True)``.
+
+    ``on_c(i, c, mean_accuracy)`` is called after each C (progress; may raise to cancel).
+    With fewer than 2 examples in some class there is nothing to cross-validate: C = 1.
+    """
+    dev = device or torch.device("cpu")
+    k = max(2, min(folds, int(np.bincount(y, minlength=n_classes)[np.unique(y)].min())))
+    if y.size < 2 * k or len(cs) == 1:
+        c = cs[0] if len(cs) == 1 else DEFAULT_C
+        fit = fit_logreg(
+            x, y, n_classes, c, sample_weight=sample_weight, max_iter=max_iter, device=dev
+        )
+        fit.selection = "given" if len(cs) == 1 else "default (too few examples for CV)"
+        return fit
+    xt, yt, wt = _tensors(x, y, sample_weight, dev)
+    held = stratified_folds(y, k, seed)
+    held_masks = torch.zeros((k, y.size), dtype=torch.float64, device=dev)  # (K, n)
+    for j, idx in enumerate(held):
+        held_masks[j, torch.as_tensor(idx, device=dev)] = 1.0
+    train_masks = (1.0 - held_masks) * wt[None]  # (K, n)
+    w, b = _zeros(k, n_classes, x.shape[1], dev)
+    scores: list[float] = []
+    states: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for i, c in enumerate(sorted(cs)):
+        w, b = _solve(xt, yt, n_classes, train_masks, c, w, b, max_iter)  # warm start
+        accs = []
+        for j, idx in enumerate(held):
+            it = torch.as_tensor(idx, device=dev)
+            accs.append(_accuracy(w[j], b[j], xt[it], yt[it]))
+        scores.append(float(np.mean(accs)))
+        states.append((w.mean(dim=0), b.mean(dim=0)))
+        if on_c is not None:
+            on_c(i, c, scores[-1])
+    best = int(np.argmax(scores))  # first maximum = the smallest C among ties
+    c = sorted(cs)[best]
+    w_all, b_all = _solve(
+        xt, yt, n_classes, wt[None], c, states[best][0][None], states[best][1][None], max_iter
+    )
+    return LogRegFit(
+        w_all[0].float(), b_all[0].float(), float(c), "cv", sorted(cs), scores, folds=k
+    )
+
+
+def fit_logreg_on_eval(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    cs: list[float],
+    x_eval: npt.NDArray[np.float32],
+    y_eval: npt.NDArray[np.int64],
+    *,
+    sample_weight: npt.NDArray[np.float64] | None = None,
+    max_iter: int = 100,
+    device: torch.device | None = None,
+    on_c: Callable[[int, float, float], None] | None = None,
+) -> LogRegFit:
+    """C by accuracy on a separate evaluation set (e.g. labelled target-domain validation);
+    every C is fitted on all of (x, y); ties -> the smaller C."""
+    dev = device or torch.device("cpu")
+    xt, yt, wt = _tensors(x, y, sample_weight, dev)
+    xe = torch.as_tensor(x_eval, dtype=torch.float64, device=dev)
+    ye = torch.as_tensor(y_eval, dtype=torch.long, device=dev)
+    w, b = _zeros(1, n_classes, x.shape[1], dev)
+    best: tuple[float, float, torch.Tensor, torch.Tensor] | None = None
+    scores: list[float] = []
+    for i, c in enumerate(sorted(cs)):
+        w, b = _solve(xt, yt, n_classes, wt[None], c, w, b, max_iter)
+        acc = _accuracy(w[0], b[0], xe, ye)
+        scores.append(acc)
+        if best is None or acc > best[0]:
+            best = (acc, c, w[0].clone(), b[0].clone())
+        if on_c is not None:
+            on_c(i, c, acc)
+    assert best is not None
+    return LogRegFit(best[2].float(), best[3].float(), best[1], "eval", sorted(cs), scores)

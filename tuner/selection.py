@@ -1,0 +1,333 @@
+"""Model selection: which data decides, and how one head is fitted under it.
+
+Three selection signals (``Signal.kind``):
+
+* ``target``: labelled target-domain validation data (e.g. a second domain) was given; epochs,
+  lr's C and auto's candidate are chosen on it; every training row is used for training.
+* ``holdout``: a validation split (given, or carved from train) of at least ``min_holdout``
+  rows: the torch heads keep their best validation epoch; auto scores candidates on it.
+* ``cv``: the data is too small for a useful holdout (or auto can afford it): stratified
+  k-fold cross-validation on train + validation (repeated for auto), then one refit on all
+  of it at the chosen epoch / C.
+
+(``none``: ``val_fraction=0`` and no validation given: the last epoch is kept.)
+
+``lr`` always chooses C by k-fold CV on all its training rows (LogisticRegressionCV), except
+under ``target``. A head grown from lr (``init_from_lr``) starts at the lr solution and its
+epoch 0 is a candidate, so it only moves away from lr where the signal says so. auto's
+choice among candidates is in :mod:`tuner.auto`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from tuner.config import TORCH_METHODS, HeadConfig
+from tuner.errors import ConfigError
+from tuner.heads import HeadModule
+from tuner.logreg import LogRegFit
+from tuner.lr import linear_head, lr_record, solve_lr, solve_lr_at
+from tuner.metrics import index_scores
+from tuner.splits import stratified_folds, stratified_split
+from tuner.training import (
+    EpochReport,
+    ProgressCallback,
+    predict_logits,
+    resolve_device,
+    train_head,
+)
+
+__all__ = ["Fitted", "Signal", "choose_signal", "cv_curve", "fit_single", "lr_fitted", "scores"]
+
+logger = logging.getLogger(__name__)
+
+Array = npt.NDArray[np.float32]
+Labels = npt.NDArray[np.int64]
+
+
+@dataclass
+class Signal:
+    """The data a fit learns from (``x``, ``y``) and what selects epochs / C / candidates."""
+
+    kind: str  # "target" | "holdout" | "cv" | "none"
+    x: Array  # every row available (train + validation, or train + carved part)
+    y: Labels
+    x_train: Array  # the rows trained on while selecting (holdout: x minus the held-out part)
+    y_train: Labels
+    x_sel: Array | None = None  # target / holdout: the selection rows
+    y_sel: Labels | None = None
+    description: str = ""
+    carved: bool = False  # holdout carved from x (x already holds the held-out rows)
+
+    @property
+    def sel(self) -> tuple[Array, Labels] | None:
+        """(x_sel, y_sel), or None when selection is not on separate rows."""
+        if self.x_sel is None or self.y_sel is None:
+            return None
+        return self.x_sel, self.y_sel
+
+    @property
+    def target(self) -> tuple[Array, Labels] | None:
+        """The selection rows when they are target-domain data (lr's C is chosen on them)."""
+        return self.sel if self.kind == "target" else None
+
+    def all_rows(self) -> tuple[Array, Labels]:
+        """Every labelled in-domain row: train + validation (given or carved)."""
+        if self.kind != "holdout" or self.carved or self.sel is None:
+            return self.x, self.y
+        return np.concatenate([self.x, self.sel[0]]), np.concatenate([self.y, self.sel[1]])
+
+    def record(self) -> dict[str, Any]:
+        """JSON-safe: signal kind, description, rows trained on / selected on."""
+        return {
+            "signal": self.kind,
+            "description": self.description,
+            "n_train": int(self.y_train.size),
+            "n_selection": 0 if self.y_sel is None else int(self.y_sel.size),
+        }
+
+
+def _cv_signal(x: Array, y: Labels, description: str) -> Signal:
+    return Signal("cv", x, y, x, y, description=description)
+
+
+@dataclass
+class Fitted:
+    """A trained head and its record."""
+
+    model: HeadModule
+    config: HeadConfig
+    history: list[dict[str, Any]]
+    best_epoch: int
+    score: float  # selection score of the kept state (accuracy; NaN when none)
+    macro_f1: float
+    device: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def choose_signal(
+    config: HeadConfig,
+    x: Array,
+    y: Labels,
+    val: tuple[Array, Labels] | None,
+    target: tuple[Array, Labels] | None,
+) -> Signal:
+    """Decide the selection signal for these data (see the module docstring)."""
+    xa, ya = (x, y) if val is None else (np.concatenate([x, val[0]]), np.concatenate([y, val[1]]))
+    if target is not None:
+        desc = "target-domain validation data"
+        return Signal("target", xa, ya, xa, ya, target[0], target[1], desc)
+    if config.method == "lr":  # lr's C comes from CV on every row (or is given)
+        how = "given" if config.lr_c is not None else f"by {config.cv_folds}-fold CV"
+        return _cv_signal(xa, ya, f"lr: C {how} on train + validation")
+    if val is not None:
+        if val[1].size >= config.min_holdout:
+            return Signal("holdout", x, y, x, y, val[0], val[1], "validation split (given)")
+        return _cv_signal(
+            xa,
+            ya,
+            f"{config.cv_folds}-fold CV on train + validation "
+            f"(the given validation split has < {config.min_holdout} rows)",
+        )
+    if config.val_fraction == 0:
+        return Signal("none", x, y, x, y, description="none (val_fraction=0): last epoch")
+    tr, va = stratified_split(y, config.val_fraction, config.seed)
+    if va.size >= config.min_holdout:
+        desc = f"carved from train ({config.val_fraction}, stratified, seeded)"
+        return Signal("holdout", x, y, x[tr], y[tr], x[va], y[va], desc, carved=True)
+    return _cv_signal(
+        x,
+        y,
+        f"{config.cv_folds}-fold CV on train (a carved split would have "
+        f"< {config.min_holdout} rows)",
+    )
+
+
+def scores(model: HeadModule, x: Array, y: Labels, device: torch.device) -> tuple[float, float]:
+    """(accuracy, macro-F1) of ``model`` on (x, y)."""
+    xt = torch.as_tensor(x, dtype=torch.float32, device=device)
+    pred = predict_logits(model, xt).argmax(dim=1).cpu().numpy()
+    return index_scores(y, pred, model.classifier.out_features)
+
+
+def lr_fitted(
+    fit: LogRegFit,
+    config: HeadConfig,
+    n_classes: int,
+    device: torch.device,
+    sel: tuple[Array, Labels] | None = None,
+) -> Fitted:
+    """A solved lr as a :class:`Fitted`; scored on ``sel`` when given, else its best CV
+    accuracy over C (NaN when C was not cross-validated)."""
+    model = linear_head(fit, fit.weight.shape[1], n_classes, device)
+    acc, f1 = (max(fit.scores) if fit.scores else float("nan")), float("nan")
+    if sel is not None:
+        acc, f1 = scores(model, sel[0], sel[1], device)
+    return Fitted(model, config, [], 0, acc, f1, str(device), {"lr": lr_record(fit)})
+
+
+def fit_single(
+    config: HeadConfig,
+    signal: Signal,
+    n_classes: int,
+    *,
+    callback: ProgressCallback | None = None,
+    candidate: int = 0,
+    lr_c: float | None = None,
+) -> Fitted:
+    """Fit one head of ``config.method`` under ``signal``.
+
+    ``lr_c``: the C to use for an lr solution (lr itself, or the start of an
+    ``init_from_lr`` head) instead of ``config.lr_c`` / choosing it again.
+    """
+    device = resolve_device(config.device)
+    lr_cfg = config if lr_c is None else dataclasses.replace(config, lr_c=lr_c)
+    if config.method == "lr":
+        # lr trains on every row (its C comes from CV on them, or from target data)
+        fit = solve_lr(
+            lr_cfg, signal.x, signal.y, n_classes, signal.target, device, callback, candidate
+        )
+        return lr_fitted(fit, config, n_classes, device, signal.target)
+    if config.method not in TORCH_METHODS:
+        raise ConfigError(f"cannot fit method {config.method!r} as a single head", "method")
+
+    init_fit: LogRegFit | None = None
+    details: dict[str, Any] = {}
+    if config.init_from_lr:
+        init_fit = solve_lr(
+            lr_cfg, signal.x_train, signal.y_train, n_classes, signal.target, device
+        )
+        details["lr_init"] = lr_record(init_fit)
+    init = None if init_fit is None else (init_fit.weight, init_fit.bias)
+
+    if signal.kind == "cv":
+        curve, _ = cv_curve(
+            config,
+            signal.x,
+            signal.y,
+            n_classes,
+            [config.seed],
+            config.cv_folds,
+            init_c=None if init_fit is None else init_fit.c,
+            callback=callback,
+            candidate=candidate,
+        )
+        stop = int(np.argmax(curve)) + (0 if init_fit is not None else 1)
+        details["cv"] = {"folds": config.cv_folds, "curve": curve.tolist(), "epoch": stop}
+        res = train_head(
+            config,
+            signal.x,
+            signal.y,
+            n_classes,
+            stop_at=stop,
+            init=init,
+            callback=callback,
+            candidate=candidate,
+        )
+        details.update(res.details)
+        nan = float("nan")
+        best = float(np.max(curve))
+        return Fitted(res.model, config, res.history, stop, best, nan, res.device, details)
+
+    sel = signal.sel if signal.kind in ("holdout", "target") else None
+    res = train_head(
+        config,
+        signal.x_train,
+        signal.y_train,
+        n_classes,
+        x_val=None if sel is None else sel[0],
+        y_val=None if sel is None else sel[1],
+        init=init,
+        callback=callback,
+        candidate=candidate,
+    )
+    details.update(res.details)
+    return Fitted(
+        res.model,
+        config,
+        res.history,
+        res.best_epoch,
+        res.best_val_accuracy,
+        res.best_val_macro_f1,
+        res.device,
+        details,
+    )
+
+
+def cv_curve(
+    config: HeadConfig,
+    x: Array,
+    y: Labels,
+    n_classes: int,
+    seeds: Sequence[int],
+    folds: int,
+    *,
+    init_c: float | None = None,
+    callback: ProgressCallback | None = None,
+    candidate: int = 0,
+) -> tuple[npt.NDArray[np.float64], list[list[float]]]:
+    """Mean held-out accuracy per epoch over stratified folds (one k-fold per seed).
+
+    For a torch head the curve has one value per epoch (index 0 = epoch 0, the lr start,
+    when ``init_c`` is given; else index 0 = epoch 1); for lr (method 'lr', C = ``init_c``)
+    it is a single value. Returns (curve, per-fold accuracies at each curve point).
+    """
+    device = resolve_device(config.device)
+    # Fewer folds when a class is small (>= 2 always: a class of one row is then missing from
+    # the training part of one fold, as with scikit-learn's StratifiedKFold).
+    k = max(2, min(folds, int(np.bincount(y)[np.unique(y)].min())))
+    if y.size < 2 * k:
+        raise ConfigError(f"cross-validation needs >= {2 * k} rows, got {y.size}", "cv_folds")
+    rows: list[list[float]] = []
+    forward = _fold_callback(callback)
+    grows_from_lr = config.method == "lr" or init_c is not None
+    c = init_c if init_c is not None else (config.lr_c or 1.0)
+    for seed in seeds:
+        for held in stratified_folds(y, k, seed):
+            rest = np.setdiff1d(np.arange(y.size), held, assume_unique=True)
+            lr = (
+                solve_lr_at(config, x[rest], y[rest], n_classes, c, device)
+                if grows_from_lr
+                else None
+            )
+            if config.method == "lr":
+                assert lr is not None
+                head = linear_head(lr, x.shape[1], n_classes, device)
+                rows.append([scores(head, x[held], y[held], device)[0]])
+                continue
+            res = train_head(
+                config,
+                x[rest],
+                y[rest],
+                n_classes,
+                x_val=x[held],
+                y_val=y[held],
+                init=None if lr is None else (lr.weight, lr.bias),
+                callback=forward,
+                candidate=candidate,
+            )
+            rows.append([float(h["val_accuracy"]) for h in res.history])
+    curve = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
+    return curve, rows
+
+
+def _fold_callback(callback: ProgressCallback | None) -> ProgressCallback | None:
+    """Forward only each fold's last epoch (progress and cancellation, without a report
+    per epoch of every fold)."""
+    if callback is None:
+        return None
+
+    def forward(report: EpochReport) -> bool | None:
+        if report.epoch == report.epochs:
+            return callback(report)
+        return None
+
+    return forward
