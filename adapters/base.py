@@ -137,8 +137,9 @@ def make_identity(fields: Mapping[str, Any]) -> str:
 
 
 def identity_digest(identity: str) -> str:
-    """Short sha256 of an identity (for logs and file names)."""
-    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+    """sha256 (64 hex characters) of an identity: the backbone part of every embedding cache
+    key, so vectors made under one identity are never served under another."""
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()
 
 
 def public_url(url: str) -> str:

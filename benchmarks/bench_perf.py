@@ -98,15 +98,15 @@ def load_features() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str
         tasks = load_tasks(DEFAULT_DATA, ["vader-nyt"])
         t = tasks["vader-nyt"]
         emb = CachedEmbedder()
-        from adapters import build_backend
-        from service.embeddings.service import backbone_hash, input_sha256
+        from adapters import build_backend, identity_digest
+        from service.embeddings.service import input_sha256
 
         backend = build_backend(MINILM)
         keys = [input_sha256(x) for x in t.texts]
         with emb.db.session() as s:
             from service.embeddings.repository import read_vectors
 
-            found = read_vectors(s, emb.tenant_id, backbone_hash(backend.identity), keys)
+            found = read_vectors(s, emb.tenant_id, identity_digest(backend.identity), keys)
         if len(found) < len(set(keys)):
             raise LookupError("cache not warm")
         x = np.stack([found[k] for k in keys]).astype(np.float32)

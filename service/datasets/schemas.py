@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-SPLIT_PATTERN = r"^(train|validation|test|ood:[A-Za-z0-9_.\-]{1,64})$"
+SPLIT_PATTERN = r"^(train|validation|test|(validation:)?ood:[A-Za-z0-9_.\-]{1,64})$"
 Label = StrictStr | StrictInt
 
 
@@ -23,8 +23,11 @@ class Record(BaseModel):
     )
     split: str = Field(
         default="train",
-        description="`train`, `validation` (optional; else carved from train), `test`, "
-        "or a named out-of-domain split `ood:<name>`.",
+        description="`train`, `validation` (optional; else carved from train, or k-fold "
+        "cross-validation on small data), `test`, a named out-of-domain split `ood:<name>` "
+        "(evaluated only), or `validation:ood:<name>`: labelled target-domain validation data "
+        "that, when present, is what selects epochs, lr's C and auto's candidate (never "
+        "trained on).",
     )
 
 

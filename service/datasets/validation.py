@@ -82,7 +82,8 @@ def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
         f = f"records[{i}]"
         if not _SPLIT_RE.match(r.split):
             raise ValidationFailed(
-                f"{f}.split: unknown split {r.split!r}; use train, validation, test or ood:<name>",
+                f"{f}.split: unknown split {r.split!r}; use train, validation, test, "
+                "ood:<name> or validation:ood:<name>",
                 field=f"{f}.split",
             )
         kind = "int" if isinstance(r.label, int) else "str"

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
-from adapters import EmbeddingBackend
+from adapters import EmbeddingBackend, identity_digest
 from service.db.session import Database
 from service.embeddings import repository as repo
 from service.errors import WorkCancelled
@@ -31,10 +31,6 @@ def input_bytes(item: str | bytes) -> bytes:
 
 def input_sha256(item: str | bytes) -> str:
     return hashlib.sha256(input_bytes(item)).hexdigest()
-
-
-def backbone_hash(identity: str) -> str:
-    return hashlib.sha256(identity.encode("utf-8")).hexdigest()
 
 
 class EmbeddingCancelled(WorkCancelled):
@@ -58,7 +54,7 @@ class EmbeddingCache:
     ) -> np.ndarray:
         """Embed ``inputs`` (in order) through the cache. Returns float32 (n, dim)."""
         await backend.ensure_ready()
-        bh = backbone_hash(backend.identity)
+        bh = identity_digest(backend.identity)
         keys = list(keys) if keys is not None else [input_sha256(x) for x in inputs]
         first_index: dict[str, int] = {}
         for i, k in enumerate(keys):
@@ -94,7 +90,7 @@ class EmbeddingCache:
     async def cached(self, tenant_id: str, identity: str, keys: Sequence[str]) -> np.ndarray | None:
         """The vectors (n, dim) for ``keys`` in order if every one is cached, else None."""
         unique = list(dict.fromkeys(keys))
-        found = await asyncio.to_thread(self._read, tenant_id, backbone_hash(identity), unique)
+        found = await asyncio.to_thread(self._read, tenant_id, identity_digest(identity), unique)
         if not keys or len(found) < len(unique):
             return None
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)

@@ -7,7 +7,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, St
 
 from service.heads.models import HeadStatus
 from service.jobs.schemas import JobOut
-from tuner import METHODS
+from tuner import DEFAULT_PRESET, METHODS
 
 
 def _known_method(value: str) -> str:
@@ -31,7 +31,7 @@ class HeadCreate(BaseModel):
                     "dataset_id": "ds_0123",
                     "backbone": "minilm",
                     "method": "nmtune",
-                    "preset": "paper-code",
+                    "preset": "robust",
                     "overrides": {"epochs": 20},
                     "seed": 0,
                 }
@@ -47,17 +47,23 @@ class HeadCreate(BaseModel):
     )
     method: Method = Field(
         default="nmtune",
-        description="lp (linear probe), mlp (MLP tuning baseline), nmtune, or auto: trains lp, "
-        "mlp, nmtune and nmtune with the robust settings and keeps the simplest candidate within "
-        "one standard error of the best validation accuracy (override `auto_rule`: one-se, best, "
-        "or cv for k-fold selection).",
+        description="lr (multinomial logistic regression solved to convergence, L2 strength "
+        "by 5-fold CV, like scikit-learn's LogisticRegressionCV), lp (linear probe trained by "
+        "SGD as in the paper), mlp (MLP tuning baseline), nmtune, or auto: scores lr, nmtune "
+        "grown from lr (1x and 4x wide) and the paper's nmtune by repeated stratified k-fold "
+        "CV on small data (the validation split on large data, labelled target-domain "
+        "validation data when the dataset has `validation:ood:<name>` splits) and keeps the "
+        "simplest candidate within one standard error of the best (override `auto_rule`: "
+        "one-se, best).",
     )
     preset: str = Field(
-        default="paper-code",
+        default=DEFAULT_PRESET,
         max_length=40,
-        description="Hyper-parameter preset: paper-code (reference code values, default), "
-        "paper-text (0.01 on each regulariser) or robust (paper-code + residual scale "
-        "initialised at 0 + feature dropout 0.5).",
+        description="Hyper-parameter preset: robust (default: the head starts at the "
+        "cross-validated logistic regression, residual scale 0, feature dropout 0.5, and "
+        "only moves away from it where validation says so), paper-code (the paper's "
+        "released code, trained from scratch) or paper-text (0.01 on each regulariser). "
+        "Ignored by method lr.",
     )
     overrides: dict[str, Any] = Field(
         default_factory=dict,

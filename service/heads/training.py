@@ -75,6 +75,8 @@ class TrainJob:
         split_arr = np.asarray(ex.splits)
         train_idx = np.flatnonzero(split_arr == "train")
         val_idx = np.flatnonzero(split_arr == "validation")
+        # labelled target-domain validation data (splits validation:ood:<name>): selection
+        target_idx = np.flatnonzero(np.char.startswith(split_arr.astype(str), "validation:ood:"))
 
         # 2. train -----------------------------------------------------------------
         overrides = dict(head.overrides)
@@ -97,6 +99,8 @@ class TrainJob:
         fit_kwargs: dict[str, Any] = {"callback": on_epoch}
         if val_idx.size:
             fit_kwargs.update(X_val=x[val_idx], y_val=list(y[val_idx]))
+        if target_idx.size:
+            fit_kwargs.update(X_target_val=x[target_idx], y_target_val=list(y[target_idx]))
         threads = compute_threads(self.settings.compute_torch_threads)
         await asyncio.get_running_loop().run_in_executor(
             None,
@@ -123,9 +127,8 @@ class TrainJob:
                 "cuda_version": torch.version.cuda,  # None on a CPU build
                 "candidates": jsonable(clf.candidates_),
                 "timings_s": {"embed": round(embed_s, 3), "train": round(train_s, 3)},
-                "n_train": int(train_idx.size),
-                "n_validation": int(val_idx.size),
-                "validation": "given" if val_idx.size else "carved from train",
+                "n_validation_given": int(val_idx.size),
+                "n_target_validation": int(target_idx.size),
             }
         )
         trained = {

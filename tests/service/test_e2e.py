@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.service.conftest import minilm_spec, sentiment_records, wait_job
+from tests.service.conftest import minilm_spec, post_head, sentiment_records, wait_job
 
 FAST = {"epochs": 8, "lp_epochs": 8}
 
@@ -36,7 +36,7 @@ def test_dataset_to_prediction_to_spectrum(serve: Any, db_url: str | None) -> No
     assert ds["splits"]["ood:tweets"]["labels"] == {"neg": 8, "pos": 8}
 
     heads: dict[str, dict[str, Any]] = {}
-    for method in ("lp", "mlp", "nmtune", "auto"):
+    for method in ("lr", "lp", "mlp", "nmtune", "auto"):
         overrides = dict(FAST)
         r = c.post(
             "/v1/heads",
@@ -53,8 +53,11 @@ def test_dataset_to_prediction_to_spectrum(serve: Any, db_url: str | None) -> No
         job = wait_job(c, created["job"]["id"])
         assert job["status"] == "succeeded", job
         assert job["progress"]["total"] > 0
-        if method != "auto":
-            assert len(job["epochs"]) == FAST["epochs"]
+        if method == "lr":  # one report per C of the cross-validated path
+            assert [e["epoch"] for e in job["epochs"]] == list(range(1, 11))
+        elif method != "auto":
+            # 36 training rows: k-fold CV chooses the epoch (a report per fold), then a refit
+            assert job["epochs"] and all(e["epochs"] <= FAST["epochs"] for e in job["epochs"])
             assert {"ce", "mse", "cov", "svd", "total"} <= set(job["epochs"][-1]["losses"])
         head = c.get(f"/v1/heads/{created['head']['id']}").json()
         assert head["status"] == "ready"
@@ -65,7 +68,8 @@ def test_dataset_to_prediction_to_spectrum(serve: Any, db_url: str | None) -> No
             assert "macro_f1" in head["metrics"][split]
         assert head["metrics"]["test"]["accuracy"] >= 0.75, head["metrics"]["test"]
         assert head["metrics"]["ood_average"]["splits"] == ["ood:tweets"]
-        assert head["config"]["method"] in ("lp", "mlp", "nmtune")
+        assert head["config"]["method"] in ("lr", "lp", "mlp", "nmtune")
+        assert head["config"]["n_train"] == 36 and head["config"]["selection"]["signal"] == "cv"
         heads[method] = head
     assert heads["auto"]["config"]["candidates"]
 
@@ -110,7 +114,7 @@ def test_dataset_to_prediction_to_spectrum(serve: Any, db_url: str | None) -> No
     assert json.loads(lines[-1][5:]) == {"status": "succeeded"}
 
     # list + delete
-    assert c.get("/v1/heads").json()["total"] == 4
+    assert c.get("/v1/heads").json()["total"] == 5
     assert c.delete(f"/v1/heads/{heads['lp']['id']}").status_code == 204
     assert c.get(f"/v1/heads/{heads['lp']['id']}").status_code == 404
     assert c.get("/v1/datasets").json()["total"] == 1
@@ -131,3 +135,30 @@ def test_dataset_spectrum_embeds_uncached_split_as_job(serve: Any) -> None:
     )
     assert r.status_code == 200
     assert r.json()["spectrum"]["options"]["normalize"] is True
+
+
+@pytest.mark.slow
+def test_target_domain_validation_selects(serve: Any) -> None:
+    """A `validation:ood:<name>` split is what selects (lr's C, epochs, auto's candidate); it
+    is never trained on, and the head's record says so."""
+    run = serve(None, [minilm_spec()])
+    c = run.client()
+    recs = sentiment_records()
+    for r in recs[-8:]:  # half of the tweets become labelled target-domain validation data
+        r["split"] = "validation:ood:tweets"
+    r = c.post("/v1/datasets", json={"name": "target", "records": recs})
+    assert r.status_code == 201, r.text
+    ds = r.json()
+    assert ds["splits"]["validation:ood:tweets"]["count"] == 8
+    for method in ("lr", "auto"):
+        created = post_head(c, ds["id"], method, backbone="minilm", **FAST)
+        job = wait_job(c, created["job"]["id"])
+        assert job["status"] == "succeeded", job
+        head = c.get(f"/v1/heads/{created['head']['id']}").json()
+        sel = head["config"]["selection"]
+        assert sel["signal"] == "target" and sel["n_selection"] == 8
+        assert head["config"]["n_train"] == 36  # train only: the target rows are not trained on
+        assert head["metrics"]["ood_average"]["splits"] == ["ood:tweets"]
+        assert "validation:ood:tweets" in head["metrics"]
+        if method == "lr":
+            assert sel["lr"]["c_selection"] == "eval"
