@@ -17,16 +17,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from tuner.config import HeadConfig, resolve_config
 from tuner.errors import ConfigError
 from tuner.logreg import LogRegFit
-from tuner.lr import lr_record, solve_lr
+from tuner.lr import lr_record, solve_lr, solve_lr_at
 from tuner.selection import Fitted, Signal, cv_curve, fit_single, lr_fitted
 from tuner.training import ProgressCallback, resolve_device, train_head
 
 __all__ = ["candidate_configs", "fit_auto", "select_candidate", "select_cv_candidate"]
+
+Array = npt.NDArray[np.float32]
+Labels = npt.NDArray[np.int64]
 
 
 def select_candidate(scores: Sequence[tuple[float, float]], n: int, rule: str) -> int:
@@ -78,14 +82,29 @@ def candidate_configs(
 
 @dataclass
 class _SharedLr:
-    """lr solved once under the signal: candidate ``index``'s lr (when it is method lr) and
-    the start of every candidate grown from lr."""
+    """lr's C chosen once under the signal (by CV, or on target data) and its solution on the
+    rows trained on while selecting; used by every candidate that grows from lr and does not
+    set its own ``lr_c`` (a candidate's ``lr_c`` wins)."""
 
-    index: int
-    fit: LogRegFit
+    fit: LogRegFit | None
 
-    def own(self, index: int) -> LogRegFit | None:
-        return self.fit if index == self.index else None
+    def c_for(self, cfg: HeadConfig) -> float | None:
+        """The C of ``cfg``'s lr solution (None when ``cfg`` does not grow from lr)."""
+        if not _grows_from_lr(cfg):
+            return None
+        if cfg.lr_c is not None:
+            return cfg.lr_c
+        assert self.fit is not None, "the shared lr is solved when a candidate needs it"
+        return self.fit.c
+
+    def fit_for(
+        self, cfg: HeadConfig, x: Array, y: Labels, n_classes: int, device: torch.device
+    ) -> LogRegFit:
+        """``cfg``'s lr solution on (x, y), the rows the shared fit was solved on."""
+        if cfg.lr_c is not None:
+            return solve_lr_at(cfg, x, y, n_classes, cfg.lr_c, device)
+        assert self.fit is not None, "the shared lr is solved when a candidate needs it"
+        return self.fit
 
 
 def _grows_from_lr(cfg: HeadConfig) -> bool:
@@ -123,30 +142,27 @@ def fit_auto(
         signal = Signal("cv", xa, ya, xa, ya, description=desc)
     device = resolve_device(config.device)
 
-    # 1. lr's C (on the rows trained on while selecting), shared by the lr candidate and
-    #    every head grown from lr.
-    lr_fit: _SharedLr | None = None
-    lr_source = next(((rec, cfg) for rec, cfg in cands if _grows_from_lr(cfg)), None)
-    if lr_source is not None:
-        rec, cfg = lr_source
-        lr_fit = _SharedLr(
+    # 1. lr's C (on the rows trained on while selecting), shared by the candidates that
+    #    grow from lr without their own lr_c.
+    shared = _SharedLr(None)
+    source = next(((r, c) for r, c in cands if _grows_from_lr(c) and c.lr_c is None), None)
+    if source is not None:
+        rec, cfg = source
+        shared.fit = solve_lr(
+            cfg,
+            signal.x_train,
+            signal.y_train,
+            n_classes,
+            signal.target,
+            device,
+            callback,
             rec["index"],
-            solve_lr(
-                cfg,
-                signal.x_train,
-                signal.y_train,
-                n_classes,
-                signal.target,
-                device,
-                callback,
-                rec["index"],
-            ),
         )
 
     if signal.kind == "cv":
-        pick, winner = _select_by_cv(config, cands, signal, n_classes, lr_fit, callback, started)
+        pick, winner = _select_by_cv(config, cands, signal, n_classes, shared, callback, started)
     else:
-        pick, winner = _select_on_rows(config, cands, signal, n_classes, lr_fit, callback, device)
+        pick, winner = _select_on_rows(config, cands, signal, n_classes, shared, callback, device)
     for rec in records:
         rec["selected"] = rec["index"] == pick
     winner.details["auto"] = {"elapsed_s": round(time.perf_counter() - started, 3)}
@@ -158,27 +174,23 @@ def _select_on_rows(
     cands: list[tuple[dict[str, Any], HeadConfig]],
     signal: Signal,
     n_classes: int,
-    lr_fit: _SharedLr | None,
+    shared: _SharedLr,
     callback: ProgressCallback | None,
     device: torch.device,
 ) -> tuple[int, Fitted]:
     """Holdout / target: every candidate trained on ``x_train``, scored on the selection rows."""
     sel = signal.sel
     assert sel is not None, "holdout and target signals carry selection rows"
-    lr_c = None if lr_fit is None else lr_fit.fit.c
     fits: list[Fitted] = []
     for rec, cfg in cands:
         if cfg.method == "lr":
             # trained on x_train only (never on the rows it is scored on)
-            fit = None if lr_fit is None else lr_fit.own(rec["index"])
-            if fit is None:
-                fit = solve_lr(
-                    cfg, signal.x_train, signal.y_train, n_classes, signal.target, device
-                )
+            fit = shared.fit_for(cfg, signal.x_train, signal.y_train, n_classes, device)
             f = lr_fitted(fit, cfg, n_classes, device, sel)
         else:
+            c = shared.c_for(cfg)
             f = fit_single(
-                cfg, signal, n_classes, callback=callback, candidate=rec["index"], lr_c=lr_c
+                cfg, signal, n_classes, callback=callback, candidate=rec["index"], lr_c=c
             )
         rec.update(val_accuracy=f.score, val_macro_f1=f.macro_f1, best_epoch=f.best_epoch)
         fits.append(f)
@@ -191,12 +203,11 @@ def _select_by_cv(
     cands: list[tuple[dict[str, Any], HeadConfig]],
     signal: Signal,
     n_classes: int,
-    lr_fit: _SharedLr | None,
+    shared: _SharedLr,
     callback: ProgressCallback | None,
     started: float,
 ) -> tuple[int, Fitted]:
     """Repeated k-fold CV on every row (time-bounded), then the pick refitted on all rows."""
-    lr_c = None if lr_fit is None else lr_fit.fit.c
     folds = config.auto_cv_folds
     curves: list[list[list[float]]] = [[] for _ in cands]
     repeats = 0
@@ -213,7 +224,7 @@ def _select_by_cv(
                 n_classes,
                 [config.seed + r],
                 folds,
-                init_c=lr_c if _grows_from_lr(cfg) else None,
+                init_c=shared.c_for(cfg),
                 callback=callback,
                 candidate=rec["index"],
             )
@@ -233,9 +244,10 @@ def _select_by_cv(
     rule = "best" if config.auto_rule == "cv" else config.auto_rule
     pick = select_candidate(means, int(signal.y.size), rule)
     rec, cfg = cands[pick]
-    winner = _refit(cfg, signal, n_classes, int(rec["best_epoch"]), lr_fit, callback, pick)
+    winner = _refit(cfg, signal, n_classes, int(rec["best_epoch"]), shared, callback, pick)
     winner.score = float(rec["cv_mean"])
-    signal.description += f" ({repeats} x {folds}-fold)"
+    k = len(curves[0]) // max(1, repeats)  # folds used (fewer when a class is small)
+    signal.description += f" ({repeats} x {k}-fold)"
     return pick, winner
 
 
@@ -244,27 +256,26 @@ def _refit(
     signal: Signal,
     n_classes: int,
     stop: int,
-    lr_fit: _SharedLr | None,
+    shared: _SharedLr,
     callback: ProgressCallback | None,
     candidate: int,
 ) -> Fitted:
-    """The CV winner trained on every row, kept at the cross-validated epoch. ``lr_fit`` was
-    solved on these same rows: it is the lr candidate's head and the start of heads grown
+    """The CV winner trained on every row, kept at the cross-validated epoch. The shared lr
+    was solved on these same rows: it is the lr candidate's head and the start of heads grown
     from lr (so the refit is exactly the single-method fit under CV)."""
     device = resolve_device(cfg.device)
     if cfg.method == "lr":
-        fit = None if lr_fit is None else lr_fit.own(candidate)
-        if fit is None:
-            fit = solve_lr(cfg, signal.x, signal.y, n_classes, None, device)
-        out = lr_fitted(fit, cfg, n_classes, device)
+        out = lr_fitted(
+            shared.fit_for(cfg, signal.x, signal.y, n_classes, device), cfg, n_classes, device
+        )
         out.score = float("nan")
         return out
     init = None
     details: dict[str, Any] = {}
     if cfg.init_from_lr:
-        assert lr_fit is not None, "lr is solved whenever a candidate grows from it"
-        init = (lr_fit.fit.weight, lr_fit.fit.bias)
-        details["lr_init"] = lr_record(lr_fit.fit)
+        fit = shared.fit_for(cfg, signal.x, signal.y, n_classes, device)
+        init = (fit.weight, fit.bias)
+        details["lr_init"] = lr_record(fit)
     res = train_head(
         cfg,
         signal.x,

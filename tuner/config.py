@@ -118,6 +118,9 @@ class HeadConfig:
     lr_c: float | None = None
     lr_cs: int = 10
     lr_max_iter: int = 100
+    # lr's CV curve is averaged over this many fold assignments when there are fewer than
+    # 10 * min_holdout rows (small data, where one assignment is noisy; cheap: solved jointly).
+    lr_cv_repeats: int = 3
     # Data, selection, runtime. val_fraction: the stratified part of train held out when no
     # validation is given (0 = none: train on everything, keep the last epoch); a carved split
     # smaller than min_holdout rows is replaced by cv_folds-fold cross-validation.
@@ -363,6 +366,7 @@ _RULES: dict[str, Rule] = {
     "lr_c": _optional(_number(0.0, lo_open=True)),
     "lr_cs": _integer(1, 100),
     "lr_max_iter": _integer(1, 100_000),
+    "lr_cv_repeats": _integer(1, 20),
     "val_fraction": _number(0.0, 1.0, hi_open=True),
     "min_holdout": _integer(0),
     "cv_folds": _integer(2, 50),

@@ -160,12 +160,19 @@ def fit_logreg_cv(
     max_iter: int = 100,
     device: torch.device | None = None,
     on_c: Callable[[int, float, float], None] | None = None,
+    repeats: int = 1,
 ) -> LogRegFit:
     """C by stratified ``folds``-fold CV (best mean held-out accuracy, ties -> the smaller
     C), then one refit on all rows, as ``LogisticRegressionCV(Cs=cs, refit=True)``.
 
+    ``repeats`` > 1 averages the CV curve over that many differently seeded fold
+    assignments (seed, seed + 1, ...): on small data one assignment's noise can move the
+    chosen C by a decade. All folds of all repeats are solved together.
+
     ``on_c(i, c, mean_accuracy)`` is called after each C (progress; may raise to cancel).
-    With fewer than 2 examples in some class there is nothing to cross-validate: C = 1.
+    Folds: ``min(folds, smallest class)``, at least 2 (a class of one row is then missing from
+    one fold's training part, as with scikit-learn's StratifiedKFold). Fewer than 2 rows per
+    fold (or a single C) leaves nothing to cross-validate: C = 1 (or that C).
     """
     dev = device or torch.device("cpu")
     k = max(2, min(folds, int(np.bincount(y, minlength=n_classes)[np.unique(y)].min())))
@@ -177,12 +184,12 @@ def fit_logreg_cv(
         fit.selection = "given" if len(cs) == 1 else "default (too few examples for CV)"
         return fit
     xt, yt, wt = _tensors(x, y, sample_weight, dev)
-    held = stratified_folds(y, k, seed)
-    held_masks = torch.zeros((k, y.size), dtype=torch.float64, device=dev)  # (K, n)
+    held = [h for r in range(max(1, repeats)) for h in stratified_folds(y, k, seed + r)]
+    held_masks = torch.zeros((len(held), y.size), dtype=torch.float64, device=dev)  # (K, n)
     for j, idx in enumerate(held):
         held_masks[j, torch.as_tensor(idx, device=dev)] = 1.0
     train_masks = (1.0 - held_masks) * wt[None]  # (K, n)
-    w, b = _zeros(k, n_classes, x.shape[1], dev)
+    w, b = _zeros(len(held), n_classes, x.shape[1], dev)
     scores: list[float] = []
     states: list[tuple[torch.Tensor, torch.Tensor]] = []
     for i, c in enumerate(sorted(cs)):

@@ -84,7 +84,10 @@ def solve_lr(
     }
     if sel is not None:
         return fit_logreg_on_eval(x, y, n_classes, cs, sel[0], sel[1], **common)
-    return fit_logreg_cv(x, y, n_classes, cs, config.cv_folds, config.seed, **common)
+    repeats = config.lr_cv_repeats if y.size < 10 * config.min_holdout else 1
+    return fit_logreg_cv(
+        x, y, n_classes, cs, config.cv_folds, config.seed, repeats=repeats, **common
+    )
 
 
 def linear_head(fit: LogRegFit, dim: int, n_classes: int, device: torch.device) -> LinearHead:

@@ -209,7 +209,7 @@ def fit_single(
     init = None if init_fit is None else (init_fit.weight, init_fit.bias)
 
     if signal.kind == "cv":
-        curve, _ = cv_curve(
+        curve, fold_rows = cv_curve(
             config,
             signal.x,
             signal.y,
@@ -221,7 +221,8 @@ def fit_single(
             candidate=candidate,
         )
         stop = int(np.argmax(curve)) + (0 if init_fit is not None else 1)
-        details["cv"] = {"folds": config.cv_folds, "curve": curve.tolist(), "epoch": stop}
+        # folds actually used (fewer than cv_folds when a class is small)
+        details["cv"] = {"folds": len(fold_rows), "curve": curve.tolist(), "epoch": stop}
         res = train_head(
             config,
             signal.x,

@@ -1,0 +1,160 @@
+"""Selection signals (issue 10): few-shot fits, target-domain validation, the separable task,
+and heads grown from lr starting exactly at lr."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tuner import NMTuneClassifier, resolve_config
+from tuner.logreg import fit_logreg
+
+#: fewer auto CV repeats than the default (2) to keep these tests fast
+AUTO_FAST = {"auto_cv_repeats": 1}
+
+
+def few_shot(per_class: int, seed: int = 0, c: int = 4, d: int = 32) -> tuple[Any, ...]:
+    """``per_class`` training rows per class of ``c`` noisy Gaussian classes; 400 test rows."""
+    centers = np.random.default_rng(100).normal(size=(c, d))
+    rng = np.random.default_rng(seed)
+    ytr = np.repeat(np.arange(c), per_class)
+    yte = rng.integers(0, c, 400)
+
+    def draw(y: Any) -> Any:
+        return (centers[y] + rng.normal(size=(y.size, d)) * 2.0).astype(np.float32)
+
+    return draw(ytr), ytr, draw(yte), yte
+
+
+@pytest.mark.parametrize("per_class", [2, 8])
+def test_few_shot_fits_learn(per_class: int) -> None:
+    """2 and 8 examples per class (4 classes, chance 0.25): lr, nmtune (robust) and auto learn;
+    with 2 per class the k-fold CV falls back to 2 folds instead of failing."""
+    xtr, ytr, xte, yte = few_shot(per_class)
+    floor = {2: 0.45, 8: 0.65}[per_class]
+    acc = {}
+    for method in ("lr", "nmtune", "auto"):
+        kw = AUTO_FAST if method == "auto" else {}
+        clf = NMTuneClassifier(method=method, device="cpu", **kw).fit(xtr, ytr)
+        acc[method] = clf.score(xte, yte)
+        assert acc[method] > floor, (method, acc)
+        assert clf.selection_["signal"] == "cv" and clf.n_train_ == 4 * per_class
+        if method == "nmtune":
+            assert clf.config_.preset == "robust" and clf.config_.init_from_lr
+            assert clf.selection_["cv"]["folds"] == min(5, per_class)
+            assert clf.selection_["lr_init"]["c_folds"] == min(5, per_class)
+        if method == "lr":
+            assert clf.selection_["lr"]["c_folds"] == min(5, per_class)
+        if method == "auto":
+            k = min(resolve_config("auto").auto_cv_folds, per_class)
+            assert all(len(c["cv_scores"]) == k for c in clf.candidates_)
+    # few-shot must not trail lr (the robust head starts at lr and keeps epoch 0 if better)
+    assert acc["nmtune"] >= acc["lr"] - 0.05, acc
+    assert acc["auto"] >= acc["lr"] - 0.05, acc
+
+
+def shifted_domains() -> tuple[Any, ...]:
+    """In-domain: 2 classes (70 / 30) separated along the 8 features, so CV prefers a weakly
+    regularised lr. Target domain: 95% class 0 and features that carry no signal, so the best
+    a classifier can do there is the training prior, i.e. the most regularised lr (C -> 0
+    leaves only the unpenalised intercept, which predicts the majority class)."""
+    rng = np.random.default_rng(0)
+    d = 8
+
+    def source(n: int) -> Any:
+        y = (rng.random(n) < 0.3).astype(np.int64)
+        return (rng.normal(size=(n, d)) + (2 * y[:, None] - 1) * 0.6).astype(np.float32), y
+
+    x, y = source(300)
+    xv, yv = source(100)
+    y_t = (rng.random(300) < 0.05).astype(np.int64)
+    x_t = (rng.normal(size=(300, d)) * 1.5).astype(np.float32)
+    return x, y, xv, yv, x_t[:150], y_t[:150], x_t[150:], y_t[150:]
+
+
+def test_target_validation_selects_and_is_recorded() -> None:
+    x, y, xv, yv, xt, yt, xt_test, yt_test = shifted_domains()
+    kw = {"device": "cpu", "lr_cs": 5}
+    in_domain = NMTuneClassifier(method="lr", **kw).fit(x, y, xv, yv)
+    on_target = NMTuneClassifier(method="lr", **kw).fit(
+        x, y, xv, yv, X_target_val=xt, y_target_val=yt
+    )
+    rec = on_target.selection_
+    assert rec["signal"] == "target" and rec["n_selection"] == 150
+    assert (on_target.n_train_, on_target.n_val_) == (400, 150)  # trains on train + val
+    assert on_target.validation_ == "target-domain validation data"
+    assert on_target.config_dict_["selection"]["signal"] == "target"
+    lr = rec["lr"]
+    assert lr["c_selection"] == "eval" and len(lr["c_scores"]) == 5
+    # C is the (smallest) best C on the target data, each C fitted on all 400 rows
+    xa, ya = np.concatenate([x, xv]), np.concatenate([y, yv])
+    accs = []
+    for c in lr["cs"]:
+        f = fit_logreg(xa, ya, 2, c)
+        accs.append(float(((xt @ f.weight.numpy().T + f.bias.numpy()).argmax(1) == yt).mean()))
+    np.testing.assert_allclose(lr["c_scores"], accs, atol=1.5 / yt.size)
+    assert lr["c"] == lr["cs"][int(np.argmax(lr["c_scores"]))]
+    assert on_target.best_score_ == pytest.approx(max(lr["c_scores"]))
+    # The target rewards another C than in-domain CV, and the chosen C follows the target.
+    assert in_domain.selection_["signal"] == "cv"
+    assert in_domain.selection_["lr"]["c"] > lr["c"] == min(lr["cs"])
+    assert on_target.score(xt_test, yt_test) > in_domain.score(xt_test, yt_test) + 0.1
+    assert in_domain.score(xv, yv) > on_target.score(xv, yv)  # in-domain, the other way round
+
+
+def test_target_validation_drives_auto_and_epochs() -> None:
+    x, y, xv, yv, xt, yt, _, _ = shifted_domains()
+    grid = [{"method": "lr", "lr_c": 100.0}, {"method": "lr", "lr_c": 1e-4}]
+    kw = {"device": "cpu", "auto_candidates": grid, "auto_rule": "best", **AUTO_FAST}
+    in_domain = NMTuneClassifier(method="auto", **kw).fit(x, y, xv, yv)
+    on_target = NMTuneClassifier(method="auto", **kw).fit(
+        x, y, xv, yv, X_target_val=xt, y_target_val=yt
+    )
+    assert [c["selected"] for c in in_domain.candidates_] == [True, False]
+    assert [c["selected"] for c in on_target.candidates_] == [False, True]
+    assert on_target.selection_["signal"] == "target"
+    for c, lr_c in zip(on_target.candidates_, (100.0, 1e-4), strict=True):
+        clf = NMTuneClassifier(method="lr", lr_c=lr_c, device="cpu").fit(
+            np.concatenate([x, xv]), np.concatenate([y, yv])
+        )
+        assert c["val_accuracy"] == pytest.approx(clf.score(xt, yt), abs=1.5 / yt.size)
+    # a torch head keeps its best epoch on the target data (epoch 0 = lr at the target C)
+    head = NMTuneClassifier(method="nmtune", device="cpu", epochs=4, min_steps=20, lr_cs=5)
+    head.fit(x, y, xv, yv, X_target_val=xt, y_target_val=yt)
+    assert head.selection_["signal"] == "target" and head.selection_["lr_init"]["c"] == 1e-4
+    assert [h["epoch"] for h in head.history_] == [0, 1, 2, 3, 4]
+    keys = [(h["val_accuracy"], h["val_macro_f1"]) for h in head.history_]
+    assert head.best_epoch_ == keys.index(max(keys))
+    assert head.best_score_ == pytest.approx(head.score(xt, yt))
+
+
+@pytest.mark.parametrize("init_from_lr_method", ["mlp", "nmtune"])
+def test_epoch_zero_is_the_lr_solution(init_from_lr_method: str) -> None:
+    """A head grown from lr that keeps epoch 0 predicts exactly as method lr at the same C."""
+    xtr, ytr, xte, _ = few_shot(16, seed=1)
+    kw = {"device": "cpu", "lr_c": 0.5}
+    lr = NMTuneClassifier(method="lr", **kw).fit(xtr, ytr)
+    head = NMTuneClassifier(method=init_from_lr_method, epochs=3, min_steps=10, **kw)
+    # target data labelled by lr itself: epoch 0 scores 1.0 and, ties going to the earliest
+    # epoch, is kept whatever the later epochs score
+    head.fit(xtr, ytr, X_target_val=xte, y_target_val=lr.predict(xte))
+    assert head.history_[0]["epoch"] == 0 and head.history_[0]["val_accuracy"] == 1.0
+    assert head.best_epoch_ == 0  # ties are broken towards the earliest epoch
+    np.testing.assert_allclose(head.predict_proba(xte), lr.predict_proba(xte), atol=1e-5)
+    np.testing.assert_array_equal(head.predict(xte), lr.predict(xte))
+    np.testing.assert_array_equal(head.transform(xte), xte)  # residual branch at scale 0
+
+
+@pytest.mark.slow
+def test_separable_task_every_method() -> None:
+    """The task from issue 10: 400 rows, 32-d Gaussian, y = x0 + x1 > 0; every method with
+    its default settings reaches 0.95 test accuracy."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2400, 32)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    xtr, ytr, xte, yte = x[:400], y[:400], x[400:], y[400:]
+    for method in ("lr", "lp", "mlp", "nmtune", "auto"):
+        clf = NMTuneClassifier(method=method, device="cpu").fit(xtr, ytr)
+        assert clf.score(xte, yte) >= 0.95, (method, clf.score(xte, yte))
