@@ -37,9 +37,11 @@ def select_candidate(scores: Sequence[tuple[float, float]], n: int, rule: str) -
     """Index of auto's pick among candidates' (accuracy, macro-F1) in grid order.
 
     ``best``: highest (accuracy, macro-F1), the first one on ties. ``one-se``: the first
-    candidate (the grid lists simpler heads first) whose accuracy is within one binomial
-    standard error, sqrt(p (1 - p) / n), of the best accuracy p: differences smaller than
-    the selection data can resolve do not buy a bigger head.
+    candidate (the grid lists simpler heads first) whose accuracy is within one standard
+    error of the best accuracy p: differences smaller than the selection data can resolve do
+    not buy a bigger head. The standard error is Agresti-Coull's, sqrt(q (1 - q) / (n + 4))
+    with q = (p n + 2) / (n + 4): unlike sqrt(p (1 - p) / n) it does not vanish when the
+    best candidate scores 1.0 on a few rows.
     """
     if not scores:
         raise ValueError("no candidates")
@@ -50,7 +52,8 @@ def select_candidate(scores: Sequence[tuple[float, float]], n: int, rule: str) -
     if rule != "one-se":
         raise ConfigError(f"unknown auto_rule {rule!r}", "auto_rule")
     p = max(clean[best][0], 0.0)
-    se = (p * (1.0 - p) / max(1, n)) ** 0.5
+    q = (p * n + 2.0) / (n + 4.0)
+    se = (q * (1.0 - q) / (n + 4.0)) ** 0.5
     return next(i for i, s in enumerate(clean) if s[0] >= p - se - 1e-12)
 
 
@@ -159,6 +162,16 @@ def fit_auto(
             rec["index"],
         )
 
+    per_class = int(np.bincount(signal.y_train)[np.unique(signal.y_train)].min())
+    if per_class < config.auto_min_per_class and len(cands) > 1:
+        # A handful of rows per class cannot rank heads (a 16-row CV has a standard error of
+        # over 10 points, and the nonlinear heads' best-epoch scores are optimistic): only the
+        # simplest candidate (lr in the default grid) is fitted.
+        for rec in records[1:]:
+            rec["skipped"] = (
+                f"fewer than auto_min_per_class={config.auto_min_per_class} examples in a class"
+            )
+        cands = cands[:1]
     if signal.kind == "cv":
         pick, winner = _select_by_cv(config, cands, signal, n_classes, shared, callback, started)
     else:

@@ -45,6 +45,7 @@ AUTO_FIELDS: tuple[str, ...] = (
     "auto_cv_repeats",
     "auto_cv_max_rows",
     "auto_time_budget_s",
+    "auto_min_per_class",
 )
 #: Run settings: never part of the recipe, so never a deviation from the paper.
 RUN_SETTINGS: tuple[str, ...] = ("seed", "device", *AUTO_FIELDS)
@@ -145,6 +146,9 @@ class HeadConfig:
     # auto only: a further CV repeat starts only if it is expected to end within this many
     # seconds of auto's start (0 = no bound): repeats are for small data, where they are cheap.
     auto_time_budget_s: float = 60.0
+    # auto only: with fewer training examples than this in some class, only the first (the
+    # simplest) candidate is fitted: a few rows per class cannot rank heads.
+    auto_min_per_class: int = 16
     # Filled by resolve_config.
     overrides: tuple[tuple[str, Any], ...] = ()
     deviations: tuple[str, ...] = field(default=())
@@ -378,6 +382,7 @@ _RULES: dict[str, Rule] = {
     "auto_cv_repeats": _integer(1, 20),
     "auto_cv_max_rows": _integer(0),
     "auto_time_budget_s": _number(0.0),
+    "auto_min_per_class": _integer(0),
 }
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "TrainingCancelled", "TunerError", "TunerInputError"]
+__all__ = [
+    "ConfigError",
+    "DataConversionWarning",
+    "InputTypeError",
+    "NotFittedError",
+    "TrainingCancelled",
+    "TunerError",
+    "TunerInputError",
+]
 
 
 class TunerError(Exception):
@@ -24,6 +32,19 @@ class ConfigError(TunerError, ValueError):
 
 class TunerInputError(TunerError, ValueError):
     """Invalid input arrays, labels, or a serialised head that does not match."""
+
+
+class InputTypeError(TunerInputError, TypeError):
+    """Input of a type that cannot be converted to numbers (a TypeError too, as numpy's)."""
+
+
+class NotFittedError(TunerInputError, AttributeError):
+    """``predict`` / ``transform`` / ``to_bytes`` before ``fit`` (a ValueError and an
+    AttributeError, like scikit-learn's ``NotFittedError``)."""
+
+
+class DataConversionWarning(UserWarning):
+    """Input was converted (e.g. a column-vector y ravelled); named as scikit-learn's."""
 
 
 class TrainingCancelled(TunerError):

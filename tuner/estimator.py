@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +14,13 @@ import torch
 
 from tuner.auto import fit_auto
 from tuner.config import AUTO_FIELDS, DEFAULT_PRESET, HeadConfig, resolve_config
-from tuner.errors import ConfigError, TunerInputError
+from tuner.errors import (
+    ConfigError,
+    DataConversionWarning,
+    InputTypeError,
+    NotFittedError,
+    TunerInputError,
+)
 from tuner.heads import HeadModule
 from tuner.metrics import accuracy, to_native
 from tuner.selection import choose_signal, fit_single
@@ -31,17 +39,33 @@ def check_features(
     X: Any, n_features: int | None = None, name: str = "X"
 ) -> npt.NDArray[np.float32]:
     """Validate a feature matrix: 2-D, >= 1 row, numeric, finite, and ``n_features`` wide."""
+    if X is None:
+        raise TunerInputError(f"{name} must be a numeric (n, D) array, got None")
+    if hasattr(X, "tocsr") or hasattr(X, "todense"):  # scipy.sparse, without importing it
+        raise TunerInputError(f"{name}: sparse input is not supported; pass a dense array")
     try:
-        x = np.asarray(X, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
+        arr = np.asarray(X)
+        if np.iscomplexobj(arr):
+            raise TunerInputError(f"{name}: Complex data not supported")
+        x = arr.astype(np.float32)
+    except TypeError as exc:
+        raise InputTypeError(f"{name} must be a numeric (n, D) array: {exc}") from exc
+    except ValueError as exc:
         raise TunerInputError(f"{name} must be a numeric (n, D) array: {exc}") from exc
     if x.ndim != 2:
-        raise TunerInputError(f"{name} must be 2-D (n, D), got shape {x.shape}")
+        raise TunerInputError(
+            f"{name} must be 2-D (n, D), got shape {x.shape}. Reshape your data, e.g. "
+            "x.reshape(1, -1) for one row"
+        )
     if x.shape[0] < 1 or x.shape[1] < 1:
-        raise TunerInputError(f"{name} must have at least one row and one column, got {x.shape}")
+        what = "sample(s)" if x.shape[0] < 1 else "feature(s)"
+        raise TunerInputError(
+            f"{name} has 0 {what} (shape={x.shape}) while a minimum of 1 is required."
+        )
     if n_features is not None and x.shape[1] != n_features:
         raise TunerInputError(
-            f"{name} has {x.shape[1]} features but the head was trained on {n_features}"
+            f"{name} has {x.shape[1]} features, but NMTuneClassifier is expecting "
+            f"{n_features} features as input (the head was trained on {n_features})"
         )
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).any(axis=1).sum())
@@ -58,6 +82,10 @@ def _label_kind(values: Sequence[Any]) -> str:
             kinds.add("str")
         elif isinstance(v, int | np.integer):
             kinds.add("int")
+        elif isinstance(v, float) and math.isfinite(v):
+            raise TunerInputError(
+                f"Unknown label type: continuous (float {v!r}); labels must be str or int"
+            )
         else:
             raise TunerInputError(f"labels must be str or int, got {type(v).__name__} {v!r}")
     if len(kinds) > 1:
@@ -75,10 +103,25 @@ def encode_labels(y: Any) -> tuple[np.ndarray[Any, Any], npt.NDArray[np.int64], 
 
 
 def _as_label_list(y: Any) -> list[Any]:
+    """Labels as native Python values; integral floats (1.0, as numeric y often arrives)
+    become ints; a column vector (n, 1) is ravelled with a DataConversionWarning."""
+    if y is None:
+        raise TunerInputError("NMTuneClassifier requires y to be passed, but the target y is None")
     arr = np.asarray(y, dtype=object)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected; ravelled",
+            DataConversionWarning,
+            stacklevel=3,
+        )
+        arr = arr.ravel()
     if arr.ndim != 1:
         raise TunerInputError(f"y must be 1-D, got shape {arr.shape}")
-    return [to_native(v) for v in arr.tolist()]
+    return [_integral(to_native(v)) for v in arr.tolist()]
+
+
+def _integral(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 def _classes_array(values: Sequence[Any], kind: str) -> np.ndarray[Any, Any]:
@@ -138,6 +181,24 @@ class NMTuneClassifier:
             raise
         return self
 
+    #: scikit-learn's estimator type (``sklearn.base.is_classifier``).
+    _estimator_type = "classifier"
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn (>= 1.6) tags: a classifier of dense 2-D float features (labels
+        required, single-output, binary or multi-class) whose ``transform`` gives the adapted
+        features (float32). scikit-learn is imported here only: it is not a dependency of
+        :mod:`tuner`."""
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(),
+            transformer_tags=TransformerTags(preserves_dtype=["float32"]),  # transform: z
+            input_tags=InputTags(),
+        )
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"NMTuneClassifier({args})"
@@ -186,7 +247,7 @@ class NMTuneClassifier:
         if y_idx.shape[0] != x.shape[0]:
             raise TunerInputError(f"X has {x.shape[0]} rows but y has {y_idx.shape[0]} labels")
         if classes.size < 2:
-            raise TunerInputError(f"need at least 2 classes, got {classes.size}")
+            raise TunerInputError(f"need at least 2 classes, got {classes.size} class")
         val = self._extra_split(X_val, y_val, "X_val", "y_val", x.shape[1], classes, kind)
         target = self._extra_split(
             X_target_val, y_target_val, "X_target_val", "y_target_val", x.shape[1], classes, kind
@@ -262,9 +323,13 @@ class NMTuneClassifier:
         return out
 
     # --- inference -----------------------------------------------------------------------
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether ``fit`` (or ``from_bytes``) has run (``sklearn.utils.check_is_fitted``)."""
+        return hasattr(self, "model_")
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise TunerInputError("this NMTuneClassifier is not fitted yet; call fit first")
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError("this NMTuneClassifier is not fitted yet; call fit first")
 
     def _tensor(self, X: Any) -> torch.Tensor:
         self._check_fitted()
@@ -291,6 +356,10 @@ class NMTuneClassifier:
         self.model_.eval()
         out = [self.model_.adapt(x[i : i + 8192]) for i in range(0, x.shape[0], 8192)]
         return torch.cat(out).float().cpu().numpy()
+
+    def fit_transform(self, X: Any, y: Any, **fit_params: Any) -> npt.NDArray[np.float32]:
+        """``fit(X, y, **fit_params)`` then ``transform(X)``."""
+        return self.fit(X, y, **fit_params).transform(X)
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy on (X, y)."""

@@ -8,10 +8,17 @@ D x D matrix is formed, and :func:`cov_svd_losses` shares one Gram matrix betwee
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
+if TYPE_CHECKING:
+    from tuner.config import HeadConfig
+
 __all__ = [
+    "augment",
+    "compute_loss",
     "cov_loss",
     "cov_svd_losses",
     "mse_consistency_loss",
@@ -161,3 +168,56 @@ def cov_svd_losses(z: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, torch.Ten
         return _cov_from_gram(zw, None), svd_loss(zw, k)
     gram = zw @ zw.T  # (B, B)
     return _cov_from_gram(zw, gram), _svd_from_s(_singular_values(gram), k, zw.dtype)
+
+
+def compute_loss(
+    logits: torch.Tensor,
+    z: torch.Tensor,
+    f: torch.Tensor,
+    y: torch.Tensor,
+    config: HeadConfig,
+    class_weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L = CE + w_mse L_mse + w_cov L_cov + w_svd L_svd (method.md §3).
+
+    Terms whose weight is 0 are not computed (reported as 0).
+
+    Parameters
+    ----------
+    logits : (B, C); z : (B, D) adapted features; f : (B, D) clean input features;
+    y : (B,) class indices.
+
+    Returns
+    -------
+    total, terms
+        ``terms`` holds detached ce, mse, cov, svd, total.
+    """
+    ce = F.cross_entropy(logits.float(), y, weight=class_weight)
+    total = ce
+    zero = torch.zeros((), device=logits.device)
+    terms = {"ce": ce, "mse": zero, "cov": zero, "svd": zero}
+    if config.w_mse > 0:
+        terms["mse"] = mse_consistency_loss(z, f)
+        total = total + config.w_mse * terms["mse"]
+    if config.w_cov > 0 and config.w_svd > 0:
+        terms["cov"], terms["svd"] = cov_svd_losses(z, config.svd_top_k)  # one shared Gram
+    elif config.w_cov > 0:
+        terms["cov"] = cov_loss(z)
+    elif config.w_svd > 0:
+        terms["svd"] = svd_loss(z, config.svd_top_k)
+    if config.w_cov > 0:
+        total = total + config.w_cov * terms["cov"]
+    if config.w_svd > 0:
+        total = total + config.w_svd * terms["svd"]
+    terms["total"] = total
+    return total, {k: v.detach() for k, v in terms.items()}
+
+
+def augment(f: torch.Tensor, config: HeadConfig) -> torch.Tensor:
+    """Feature-space second view: dropout then Gaussian noise (absolute std) on f (B, D)."""
+    out = f
+    if config.feature_dropout > 0:
+        out = F.dropout(out, p=config.feature_dropout, training=True)
+    if config.feature_noise > 0:
+        out = out + config.feature_noise * torch.randn_like(out)
+    return out

@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
 
 from tuner.config import HeadConfig
 from tuner.errors import ConfigError, TrainingCancelled
 from tuner.heads import HeadModule, build_head
-from tuner.losses import cov_loss, cov_svd_losses, mse_consistency_loss, svd_loss
+from tuner.losses import augment, compute_loss
 from tuner.metrics import index_scores
 
 __all__ = [
@@ -33,7 +32,6 @@ __all__ = [
     "TrainResult",
     "balanced_class_weights",
     "batch_indices",
-    "compute_loss",
     "predict_logits",
     "resolve_device",
     "schedule_shape",
@@ -118,59 +116,6 @@ def schedule_shape(n: int, config: HeadConfig) -> tuple[int, int]:
     return passes, steps_per_pass
 
 
-def compute_loss(
-    logits: torch.Tensor,
-    z: torch.Tensor,
-    f: torch.Tensor,
-    y: torch.Tensor,
-    config: HeadConfig,
-    class_weight: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L = CE + w_mse L_mse + w_cov L_cov + w_svd L_svd (method.md §3).
-
-    Terms whose weight is 0 are not computed (reported as 0).
-
-    Parameters
-    ----------
-    logits : (B, C); z : (B, D) adapted features; f : (B, D) clean input features;
-    y : (B,) class indices.
-
-    Returns
-    -------
-    total, terms
-        ``terms`` holds detached ce, mse, cov, svd, total.
-    """
-    ce = F.cross_entropy(logits.float(), y, weight=class_weight)
-    total = ce
-    zero = torch.zeros((), device=logits.device)
-    terms = {"ce": ce, "mse": zero, "cov": zero, "svd": zero}
-    if config.w_mse > 0:
-        terms["mse"] = mse_consistency_loss(z, f)
-        total = total + config.w_mse * terms["mse"]
-    if config.w_cov > 0 and config.w_svd > 0:
-        terms["cov"], terms["svd"] = cov_svd_losses(z, config.svd_top_k)  # one shared Gram
-    elif config.w_cov > 0:
-        terms["cov"] = cov_loss(z)
-    elif config.w_svd > 0:
-        terms["svd"] = svd_loss(z, config.svd_top_k)
-    if config.w_cov > 0:
-        total = total + config.w_cov * terms["cov"]
-    if config.w_svd > 0:
-        total = total + config.w_svd * terms["svd"]
-    terms["total"] = total
-    return total, {k: v.detach() for k, v in terms.items()}
-
-
-def _augment(f: torch.Tensor, config: HeadConfig) -> torch.Tensor:
-    """Feature-space second view: dropout then Gaussian noise (absolute std) on f (B, D)."""
-    out = f
-    if config.feature_dropout > 0:
-        out = F.dropout(out, p=config.feature_dropout, training=True)
-    if config.feature_noise > 0:
-        out = out + config.feature_noise * torch.randn_like(out)
-    return out
-
-
 def training_step(
     model: HeadModule,
     optimizer: torch.optim.Optimizer,
@@ -180,7 +125,7 @@ def training_step(
     class_weight: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """One forward + backward + optimiser step on a batch f (B, D), y (B,)."""
-    logits, z = model(_augment(f, config))  # (B, C), (B, D)
+    logits, z = model(augment(f, config))  # (B, C), (B, D)
     total, terms = compute_loss(logits, z, f, y, config, class_weight)
     optimizer.zero_grad(set_to_none=True)
     total.backward()  # type: ignore[no-untyped-call]
@@ -393,19 +338,8 @@ def _snapshot(model: HeadModule) -> dict[str, torch.Tensor]:
 
 
 def _record(
-    config: HeadConfig,
-    candidate: int,
-    epoch: int,
-    losses: dict[str, float],
-    scores: tuple[float, float],
-    lr: float,
+    config: HeadConfig, candidate: int, epoch: int, losses: dict[str, float], scores: Any, lr: float
 ) -> dict[str, Any]:
-    return {
-        "epoch": epoch,
-        "method": config.method,
-        "candidate": candidate,
-        "losses": losses,
-        "val_accuracy": None if math.isnan(scores[0]) else scores[0],
-        "val_macro_f1": None if math.isnan(scores[1]) else scores[1],
-        "lr": lr,
-    }
+    acc, f1 = (None if math.isnan(v) else v for v in scores)
+    return {"epoch": epoch, "method": config.method, "candidate": candidate, "losses": losses,
+            "val_accuracy": acc, "val_macro_f1": f1, "lr": lr}  # fmt: skip

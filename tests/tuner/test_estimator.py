@@ -28,6 +28,12 @@ AUTO_FAST = {"auto_cv_folds": 3, "auto_cv_repeats": 1}
 HOLDOUT = {"min_holdout": 0}
 
 
+def one_se(p: float, n: int) -> float:
+    """auto's one-standard-error width: Agresti-Coull, q = (p n + 2) / (n + 4)."""
+    q = (p * n + 2) / (n + 4)
+    return float((q * (1 - q) / (n + 4)) ** 0.5)
+
+
 def blobs(n: int = 300, d: int = 12, c: int = 4, seed: int = 0, noise: float = 1.0) -> Any:
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(c, d)) * 2.0
@@ -70,7 +76,7 @@ def test_every_method_learns(data: Any, method: str) -> None:
             assert len(c["cv_scores"]) == 3  # 1 repeat x 3 folds, every candidate reported
             assert c["val_accuracy"] == c["cv_mean"]
         best = max(c["cv_mean"] for c in clf.candidates_)
-        se = (best * (1 - best) / 300) ** 0.5  # n = the selection rows (all 300 under CV)
+        se = one_se(best, 300)  # n = the selection rows (all 300 under CV)
         assert picked[0]["cv_mean"] >= best - se - 1e-12  # one-se rule (default)
         earlier = clf.candidates_[: picked[0]["index"]]
         assert all(c["cv_mean"] < best - se - 1e-12 for c in earlier)
@@ -366,10 +372,16 @@ def test_select_candidate_rules() -> None:
 
     scores = [(0.80, 0.79), (0.81, 0.80), (0.86, 0.85), (0.86, 0.86)]
     assert select_candidate(scores, 100, "best") == 3  # accuracy tie -> macro-F1
-    # se = sqrt(.86 * .14 / 100) = 0.0347: 0.81 is outside, 0.86 (index 2) is the first inside
+    # se(.86, 100) = 0.035: 0.81 is outside, 0.86 (index 2) is the first inside
+    assert one_se(0.86, 100) == pytest.approx(0.0354, abs=1e-4)
     assert select_candidate(scores, 100, "one-se") == 2
     # a small validation split cannot tell 0.80 from 0.86 (se = 0.11): the simplest wins
     assert select_candidate(scores, 10, "one-se") == 0
+    # a perfect score on a few rows still has a standard error (Agresti-Coull, 0.083 on 12
+    # rows): 0.92 is within it, so the simpler candidate wins
+    assert one_se(1.0, 12) > 0.05
+    assert select_candidate([(0.92, 0.9), (1.0, 1.0)], 12, "one-se") == 0
+    assert select_candidate([(0.92, 0.9), (1.0, 1.0)], 10_000, "one-se") == 1
     with pytest.raises(ConfigError):
         select_candidate(scores, 10, "nope")
 

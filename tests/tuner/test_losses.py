@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from tuner.config import resolve_config
-from tuner.losses import cov_loss, cov_svd_losses, mse_consistency_loss, svd_loss
-from tuner.training import compute_loss
+from tuner.losses import compute_loss, cov_loss, cov_svd_losses, mse_consistency_loss, svd_loss
 
 
 def naive_mse(z: np.ndarray, f: np.ndarray) -> float:
