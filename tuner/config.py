@@ -8,12 +8,12 @@ the recipe differ from the paper (``deviations``). The dataclass defaults ARE th
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tuner.errors import ConfigError
+from tuner.validation import Rule, boolean, choice, integer, json_equal, number, optional
 
 __all__ = [
     "AUTO_FIELDS",
@@ -200,26 +200,13 @@ class HeadConfig:
         resolved = resolve_config(str(data["method"]), str(data["preset"]), dict(overrides))
         # Every stored field must agree with the re-resolution (guards edited blobs).
         for name, value in resolved.to_dict().items():
-            if name in data and _json_equal(data[name], value) is False:
+            if name in data and json_equal(data[name], value) is False:
                 raise ConfigError(
                     f"config field {name!r}={data[name]!r} does not match its preset and "
                     f"overrides ({value!r})",
                     field=name,
                 )
         return resolved
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        try:
-            return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
-        except (TypeError, ValueError):
-            return False
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return set(a) == set(b) and all(_json_equal(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 #: Fields a preset sets (the recipe); everything else is a run or selection setting.
@@ -267,122 +254,47 @@ _OVERRIDABLE: tuple[str, ...] = tuple(
 )
 
 # ----------------------------------------------------------------------------- validation
-Rule = Callable[[str, Any], Any]
-
-
-def _number(
-    lo: float | None = None,
-    hi: float | None = None,
-    *,
-    lo_open: bool = False,
-    hi_open: bool = False,
-) -> Rule:
-    """A finite float in [lo, hi] (ends open when asked)."""
-
-    def check(name: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(
-                f"{name} must be a number, got {type(value).__name__} {value!r}", field=name
-            )
-        v = float(value)
-        if not math.isfinite(v):
-            raise ConfigError(f"{name} must be finite, got {value!r}", field=name)
-        below = lo is not None and (v <= lo if lo_open else v < lo)
-        above = hi is not None and (v >= hi if hi_open else v > hi)
-        if below or above:
-            left = "(" if lo_open else "["
-            right = ")" if hi_open else "]"
-            span = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-            raise ConfigError(f"{name} must be in {span}, got {value!r}", field=name)
-        return v
-
-    return check
-
-
-def _integer(lo: int, hi: int | None = None, why: str = "") -> Rule:
-    """An int (or an integral float) in [lo, hi]."""
-
-    def check(name: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(
-                f"{name} must be an int, got {type(value).__name__} {value!r}", field=name
-            )
-        if isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"{name} must be an int, got {value!r}", field=name)
-        v = int(value)
-        if v < lo or (hi is not None and v > hi):
-            bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-            raise ConfigError(f"{name} must be {bound}{why}, got {value!r}", field=name)
-        return v
-
-    return check
-
-
-def _choice(*choices: Any) -> Rule:
-    def check(name: str, value: Any) -> Any:
-        if isinstance(value, bool) or value not in choices:
-            raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}", field=name)
-        return value
-
-    return check
-
-
-def _boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(
-            f"{name} must be a bool, got {type(value).__name__} {value!r}", field=name
-        )
-    return value
-
-
-def _optional(rule: Rule) -> Rule:
-    def check(name: str, value: Any) -> Any:
-        return None if value is None else rule(name, value)
-
-    return check
-
-
 #: One rule per overridable field: type, range, normalisation.
 _RULES: dict[str, Rule] = {
-    "w_mse": _number(0.0),
-    "w_cov": _number(0.0),
-    "w_svd": _number(0.0),
-    "svd_top_k": _integer(1),
-    "hidden_ratio": _number(0.0, lo_open=True),
-    "num_layers": _integer(1),
-    "norm": _choice("batchnorm", "layernorm", "none"),
-    "residual": _boolean,
-    "residual_init": _number(),
-    "lr": _number(0.0, lo_open=True),
-    "weight_decay": _number(0.0),
-    "lp_lr": _number(0.0, lo_open=True),
-    "lp_weight_decay": _number(0.0),
-    "epochs": _integer(1),
-    "lp_epochs": _integer(1),
-    "batch_size": _integer(2, why=" (batch statistics)"),
-    "schedule": _choice("cosine", "constant"),
-    "min_steps": _integer(0),
-    "feature_dropout": _number(0.0, 1.0, hi_open=True),
-    "feature_noise": _number(0.0),
-    "init_classifier_from_lp": _boolean,
-    "init_from_lr": _boolean,
-    "class_weight": _optional(_choice("balanced")),
-    "lr_c": _optional(_number(0.0, lo_open=True)),
-    "lr_cs": _integer(1, 100),
-    "lr_max_iter": _integer(1, 100_000),
-    "lr_cv_repeats": _integer(1, 20),
-    "val_fraction": _number(0.0, 1.0, hi_open=True),
-    "min_holdout": _integer(0),
-    "cv_folds": _integer(2, 50),
-    "seed": _integer(0, 2**63 - 1),
-    "device": _choice("auto", "cpu", "cuda"),
-    "auto_rule": _choice("one-se", "best", "cv"),
-    "auto_signal": _choice("auto", "cv", "holdout"),
-    "auto_cv_folds": _integer(2, 50),
-    "auto_cv_repeats": _integer(1, 20),
-    "auto_cv_max_rows": _integer(0),
-    "auto_time_budget_s": _number(0.0),
-    "auto_min_per_class": _integer(0),
+    "w_mse": number(0.0),
+    "w_cov": number(0.0),
+    "w_svd": number(0.0),
+    "svd_top_k": integer(1),
+    "hidden_ratio": number(0.0, lo_open=True),
+    "num_layers": integer(1),
+    "norm": choice("batchnorm", "layernorm", "none"),
+    "residual": boolean,
+    "residual_init": number(),
+    "lr": number(0.0, lo_open=True),
+    "weight_decay": number(0.0),
+    "lp_lr": number(0.0, lo_open=True),
+    "lp_weight_decay": number(0.0),
+    "epochs": integer(1),
+    "lp_epochs": integer(1),
+    "batch_size": integer(2, why=" (batch statistics)"),
+    "schedule": choice("cosine", "constant"),
+    "min_steps": integer(0),
+    "feature_dropout": number(0.0, 1.0, hi_open=True),
+    "feature_noise": number(0.0),
+    "init_classifier_from_lp": boolean,
+    "init_from_lr": boolean,
+    "class_weight": optional(choice("balanced")),
+    "lr_c": optional(number(0.0, lo_open=True)),
+    "lr_cs": integer(1, 100),
+    "lr_max_iter": integer(1, 100_000),
+    "lr_cv_repeats": integer(1, 20),
+    "val_fraction": number(0.0, 1.0, hi_open=True),
+    "min_holdout": integer(0),
+    "cv_folds": integer(2, 50),
+    "seed": integer(0, 2**63 - 1),
+    "device": choice("auto", "cpu", "cuda"),
+    "auto_rule": choice("one-se", "best", "cv"),
+    "auto_signal": choice("auto", "cv", "holdout"),
+    "auto_cv_folds": integer(2, 50),
+    "auto_cv_repeats": integer(1, 20),
+    "auto_cv_max_rows": integer(0),
+    "auto_time_budget_s": number(0.0),
+    "auto_min_per_class": integer(0),
 }
 
 
@@ -476,7 +388,7 @@ def resolve_config(
             continue  # run settings, not part of the paper recipe
         base = getattr(HeadConfig, name, None) if name not in PRESETS[preset] else None
         base = PRESETS[preset].get(name, base)
-        if not _json_equal(checked[name], base):
+        if not json_equal(checked[name], base):
             deviations.append(f"{name}={checked[name]!r} (preset {preset!r}: {base!r})")
     return HeadConfig(
         method=method,

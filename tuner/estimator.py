@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,120 +11,20 @@ import torch
 
 from tuner.auto import fit_auto
 from tuner.config import AUTO_FIELDS, DEFAULT_PRESET, HeadConfig, resolve_config
-from tuner.errors import (
-    ConfigError,
-    DataConversionWarning,
-    InputTypeError,
-    NotFittedError,
-    TunerInputError,
-)
+from tuner.errors import ConfigError, NotFittedError, TunerInputError
 from tuner.heads import HeadModule
-from tuner.metrics import accuracy, to_native
+from tuner.inputs import as_label_list, check_features, classes_array, encode_labels, label_kind
+from tuner.metrics import accuracy
 from tuner.selection import choose_signal, fit_single
 from tuner.serialization import head_blob, load_head_blob, read_metadata
 from tuner.spectrum import Spectrum, spectrum
 from tuner.training import ProgressCallback, predict_logits
 
-__all__ = ["NMTuneClassifier", "check_features", "encode_labels"]
+__all__ = ["NMTuneClassifier"]
 
 logger = logging.getLogger(__name__)
 
 _INIT_PARAMS = ("method", "preset", "random_state")
-
-
-def check_features(
-    X: Any, n_features: int | None = None, name: str = "X"
-) -> npt.NDArray[np.float32]:
-    """Validate a feature matrix: 2-D, >= 1 row, numeric, finite, and ``n_features`` wide."""
-    if X is None:
-        raise TunerInputError(f"{name} must be a numeric (n, D) array, got None")
-    if hasattr(X, "tocsr") or hasattr(X, "todense"):  # scipy.sparse, without importing it
-        raise TunerInputError(f"{name}: sparse input is not supported; pass a dense array")
-    try:
-        arr = np.asarray(X)
-        if np.iscomplexobj(arr):
-            raise TunerInputError(f"{name}: Complex data not supported")
-        x = arr.astype(np.float32)
-    except TypeError as exc:
-        raise InputTypeError(f"{name} must be a numeric (n, D) array: {exc}") from exc
-    except ValueError as exc:
-        raise TunerInputError(f"{name} must be a numeric (n, D) array: {exc}") from exc
-    if x.ndim != 2:
-        raise TunerInputError(
-            f"{name} must be 2-D (n, D), got shape {x.shape}. Reshape your data, e.g. "
-            "x.reshape(1, -1) for one row"
-        )
-    if x.shape[0] < 1 or x.shape[1] < 1:
-        what = "sample(s)" if x.shape[0] < 1 else "feature(s)"
-        raise TunerInputError(
-            f"{name} has 0 {what} (shape={x.shape}) while a minimum of 1 is required."
-        )
-    if n_features is not None and x.shape[1] != n_features:
-        raise TunerInputError(
-            f"{name} has {x.shape[1]} features, but NMTuneClassifier is expecting "
-            f"{n_features} features as input (the head was trained on {n_features})"
-        )
-    if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).any(axis=1).sum())
-        raise TunerInputError(f"{name} contains NaN or inf ({bad} rows)")
-    return np.ascontiguousarray(x)
-
-
-def _label_kind(values: Sequence[Any]) -> str:
-    kinds = set()
-    for v in values:
-        if isinstance(v, bool | np.bool_):
-            raise TunerInputError("labels must be str or int, got a bool")
-        if isinstance(v, str | np.str_):
-            kinds.add("str")
-        elif isinstance(v, int | np.integer):
-            kinds.add("int")
-        elif isinstance(v, float) and math.isfinite(v):
-            raise TunerInputError(
-                f"Unknown label type: continuous (float {v!r}); labels must be str or int"
-            )
-        else:
-            raise TunerInputError(f"labels must be str or int, got {type(v).__name__} {v!r}")
-    if len(kinds) > 1:
-        raise TunerInputError("labels mix str and int")
-    return kinds.pop() if kinds else "int"
-
-
-def encode_labels(y: Any) -> tuple[np.ndarray[Any, Any], npt.NDArray[np.int64], str]:
-    """(classes (sorted, original type), indices (n,), 'str' | 'int')."""
-    values = _as_label_list(y)
-    kind = _label_kind(values)
-    classes = _classes_array(sorted(set(values)), kind)
-    index = {c: i for i, c in enumerate(classes.tolist())}
-    return classes, np.array([index[v] for v in values], dtype=np.int64), kind
-
-
-def _as_label_list(y: Any) -> list[Any]:
-    """Labels as native Python values; integral floats (1.0, as numeric y often arrives)
-    become ints; a column vector (n, 1) is ravelled with a DataConversionWarning."""
-    if y is None:
-        raise TunerInputError("NMTuneClassifier requires y to be passed, but the target y is None")
-    arr = np.asarray(y, dtype=object)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        warnings.warn(
-            "A column-vector y was passed when a 1d array was expected; ravelled",
-            DataConversionWarning,
-            stacklevel=3,
-        )
-        arr = arr.ravel()
-    if arr.ndim != 1:
-        raise TunerInputError(f"y must be 1-D, got shape {arr.shape}")
-    return [_integral(to_native(v)) for v in arr.tolist()]
-
-
-def _integral(v: Any) -> Any:
-    return int(v) if isinstance(v, float) and v.is_integer() else v
-
-
-def _classes_array(values: Sequence[Any], kind: str) -> np.ndarray[Any, Any]:
-    if kind == "str":
-        return np.array([str(v) for v in values], dtype=str)
-    return np.array([int(v) for v in values], dtype=np.int64)
 
 
 class NMTuneClassifier:
@@ -299,8 +196,8 @@ class NMTuneClassifier:
         if X_ is None:
             return None
         xs = check_features(X_, dim, name=xname)
-        vals = _as_label_list(y_)
-        if vals and kind != _label_kind(vals):
+        vals = as_label_list(y_)
+        if vals and kind != label_kind(vals):
             raise TunerInputError(f"{yname} labels are not of the same type as y")
         lookup = {c: i for i, c in enumerate(classes.tolist())}
         unknown = sorted({str(v) for v in vals if v not in lookup})
@@ -364,7 +261,7 @@ class NMTuneClassifier:
     def score(self, X: Any, y: Any) -> float:
         """Accuracy on (X, y)."""
         return accuracy(
-            np.asarray(_as_label_list(y), dtype=object),
+            np.asarray(as_label_list(y), dtype=object),
             np.asarray(self.predict(X).tolist(), dtype=object),
         )
 
@@ -397,7 +294,7 @@ class NMTuneClassifier:
             random_state=config.seed,
             **overrides,
         )
-        obj.classes_ = _classes_array(loaded.classes, loaded.class_type)
+        obj.classes_ = classes_array(loaded.classes, loaded.class_type)
         obj.class_type_ = loaded.class_type
         obj.n_features_in_ = loaded.n_features
         obj.model_ = loaded.model
