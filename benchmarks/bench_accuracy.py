@@ -119,8 +119,11 @@ def fit_row(kind: str, kwargs: dict[str, Any], sp: Split, seed: int) -> dict[str
     model.fit(sp.x_tr, sp.y_tr, X_val=sp.x_va, y_val=sp.y_va)
     return {
         "model": model,
-        "val_accuracy": model.best_score_,
-        "val_macro_f1": model.best_val_macro_f1_,
+        # None when nothing was scored on held-out rows (k-fold CV on small data)
+        "val_accuracy": float("nan") if model.best_score_ is None else model.best_score_,
+        "val_macro_f1": (
+            float("nan") if model.best_val_macro_f1_ is None else model.best_val_macro_f1_
+        ),
         "fit_s": time.perf_counter() - t0,
     }
 
@@ -151,7 +154,7 @@ def auto_candidate_rows(rows: list[tuple[str, str, dict[str, Any]]], seed: int) 
 def auto_pick(names: list[str], val: dict[str, tuple[float, float]], n_val: int) -> str:
     """auto's choice among already-trained candidate rows (tuner's own selection rule)."""
     from tuner import resolve_config
-    from tuner.estimator import select_candidate
+    from tuner.auto import select_candidate
 
     rule = resolve_config("auto").auto_rule
     return names[select_candidate([val[n] for n in names], n_val, rule)]

@@ -61,7 +61,7 @@ def _row(model: Any, sp: Any, fit_s: float) -> dict[str, Any]:
 
 def run_task(t: Texts, feats: dict[str, np.ndarray], seed: int, folds: int) -> dict[str, Any]:
     from tuner import NMTuneClassifier
-    from tuner.estimator import select_candidate
+    from tuner.auto import select_candidate
 
     sp = make_split(t, feats, seed)
     out: dict[str, Any] = {"task": t.name, "n_train": len(sp.y_tr), "n_val": len(sp.y_va)}

@@ -94,7 +94,7 @@ def run_unit(unit: tuple[str, int, str, str]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    from tuner import NMTuneClassifier
+    from tuner import DEFAULT_PRESET, NMTuneClassifier
 
     task, seed, size, method = unit
     d = DATA[task]
@@ -109,18 +109,15 @@ def run_unit(unit: tuple[str, int, str, str]) -> dict[str, Any]:
     else:
         name, _, preset = method.partition(":")
         model = NMTuneClassifier(
-            method=name, preset=preset or "paper-code", random_state=seed, device="cpu"
+            method=name, preset=preset or DEFAULT_PRESET, random_state=seed, device="cpu"
         ).fit(x[pool], y[pool])
         picked = model.method_
         if name == "auto":
             sel = next(c for c in model.candidates_ if c["selected"])
-            picked = "/".join(
-                [
-                    sel["method"],
-                    sel.get("preset", ""),
-                    *(f"{k}={v}" for k, v in sel["overrides"].items()),
-                ]
-            ).replace("lr/robust", "lr")
+            parts = [sel["method"]]
+            if sel["method"] != "lr":  # lr has no preset
+                parts += [sel.get("preset", ""), *(f"{k}={v}" for k, v in sel["overrides"].items())]
+            picked = "/".join(parts)
         lr_info = model.selection_.get("lr") or model.selection_.get("lr_init") or {}
         extra = {
             "selection": model.selection_.get("signal"),

@@ -71,3 +71,25 @@ def test_cache_round_sqlite(tmp_path: Path) -> None:
 
     r = bench_perf._cache_round(f"sqlite:///{tmp_path}/c.db", 300, 8, 128)
     assert r["write_s"] > 0 and r["read_s"] > 0
+
+
+def test_learning_curve_units_and_summary() -> None:
+    import bench_learning_curve as lc
+
+    _, feats = _task()
+    t, _ = _task()
+    lc.DATA["toy"] = {
+        "X": feats["id"],
+        "y": np.asarray(t.labels),
+        "ood": {"other": (feats["other"], np.asarray(t.ood["other"][1]))},
+        "groups": {},
+    }
+    pool = lc.pool_subset(np.asarray(t.labels), np.arange(240), "8", seed=0)
+    assert pool.size == 16 and sorted(
+        np.unique(np.asarray(t.labels)[pool], return_counts=True)[1]
+    ) == [8, 8]
+    rows = [lc.run_unit(("toy", 0, "8", m)) for m in ("lrcv", "lr", "auto")]
+    assert all(r["id"] > 0.7 and r["ood"] is not None for r in rows)
+    assert rows[2]["picked"] == "lr"  # below auto_min_per_class only lr is fitted
+    text = lc.summarise(rows, ["lrcv", "lr", "auto"])
+    assert "| toy | 8 | 16 |" in text and "## auto" in text
