@@ -224,12 +224,27 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["auto"], help="method[:preset] ...")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--tag", default="learning_curve")
+    ap.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="a previous run's JSON: its rows for the same (task, seed, size, method) are kept "
+        "instead of refitting (e.g. the LRCV baseline when only auto changed)",
+    )
     a = ap.parse_args()
     prepare(a.data_dir, a.tasks)
     methods = ["lrcv", *a.methods]
     units = [(t, s, z, m) for t in a.tasks for z in a.sizes for s in a.seeds for m in methods]
     units.sort(key=lambda u: SIZES.index(u[2]))  # cheap points first
     rows: list[dict[str, Any]] = []
+    if a.reuse is not None:
+        wanted = set(units)
+        for r in json.loads(a.reuse.read_text()):
+            key = (r["task"], r["seed"], r["size"], r["method"])
+            if key in wanted:
+                rows.append(r)
+                wanted.discard(key)
+        units = [u for u in units if u in wanted]
     out_json = RESULTS / f"{a.tag}.json"
     RESULTS.mkdir(exist_ok=True)
     with mp.get_context("fork").Pool(a.jobs) as pool:

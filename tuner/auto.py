@@ -162,14 +162,15 @@ def fit_auto(
             rec["index"],
         )
 
-    per_class = int(np.bincount(signal.y_train)[np.unique(signal.y_train)].min())
+    per_class = float(np.median(np.bincount(signal.y_train)[np.unique(signal.y_train)]))
     if per_class < config.auto_min_per_class and len(cands) > 1:
         # A handful of rows per class cannot rank heads (a 16-row CV has a standard error of
         # over 10 points, and the nonlinear heads' best-epoch scores are optimistic): only the
         # simplest candidate (lr in the default grid) is fitted.
         for rec in records[1:]:
             rec["skipped"] = (
-                f"fewer than auto_min_per_class={config.auto_min_per_class} examples in a class"
+                f"median class has fewer than auto_min_per_class={config.auto_min_per_class} "
+                "examples"
             )
         cands = cands[:1]
     if signal.kind == "cv":

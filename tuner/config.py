@@ -146,8 +146,8 @@ class HeadConfig:
     # auto only: a further CV repeat starts only if it is expected to end within this many
     # seconds of auto's start (0 = no bound): repeats are for small data, where they are cheap.
     auto_time_budget_s: float = 60.0
-    # auto only: with fewer training examples than this in some class, only the first (the
-    # simplest) candidate is fitted: a few rows per class cannot rank heads.
+    # auto only: when the median class has fewer training examples than this, only the first
+    # (the simplest) candidate is fitted: a few rows per class cannot rank heads.
     auto_min_per_class: int = 16
     # Filled by resolve_config.
     overrides: tuple[tuple[str, Any], ...] = ()

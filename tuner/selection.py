@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,9 @@ from tuner.training import (
 __all__ = ["Fitted", "Signal", "choose_signal", "cv_curve", "fit_single", "lr_fitted", "scores"]
 
 logger = logging.getLogger(__name__)
+
+#: Longest silence of a cross-validation fold towards the progress callback (seconds).
+CV_REPORT_INTERVAL_S = 1.0
 
 Array = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
@@ -321,14 +325,19 @@ def cv_curve(
 
 
 def _fold_callback(callback: ProgressCallback | None) -> ProgressCallback | None:
-    """Forward only each fold's last epoch (progress and cancellation, without a report
-    per epoch of every fold)."""
+    """Reports of cross-validation folds (``phase="cv"``): each fold's last epoch, and any
+    epoch once ``CV_REPORT_INTERVAL_S`` has passed since the last report, so progress and
+    cancellation reach the caller within about a second without a report per epoch of
+    every fold."""
     if callback is None:
         return None
+    last = [time.perf_counter()]
 
     def forward(report: EpochReport) -> bool | None:
-        if report.epoch == report.epochs:
-            return callback(report)
+        now = time.perf_counter()
+        if report.epoch == report.epochs or now - last[0] >= CV_REPORT_INTERVAL_S:
+            last[0] = now
+            return callback(dataclasses.replace(report, phase="cv"))
         return None
 
     return forward

@@ -56,6 +56,7 @@ class EpochReport:
     val_accuracy: float
     val_macro_f1: float
     elapsed_s: float  # since the start of this candidate's training
+    phase: str = "fit"  # "cv": a cross-validation fold (selection), "fit": the kept head
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
