@@ -209,6 +209,17 @@ def _select_on_rows(
         rec.update(val_accuracy=f.score, val_macro_f1=f.macro_f1, best_epoch=f.best_epoch)
         fits.append(f)
     pick = select_candidate([(f.score, f.macro_f1) for f in fits], sel[1].size, config.auto_rule)
+    cfg = cands[pick][1]
+    if cfg.method == "lr" and signal.kind == "holdout":
+        # lr was scored on rows it did not see; the head kept is refitted at the same C on
+        # every row (train + validation), as lr alone and LogisticRegressionCV do.
+        xa, ya = signal.all_rows()
+        c = shared.c_for(cfg)
+        assert c is not None, "an lr candidate has a C"
+        kept = lr_fitted(solve_lr_at(cfg, xa, ya, n_classes, c, device), cfg, n_classes, device)
+        kept.score, kept.macro_f1 = fits[pick].score, fits[pick].macro_f1
+        kept.details["lr"]["refit_rows"] = int(ya.size)
+        return pick, kept
     return pick, fits[pick]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.service.conftest import minilm_spec, post_head, sentiment_records, wait_job
 
-FAST = {"epochs": 8, "lp_epochs": 8}
+FAST = {"epochs": 8, "lp_epochs": 8, "min_steps": 60}  # small data: few steps suffice here
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
