@@ -24,8 +24,9 @@ from tuner.config import HeadConfig, resolve_config
 from tuner.errors import ConfigError
 from tuner.logreg import LogRegFit
 from tuner.lr import lr_record, solve_lr, solve_lr_at
-from tuner.selection import Fitted, Signal, cv_curve, fit_single, lr_fitted
-from tuner.training import ProgressCallback, resolve_device, train_head
+from tuner.selection import Fitted, cv_curve, fit_single, lr_fitted, refit_at_epoch
+from tuner.splits import Signal
+from tuner.training import ProgressCallback, resolve_device
 
 __all__ = ["candidate_configs", "fit_auto", "select_candidate", "select_cv_candidate"]
 
@@ -301,16 +302,4 @@ def _refit(
         fit = shared.fit_for(cfg, signal.x, signal.y, n_classes, device)
         init = (fit.weight, fit.bias)
         details["lr_init"] = lr_record(fit)
-    res = train_head(
-        cfg,
-        signal.x,
-        signal.y,
-        n_classes,
-        stop_at=stop,
-        init=init,
-        callback=callback,
-        candidate=candidate,
-    )
-    details.update(res.details)
-    nan = float("nan")
-    return Fitted(res.model, cfg, res.history, stop, nan, nan, res.device, details)
+    return refit_at_epoch(cfg, signal, n_classes, stop, init, details, callback, candidate)

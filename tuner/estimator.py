@@ -15,9 +15,10 @@ from tuner.errors import ConfigError, NotFittedError, TunerInputError
 from tuner.heads import HeadModule
 from tuner.inputs import as_label_list, check_features, classes_array, encode_labels, label_kind
 from tuner.metrics import accuracy
-from tuner.selection import choose_signal, fit_single
+from tuner.selection import fit_single
 from tuner.serialization import head_blob, load_head_blob, read_metadata
 from tuner.spectrum import Spectrum, spectrum
+from tuner.splits import choose_signal
 from tuner.training import ProgressCallback, predict_logits
 
 __all__ = ["NMTuneClassifier"]

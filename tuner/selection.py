@@ -1,6 +1,6 @@
 """Model selection: which data decides, and how one head is fitted under it.
 
-Three selection signals (``Signal.kind``):
+Three selection signals (``Signal.kind``, chosen by :func:`tuner.splits.choose_signal`):
 
 * ``target``: labelled target-domain validation data (e.g. a second domain) was given; epochs,
   lr's C and auto's candidate are chosen on it; every training row is used for training.
@@ -37,7 +37,7 @@ from tuner.heads import HeadModule
 from tuner.logreg import LogRegFit
 from tuner.lr import linear_head, lr_record, solve_lr, solve_lr_at
 from tuner.metrics import index_scores
-from tuner.splits import stratified_folds, stratified_split
+from tuner.splits import Signal, stratified_folds
 from tuner.training import (
     EpochReport,
     ProgressCallback,
@@ -46,7 +46,7 @@ from tuner.training import (
     train_head,
 )
 
-__all__ = ["Fitted", "Signal", "choose_signal", "cv_curve", "fit_single", "lr_fitted", "scores"]
+__all__ = ["Fitted", "cv_curve", "fit_single", "lr_fitted", "refit_at_epoch", "scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,52 +55,6 @@ CV_REPORT_INTERVAL_S = 1.0
 
 Array = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
-
-
-@dataclass
-class Signal:
-    """The data a fit learns from (``x``, ``y``) and what selects epochs / C / candidates."""
-
-    kind: str  # "target" | "holdout" | "cv" | "none"
-    x: Array  # every row available (train + validation, or train + carved part)
-    y: Labels
-    x_train: Array  # the rows trained on while selecting (holdout: x minus the held-out part)
-    y_train: Labels
-    x_sel: Array | None = None  # target / holdout: the selection rows
-    y_sel: Labels | None = None
-    description: str = ""
-    carved: bool = False  # holdout carved from x (x already holds the held-out rows)
-
-    @property
-    def sel(self) -> tuple[Array, Labels] | None:
-        """(x_sel, y_sel), or None when selection is not on separate rows."""
-        if self.x_sel is None or self.y_sel is None:
-            return None
-        return self.x_sel, self.y_sel
-
-    @property
-    def target(self) -> tuple[Array, Labels] | None:
-        """The selection rows when they are target-domain data (lr's C is chosen on them)."""
-        return self.sel if self.kind == "target" else None
-
-    def all_rows(self) -> tuple[Array, Labels]:
-        """Every labelled in-domain row: train + validation (given or carved)."""
-        if self.kind != "holdout" or self.carved or self.sel is None:
-            return self.x, self.y
-        return np.concatenate([self.x, self.sel[0]]), np.concatenate([self.y, self.sel[1]])
-
-    def record(self) -> dict[str, Any]:
-        """JSON-safe: signal kind, description, rows trained on / selected on."""
-        return {
-            "signal": self.kind,
-            "description": self.description,
-            "n_train": int(self.y_train.size),
-            "n_selection": 0 if self.y_sel is None else int(self.y_sel.size),
-        }
-
-
-def _cv_signal(x: Array, y: Labels, description: str) -> Signal:
-    return Signal("cv", x, y, x, y, description=description)
 
 
 @dataclass
@@ -115,44 +69,6 @@ class Fitted:
     macro_f1: float
     device: str
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def choose_signal(
-    config: HeadConfig,
-    x: Array,
-    y: Labels,
-    val: tuple[Array, Labels] | None,
-    target: tuple[Array, Labels] | None,
-) -> Signal:
-    """Decide the selection signal for these data (see the module docstring)."""
-    xa, ya = (x, y) if val is None else (np.concatenate([x, val[0]]), np.concatenate([y, val[1]]))
-    if target is not None:
-        desc = "target-domain validation data"
-        return Signal("target", xa, ya, xa, ya, target[0], target[1], desc)
-    if config.method == "lr":  # lr's C comes from CV on every row (or is given)
-        how = "given" if config.lr_c is not None else f"by {config.cv_folds}-fold CV"
-        return _cv_signal(xa, ya, f"lr: C {how} on train + validation")
-    if val is not None:
-        if val[1].size >= config.min_holdout:
-            return Signal("holdout", x, y, x, y, val[0], val[1], "validation split (given)")
-        return _cv_signal(
-            xa,
-            ya,
-            f"{config.cv_folds}-fold CV on train + validation "
-            f"(the given validation split has < {config.min_holdout} rows)",
-        )
-    if config.val_fraction == 0:
-        return Signal("none", x, y, x, y, description="none (val_fraction=0): last epoch")
-    tr, va = stratified_split(y, config.val_fraction, config.seed)
-    if va.size >= config.min_holdout:
-        desc = f"carved from train ({config.val_fraction}, stratified, seeded)"
-        return Signal("holdout", x, y, x[tr], y[tr], x[va], y[va], desc, carved=True)
-    return _cv_signal(
-        x,
-        y,
-        f"{config.cv_folds}-fold CV on train (a carved split would have "
-        f"< {config.min_holdout} rows)",
-    )
 
 
 def scores(model: HeadModule, x: Array, y: Labels, device: torch.device) -> tuple[float, float]:
@@ -227,20 +143,9 @@ def fit_single(
         stop = int(np.argmax(curve)) + (0 if init_fit is not None else 1)
         # folds actually used (fewer than cv_folds when a class is small)
         details["cv"] = {"folds": len(fold_rows), "curve": curve.tolist(), "epoch": stop}
-        res = train_head(
-            config,
-            signal.x,
-            signal.y,
-            n_classes,
-            stop_at=stop,
-            init=init,
-            callback=callback,
-            candidate=candidate,
-        )
-        details.update(res.details)
-        nan = float("nan")
-        best = float(np.max(curve))
-        return Fitted(res.model, config, res.history, stop, best, nan, res.device, details)
+        out = refit_at_epoch(config, signal, n_classes, stop, init, details, callback, candidate)
+        out.score = float(np.max(curve))
+        return out
 
     sel = signal.sel if signal.kind in ("holdout", "target") else None
     res = train_head(
@@ -265,6 +170,33 @@ def fit_single(
         res.device,
         details,
     )
+
+
+def refit_at_epoch(
+    config: HeadConfig,
+    signal: Signal,
+    n_classes: int,
+    stop: int,
+    init: tuple[torch.Tensor, torch.Tensor] | None,
+    details: dict[str, Any],
+    callback: ProgressCallback | None,
+    candidate: int,
+) -> Fitted:
+    """A torch head trained on every row of ``signal`` and kept at epoch ``stop`` (the
+    cross-validated one; the schedule is the full one, as in the folds)."""
+    res = train_head(
+        config,
+        signal.x,
+        signal.y,
+        n_classes,
+        stop_at=stop,
+        init=init,
+        callback=callback,
+        candidate=candidate,
+    )
+    details.update(res.details)
+    nan = float("nan")
+    return Fitted(res.model, config, res.history, stop, nan, nan, res.device, details)
 
 
 def cv_curve(
