@@ -28,7 +28,7 @@ from tuner.selection import Fitted, cv_curve, fit_single, lr_fitted, refit_at_ep
 from tuner.splits import Signal
 from tuner.training import ProgressCallback, resolve_device
 
-__all__ = ["candidate_configs", "fit_auto", "select_candidate", "select_cv_candidate"]
+__all__ = ["candidate_configs", "fit_auto", "select_candidate"]
 
 Array = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
@@ -56,14 +56,6 @@ def select_candidate(scores: Sequence[tuple[float, float]], n: int, rule: str) -
     q = (p * n + 2.0) / (n + 4.0)
     se = (q * (1.0 - q) / (n + 4.0)) ** 0.5
     return next(i for i, s in enumerate(clean) if s[0] >= p - se - 1e-12)
-
-
-def select_cv_candidate(cv_means: Sequence[float]) -> int:
-    """Index of the best mean cross-validation accuracy; ties -> the earlier (simpler) one."""
-    if not cv_means:
-        raise ValueError("no candidates")
-    best = max(cv_means)
-    return next(i for i, m in enumerate(cv_means) if m >= best - 1e-12)
 
 
 def candidate_configs(

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from tuner.splits import stratified_folds
+from tuner.splits import fold_count, stratified_folds
 
 __all__ = ["LogRegFit", "c_grid", "fit_logreg", "fit_logreg_cv", "fit_logreg_on_eval"]
 
@@ -175,7 +175,7 @@ def fit_logreg_cv(
     fold (or a single C) leaves nothing to cross-validate: C = 1 (or that C).
     """
     dev = device or torch.device("cpu")
-    k = max(2, min(folds, int(np.bincount(y, minlength=n_classes)[np.unique(y)].min())))
+    k = fold_count(y, folds)
     if y.size < 2 * k or len(cs) == 1:
         c = cs[0] if len(cs) == 1 else DEFAULT_C
         fit = fit_logreg(

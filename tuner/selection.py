@@ -37,7 +37,7 @@ from tuner.heads import HeadModule
 from tuner.logreg import LogRegFit
 from tuner.lr import linear_head, lr_record, solve_lr, solve_lr_at
 from tuner.metrics import index_scores
-from tuner.splits import Signal, stratified_folds
+from tuner.splits import Signal, fold_count, stratified_folds
 from tuner.training import (
     EpochReport,
     ProgressCallback,
@@ -218,9 +218,7 @@ def cv_curve(
     it is a single value. Returns (curve, per-fold accuracies at each curve point).
     """
     device = resolve_device(config.device)
-    # Fewer folds when a class is small (>= 2 always: a class of one row is then missing from
-    # the training part of one fold, as with scikit-learn's StratifiedKFold).
-    k = max(2, min(folds, int(np.bincount(y)[np.unique(y)].min())))
+    k = fold_count(y, folds)
     if y.size < 2 * k:
         raise ConfigError(f"cross-validation needs >= {2 * k} rows, got {y.size}", "cv_folds")
     rows: list[list[float]] = []

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from tuner.config import HeadConfig
 
-__all__ = ["Signal", "choose_signal", "stratified_folds", "stratified_split"]
+__all__ = ["Signal", "choose_signal", "fold_count", "stratified_folds", "stratified_split"]
 
 Array = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
@@ -37,6 +37,13 @@ def stratified_split(
         val.append(idx[:n_val])
         train.append(idx[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def fold_count(y: npt.NDArray[np.int64], folds: int) -> int:
+    """Folds to use: ``folds``, fewer when a class is smaller, never under 2 (a class of one
+    row is then missing from the training part of one fold, as with scikit-learn's
+    StratifiedKFold)."""
+    return max(2, min(folds, int(np.bincount(y)[np.unique(y)].min())))
 
 
 def stratified_folds(y: npt.NDArray[np.int64], k: int, seed: int) -> list[npt.NDArray[np.int64]]:

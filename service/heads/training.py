@@ -26,7 +26,7 @@ from service.jobs.handlers import JobContext, JobFailed
 from service.ops.threads import compute_threads, with_threads
 from service.settings import Settings
 from service.spectra import summarize_spectrum
-from tuner import NMTuneClassifier, TrainingCancelled, classification_metrics
+from tuner import EpochReport, NMTuneClassifier, TrainingCancelled, classification_metrics
 
 
 class TrainJob:
@@ -87,8 +87,8 @@ class TrainJob:
         )
         t1 = time.perf_counter()
 
-        def on_epoch(report: Any) -> bool:
-            rep = report.to_dict() if hasattr(report, "to_dict") else dict(vars(report))
+        def on_epoch(report: EpochReport) -> bool:
+            rep = report.to_dict()
             done = int(rep.get("epoch", 0))
             total = int(rep.get("epochs", 0))
             if jc.report_epoch(jsonable(rep), done, total):

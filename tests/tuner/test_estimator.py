@@ -387,8 +387,8 @@ def test_select_candidate_rules() -> None:
 
 
 def test_cv_folds_and_cv_selection_rule() -> None:
-    from tuner.auto import select_cv_candidate
-    from tuner.splits import stratified_folds
+    from tuner.auto import select_candidate
+    from tuner.splits import fold_count, stratified_folds
 
     y = np.array([0] * 10 + [1] * 7 + [2] * 2)
     folds = stratified_folds(y, 3, seed=1)
@@ -403,10 +403,15 @@ def test_cv_folds_and_cv_selection_rule() -> None:
     assert all(
         np.array_equal(a, b) for a, b in zip(folds, stratified_folds(y, 3, seed=1), strict=True)
     )
-    assert select_cv_candidate([0.8, 0.9, 0.9]) == 1  # ties -> earlier, simpler candidate
-    assert select_cv_candidate([0.7]) == 0
+    # CV means are compared with rule "best" (legacy auto_rule "cv"): ties -> earlier, simpler
+    nan = float("nan")
+    assert select_candidate([(0.8, nan), (0.9, nan), (0.9, nan)], 19, "best") == 1
+    assert select_candidate([(0.7, nan)], 19, "cv") == 0
     with pytest.raises(ValueError):
-        select_cv_candidate([])
+        select_candidate([], 19, "best")
+    assert fold_count(y, 5) == 2 and fold_count(y, 3) == 2  # the class of 2 rows limits it
+    assert fold_count(np.array([0] * 9 + [1] * 9), 5) == 5
+    assert fold_count(np.array([0] * 9 + [1]), 5) == 2  # never under 2
 
 
 def test_auto_cv_rule(data: Any) -> None:
