@@ -25,6 +25,7 @@ from service.ops.router import router as ops_router
 from service.ops.threads import set_this_thread
 from service.predictions.router import router as predictions_router
 from service.settings import Settings, get_settings
+from service.ui.router import router as ui_router
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         diagnostics_router,
         backbones_router,
         ops_router,
+        ui_router,
     ):
         app.include_router(r)
     app.add_middleware(LimitAndObserve, max_bytes=settings.max_request_bytes)

@@ -1,0 +1,251 @@
+"""The dashboard in a real browser: sign in, upload, train, watch, compare, inspect,
+predict; a wrong key; tenant isolation; jobs; no console errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.service.conftest import sentiment_records, wait_job
+from tests.ui.harness import FAST, ConsoleLog, UiServer, sign_in
+
+pytestmark = pytest.mark.slow
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def _jsonl(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def _drop_file(page: Any, selector: str, name: str, text: str) -> None:
+    """A real drop event on the drop zone, carrying a File (as a drag from the desktop)."""
+    dt = page.evaluate_handle(
+        """([name, text]) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([text], name, {type: "application/x-ndjson"}));
+            return dt;
+        }""",
+        [name, text],
+    )
+    page.dispatch_event(selector, "dragover", {"dataTransfer": dt})
+    page.dispatch_event(selector, "drop", {"dataTransfer": dt})
+
+
+def _train(page: Any, method: str, overrides: dict[str, Any], name: str) -> str:
+    """Fill the train form on the heads page; returns the new head's id (from the URL)."""
+    page.get_by_label("Method").select_option(method)
+    page.get_by_label("Backbone").select_option("minilm")
+    page.get_by_label("Name (optional)").fill(name)
+    page.get_by_label("Overrides").fill(json.dumps(overrides))
+    page.get_by_role("button", name="Train").click()
+    page.wait_for_url("**/ui/#/heads/hd_*")
+    return str(page.url.rsplit("/", 1)[1])
+
+
+def _watch_until_done(page: Any, timeout: float = 240) -> list[str]:
+    """The job panel's status as the page shows it, until it is terminal (no reload)."""
+    seen: list[str] = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st = page.locator("#job-state").get_attribute("data-status", timeout=30_000)
+        if not seen or seen[-1] != st:
+            seen.append(str(st))
+        if st in TERMINAL:
+            return seen
+        time.sleep(0.1)
+    raise AssertionError(f"job still not done in the page: {seen}")
+
+
+def test_wrong_key_shows_error(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> None:
+    page, log = page_log
+    log.allow_status(401)  # the browser logs the rejected request itself
+    page.goto(f"{ui.base_url}/ui/")
+    page.get_by_label("API key").fill("nmt_not-a-real-key")
+    page.get_by_role("button", name="Sign in").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "Unauthorized" in alert.inner_text()
+    assert "invalid or revoked API key" in alert.inner_text()
+    assert page.get_by_role("navigation", name="Main").is_hidden()
+    assert page.evaluate("sessionStorage.getItem('nmtune.apiKey')") is None
+    assert not log.unexpected(), log.unexpected()
+
+
+def test_upload_train_watch_compare_predict(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> None:
+    page, log = page_log
+    sign_in(page, ui.base_url, ui.key_a)
+    assert page.evaluate("sessionStorage.getItem('nmtune.apiKey')") == ui.key_a
+
+    # upload by drag and drop
+    page.get_by_label("Dataset name").fill("reviews-ui")
+    _drop_file(page, ".dropzone", "reviews.jsonl", _jsonl(sentiment_records()))
+    assert "reviews.jsonl" in page.locator(".dropzone").inner_text()
+    page.get_by_role("button", name="Upload").click()
+    row = page.locator("table tbody tr", has_text="reviews-ui")
+    row.wait_for()
+    assert "train 36" in row.inner_text() and "ood:tweets 16" in row.inner_text()
+    labels = page.locator("details.labels", has_text="reviews-ui")
+    labels.locator("summary").click()
+    assert "8" in labels.locator("table").inner_text()  # 8 neg / 8 pos in ood:tweets
+
+    # train a head from the heads page of this dataset, and watch it live
+    row.get_by_role("link", name="Heads of reviews-ui").click()
+    page.get_by_role("heading", name="Train a head").wait_for()
+    nm_id = _train(page, "nmtune", FAST, "nmtune-fast")
+    seen = _watch_until_done(page)
+    assert seen[0] in ("queued", "running"), seen  # the page showed it before it finished
+    assert seen[-1] == "succeeded", seen
+    # the finished head replaces the live view: curves, evaluation, spectrum, predict
+    page.get_by_role("heading", name="Evaluation per split").wait_for()
+    assert page.locator("svg.chart path").count() >= 2  # loss and validation curves
+    heat = page.locator("#confusion svg")
+    assert heat.locator("rect").count() == 4  # 2 x 2 classes
+    assert "predicted" in heat.inner_html()
+    page.get_by_role("heading", name="Spectrum: raw vs adapted features").wait_for()
+
+    # predict
+    page.get_by_label("Inputs, one per line").fill(
+        "I loved it, wonderful\nterrible, a waste of time"
+    )
+    page.get_by_role("button", name="Predict").click()
+    preds = page.locator("#predictions tbody tr")
+    preds.nth(1).wait_for()
+    assert preds.count() == 2
+    assert preds.nth(0).locator("strong.pred").inner_text() == "pos"
+    assert preds.nth(1).locator("strong.pred").inner_text() == "neg"
+
+    # a second head, then the comparison across the dataset's heads
+    page.get_by_role("link", name="← Heads").click()
+    page.get_by_role("heading", name="Train a head").wait_for()
+    lr_id = _train(page, "lr", {}, "lr-cv")
+    assert _watch_until_done(page)[-1] == "succeeded"
+    page.get_by_role("link", name="← Heads").click()
+    table = page.locator("#compare")
+    table.wait_for()
+    text = table.inner_text()
+    for needle in ("nmtune-fast", "lr-cv", "ID (test)", "ood:tweets", "accuracy", "macro-F1"):
+        assert needle in text, (needle, text)
+    assert table.locator("tbody tr").count() == 2
+    assert table.locator("td.best").count() >= 1  # best per column marked
+    assert "(best)" in table.inner_text()
+    # both heads are linked from it
+    assert table.locator(f"a[href='#/heads/{nm_id}']").count() == 1
+    assert table.locator(f"a[href='#/heads/{lr_id}']").count() == 1
+    assert not log.unexpected(), log.unexpected()
+
+
+def _no_horizontal_scroll(page: Any) -> bool:
+    return bool(
+        page.evaluate(
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
+    )
+
+
+def test_tenant_b_sees_nothing_of_tenant_a(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> None:
+    page, log = page_log
+    a = ui.client(ui.key_a)
+    r = a.post("/v1/datasets", json={"name": "secret-of-a", "records": sentiment_records(8)})
+    assert r.status_code == 201, r.text
+    ds_id = r.json()["id"]
+    made = a.post("/v1/heads", json={"dataset_id": ds_id, "backbone": "minilm", "method": "lr"})
+    assert made.status_code == 202, made.text
+    head_id, job_id = made.json()["head"]["id"], made.json()["job"]["id"]
+    assert wait_job(a, job_id)["status"] == "succeeded"
+
+    sign_in(page, ui.base_url, ui.key_b)
+    page.get_by_role("heading", name="Your datasets (0)").wait_for()
+    assert "secret-of-a" not in page.content() and ds_id not in page.content()
+    page.get_by_role("link", name="Heads", exact=True).click()
+    page.get_by_role("heading", name="All heads (0)").wait_for()
+    assert head_id not in page.content() and "secret-of-a" not in page.content()
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    page.get_by_text("No jobs yet.").wait_for()
+    assert job_id not in page.content()
+
+    # a direct link to A's head: the API answers 404 for B, and the page says so
+    log.allow_status(404)
+    page.goto(f"{ui.base_url}/ui/#/heads/{head_id}")
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "NotFound" in alert.inner_text()
+    assert page.get_by_role("heading", name="Training").count() == 0
+
+    # while A, in its own tab, sees both
+    other = page.context.browser.new_context()
+    try:
+        pa = other.new_page()
+        sign_in(pa, ui.base_url, ui.key_a)
+        pa.locator("table tbody tr", has_text="secret-of-a").wait_for()
+        pa.goto(f"{ui.base_url}/ui/#/heads/{head_id}")
+        pa.get_by_role("heading", name="Evaluation per split").wait_for()
+    finally:
+        other.close()
+    assert not log.unexpected(), log.unexpected()
+
+
+def test_cancel_from_the_jobs_page(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> None:
+    page, log = page_log
+    a = ui.client(ui.key_a)
+    r = a.post("/v1/datasets", json={"name": "to-cancel", "records": sentiment_records(8)})
+    ds_id = r.json()["id"]
+    long = {"epochs": 400, "min_steps": 4000}  # minutes of training unless cancelled
+    made = a.post(
+        "/v1/heads",
+        json={"dataset_id": ds_id, "backbone": "minilm", "method": "nmtune", "overrides": long},
+    ).json()
+    job_id = made["job"]["id"]
+    sign_in(page, ui.base_url, ui.key_a)
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    row = page.locator("tbody tr", has=page.locator(f"code[title='{job_id}']"))
+    row.wait_for()
+    cancel = page.get_by_role("button", name=f"Cancel job {job_id}")
+    cancel.wait_for()
+    cancel.click()
+    row.locator(".badge", has_text="cancelled").wait_for(timeout=120_000)
+    assert a.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+    assert not log.unexpected(), log.unexpected()
+
+
+def test_keyboard_only_and_laptop_width(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> None:
+    page, log = page_log
+    page.set_viewport_size({"width": 1024, "height": 700})
+    page.goto(f"{ui.base_url}/ui/")
+    page.get_by_label("API key").wait_for()
+    assert page.evaluate("document.activeElement.name") == "api-key"  # focus starts there
+    page.keyboard.type(ui.key_a)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Datasets", level=1).wait_for()
+    # Tab from the top of the page: the skip link first, then the navigation
+    page.reload()  # the key survives a reload (sessionStorage)
+    page.get_by_role("heading", name="Datasets", level=1).wait_for()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Heads":
+            break
+    assert page.evaluate("document.activeElement.textContent") == "Heads"
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Train a head").wait_for()
+    assert _no_horizontal_scroll(page)
+    for hash_ in ("#/datasets", "#/jobs"):
+        page.goto(f"{ui.base_url}/ui/{hash_}")
+        page.locator("main h1").wait_for()
+        page.wait_for_timeout(300)
+        assert _no_horizontal_scroll(page), hash_
+    # every form control has an accessible name
+    page.goto(f"{ui.base_url}/ui/#/heads")
+    page.get_by_role("heading", name="Train a head").wait_for()
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea, button')]
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                          && !el.textContent.trim())
+            .map(el => el.outerHTML)"""
+    )
+    assert unnamed == []
+    assert not log.unexpected(), log.unexpected()
