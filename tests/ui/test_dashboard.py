@@ -200,6 +200,21 @@ def test_cancel_from_the_jobs_page(ui: UiServer, page_log: tuple[Any, ConsoleLog
     ).json()
     job_id = made["job"]["id"]
     sign_in(page, ui.base_url, ui.key_a)
+    # its head page follows the training live (SSE): the reports grow without a reload
+    page.goto(f"{ui.base_url}/ui/#/heads/{made['head']['id']}")
+    page.locator("#job-state[data-status=running]").wait_for(timeout=120_000)
+    reports = page.locator("p.hint", has_text="reports; last:")
+    reports.wait_for(timeout=60_000)
+    first = int(reports.inner_text().split()[0])
+    page.wait_for_function(
+        f"""() => {{
+            const p = [...document.querySelectorAll('p.hint')].find(e =>
+                e.textContent.includes('reports; last:'));
+            return p && parseInt(p.textContent) > {first};
+        }}""",
+        timeout=60_000,
+    )
+    assert page.locator("svg.chart path").count() >= 2
     page.get_by_role("link", name="Jobs", exact=True).click()
     row = page.locator("tbody tr", has=page.locator(f"code[title='{job_id}']"))
     row.wait_for()
@@ -248,4 +263,79 @@ def test_keyboard_only_and_laptop_width(ui: UiServer, page_log: tuple[Any, Conso
             .map(el => el.outerHTML)"""
     )
     assert unnamed == []
+    assert not log.unexpected(), log.unexpected()
+
+
+def test_comparison_marks_the_best_of_each_column(
+    ui: UiServer, page_log: tuple[Any, ConsoleLog]
+) -> None:
+    """The dashboard's own comparison code on heads with known metrics: the highest score
+    and the shortest time of each column are marked, ties all of them, one column group per
+    OOD split."""
+    page, log = page_log
+    sign_in(page, ui.base_url, ui.key_a)
+    marked = page.evaluate(
+        """async () => {
+            const { comparisonTable } = await import('/ui/js/heads.js');
+            const m = (acc, f1) => ({ accuracy: acc, macro_f1: f1 });
+            const head = (id, test, a, b, t) => ({
+                id, name: id, status: 'ready', method: 'lp', preset: 'robust',
+                backbone: 'minilm', config: { timings_s: { train: t } },
+                metrics: { train: m(1, 1), test, 'ood:a': a, 'ood:b': b,
+                           ood_average: { accuracy: (a.accuracy + b.accuracy) / 2 } },
+            });
+            const heads = [
+                head('h1', m(0.9, 0.8), m(0.7, 0.6), m(0.5, 0.5), 3.0),
+                head('h2', m(0.8, 0.85), m(0.7, 0.65), m(0.6, 0.4), 1.5),
+                head('h3', m(0.85, 0.7), m(0.6, 0.6), m(0.55, 0.55), 9.0),
+            ];
+            const el = comparisonTable(heads, { name: 'x' });
+            const top = el.querySelectorAll('thead tr:first-child th');
+            const heads_ = [...top].map(e => e.textContent);
+            const cols = [...el.querySelectorAll('thead tr:last-child th')].map(e => e.textContent);
+            const rows = [...el.querySelectorAll('tbody tr')].map(tr => ({
+                head: tr.querySelector('th').textContent,
+                best: [...tr.querySelectorAll('td')].map((td, i) =>
+                    td.classList.contains('best') ? cols[i + 1] : null).filter(Boolean),
+                cells: [...tr.querySelectorAll('td.best')].length,
+            }));
+            return { groups: heads_, rows };
+        }"""
+    )
+    assert marked["groups"] == ["ID (test)", "ood:a", "ood:b", "OOD average", "time"]
+    by = {r["head"]: r for r in marked["rows"]}
+    # columns after head: method, preset, backbone, then ID acc, ID F1, a acc, a F1, b acc,
+    # b F1, OOD average acc, time
+    assert by["h1"]["cells"] == 2  # ID accuracy 0.9, ood:a accuracy 0.7 (tie with h2)
+    assert by["h2"]["cells"] == 6  # ID F1, ood:a acc (tie) + F1, ood:b acc, OOD avg, time
+    assert by["h3"]["cells"] == 1  # ood:b macro-F1 0.55
+    assert not log.unexpected(), log.unexpected()
+
+
+def test_upload_error_and_delete(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> None:
+    page, log = page_log
+    a = ui.client(ui.key_a)
+    sign_in(page, ui.base_url, ui.key_a)
+    # a CSV with an empty text: the API's message (naming the record) is shown, nothing stored
+    log.allow_status(422)
+    page.get_by_label("Dataset name").fill("broken")
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": b"text,label\nok,pos\n,neg\n"}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "ValidationError: records[1].text" in alert.inner_text()
+    assert all(d["name"] != "broken" for d in a.get("/v1/datasets").json()["items"])
+
+    # delete, after confirming in the browser's dialog
+    r = a.post("/v1/datasets", json={"name": "to-delete", "records": sentiment_records(4)})
+    ds_id = r.json()["id"]
+    page.reload()
+    row = page.locator("table tbody tr", has_text="to-delete")
+    row.wait_for()
+    page.once("dialog", lambda d: d.accept())
+    row.get_by_role("button", name="Delete dataset to-delete").click()
+    row.wait_for(state="detached")
+    assert a.get(f"/v1/datasets/{ds_id}").status_code == 404
     assert not log.unexpected(), log.unexpected()

@@ -61,13 +61,26 @@ export const api = {
   del: (path) => request("DELETE", path),
 };
 
-/** Every item of a paginated list (limit 200 a page, at most `max` items). */
+/**
+ * Every item of a paginated list, at most `max`: offset pages ({items, total}) or cursor
+ * pages ({items, has_more, next_after}), 200 items a request.
+ */
 export async function listAll(path, query = {}, max = 1000) {
   const items = [];
-  for (let offset = 0; offset < max; offset += 200) {
-    const page = await api.get(path, { ...query, limit: 200, offset });
+  let offset = 0;
+  let after = null;
+  while (items.length < max) {
+    const cursor = after ? { after } : offset ? { offset } : {};
+    const page = await api.get(path, { ...query, limit: Math.min(200, max - items.length), ...cursor });
     items.push(...page.items);
-    if (items.length >= page.total || page.items.length === 0) break;
+    if (!page.items.length) break;
+    if ("has_more" in page) {
+      if (!page.has_more || !page.next_after) break;
+      after = page.next_after;
+    } else {
+      if (items.length >= page.total) break;
+      offset = items.length;
+    }
   }
   return items;
 }

@@ -260,7 +260,7 @@ export async function headPage(host, ctx, headId) {
     actions.append(
       h("button.small", {
         type: "button",
-        onclick: () => download(feats.headExport.replace(/\{[^}]+\}/, encodeURIComponent(head.id)), `${head.id}.bin`).catch(ctx.showError),
+        onclick: () => download(feats.headExport.replace(/\{[^}]+\}/, encodeURIComponent(head.id)), `${head.id}.zip`).catch(ctx.showError),
       }, "Export"),
     );
   }

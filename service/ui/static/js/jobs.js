@@ -7,7 +7,7 @@ const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const POLL_MS = 1500;
 
 async function loadJobs(feats, known) {
-  if (feats.jobList) return listAll("/v1/jobs", {}, 200);
+  if (feats.jobList) return listAll("/v1/jobs", {}, 100);
   const heads = await listAll("/v1/heads", {}, 200);
   const ids = heads.map((hd) => hd.job_id).filter(Boolean);
   // finished jobs do not change: fetch only the new and the unfinished ones
