@@ -1,64 +1,166 @@
-"""SQL access for the embedding cache: bulk reads, conflict-tolerant bulk inserts."""
+"""SQL access for the embedding cache: bulk reads by key, conflict-tolerant bulk inserts.
+
+Both directions go through the driver's own connection (the Session's transaction), without
+one SQLAlchemy row object per vector:
+
+- reads send all keys of a batch as ONE parameter (a JSON array joined with ``json_each``
+  on SQLite, a ``text[]`` joined with ``unnest ... WITH ORDINALITY`` on PostgreSQL, fetched
+  in binary format so ``bytea`` is not hex-decoded), get back ``(position, blob)`` pairs and
+  decode them with one ``np.frombuffer`` into a (m, dim) float32 array;
+- writes are one ``executemany`` on SQLite and one ``INSERT ... SELECT FROM unnest(...)``
+  with binary array parameters on PostgreSQL; both ``ON CONFLICT DO NOTHING`` (rows another
+  writer stored first are kept).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.db.base import utcnow
 from service.embeddings.models import CachedEmbedding
 
-_READ_CHUNK = 500  # SQLite: bound parameters per IN list
-_PG_READ_CHUNK = 5000
+#: keys per read statement (one bound parameter each way, so only memory bounds it)
+READ_BATCH = 20_000
+#: rows per write statement
+WRITE_BATCH = 5_000
 
-
-_PG_READ = text(
-    "SELECT e.input_sha256, e.dim, e.vector FROM unnest(CAST(:keys AS text[])) AS k(key) "
-    "JOIN embeddings e ON e.tenant_id = :tenant AND e.backbone_hash = :bh "
-    "AND e.input_sha256 = k.key"
+_SQLITE_READ = (
+    "SELECT j.key, e.vector FROM json_each(?) AS j CROSS JOIN embeddings AS e "
+    "ON e.tenant_id = ? AND e.backbone_hash = ? AND e.input_sha256 = j.value"
 )
+_PG_READ = (
+    "SELECT k.ord - 1, e.vector FROM unnest(%s::text[]) WITH ORDINALITY AS k(key, ord) "
+    "JOIN embeddings AS e ON e.tenant_id = %s AND e.backbone_hash = %s AND e.input_sha256 = k.key"
+)
+_SQLITE_WRITE = (
+    "INSERT INTO embeddings (tenant_id, backbone_hash, input_sha256, dim, vector, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, backbone_hash, input_sha256) DO NOTHING"
+)
+_PG_WRITE = (
+    "INSERT INTO embeddings (tenant_id, backbone_hash, input_sha256, dim, vector, created_at) "
+    "SELECT %s, %s, k, %s, v, %s FROM unnest(%s::text[], %b::bytea[]) AS u(k, v) "
+    "ON CONFLICT (tenant_id, backbone_hash, input_sha256) DO NOTHING"
+)
+
+
+def _driver(session: Session) -> tuple[str, Any]:
+    conn = session.connection()
+    return conn.dialect.name, conn.connection.driver_connection
+
+
+def read_matrix(
+    session: Session,
+    tenant_id: str,
+    backbone_hash: str,
+    keys: Sequence[str],
+    dim: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cached vectors of ``keys``: ``(positions, vectors)``.
+
+    ``positions`` (int64, ascending) index into ``keys``; ``vectors[i]`` (float32, one
+    (m, dim) array) is the vector of ``keys[positions[i]]``. Rows of another dimension than
+    ``dim`` (default: the first row's) are left out, as if missing. Duplicate keys are each
+    answered.
+    """
+    dialect, raw = _driver(session)
+    pos_parts: list[np.ndarray] = []
+    blob_parts: list[bytes] = []
+    for start in range(0, len(keys), READ_BATCH):
+        chunk = keys[start : start + READ_BATCH]
+        # probe in key order: neighbouring primary-key pages, far fewer page-cache misses
+        order = sorted(range(len(chunk)), key=chunk.__getitem__)
+        probe = [chunk[i] for i in order]
+        if dialect == "postgresql":
+            with raw.cursor(binary=True) as cur:
+                cur.execute(_PG_READ, (probe, tenant_id, backbone_hash))
+                rows = cur.fetchall()
+        else:
+            cur = raw.cursor()
+            try:
+                cur.execute(_SQLITE_READ, (json.dumps(probe), tenant_id, backbone_hash))
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+        if not rows:
+            continue
+        pos, blobs = zip(*rows, strict=True)
+        p = np.asarray(order, dtype=np.int64)[np.fromiter(pos, dtype=np.int64, count=len(rows))]
+        n_bytes = np.fromiter(map(len, blobs), dtype=np.int64, count=len(rows))
+        if dim is None:
+            dim = int(n_bytes[0]) // 4
+        ok = n_bytes == 4 * dim  # the stored dim column always equals len(vector) / 4
+        if not ok.all():
+            blobs = tuple(b for b, good in zip(blobs, ok.tolist(), strict=True) if good)
+            p = p[ok]
+        pos_parts.append(p + start)
+        blob_parts.append(b"".join(blobs))
+    if dim is None or not pos_parts:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32)
+    positions = np.concatenate(pos_parts)
+    vectors = np.frombuffer(b"".join(blob_parts), dtype="<f4").reshape(-1, dim)
+    rank = np.argsort(positions, kind="stable")
+    if not np.array_equal(rank, np.arange(rank.size)):
+        positions, vectors = positions[rank], vectors[rank]
+    return positions, vectors.astype(np.float32, copy=False)
 
 
 def read_vectors(
     session: Session, tenant_id: str, backbone_hash: str, keys: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    """Return {input_sha256: float32 vector (dim,)} for the keys present in the cache.
+    """Return {input_sha256: float32 vector (dim,)} for the keys present in the cache."""
+    positions, vectors = read_matrix(session, tenant_id, backbone_hash, keys)
+    return {keys[int(p)]: vectors[i] for i, p in enumerate(positions)}
 
-    On PostgreSQL the keys are joined from an array (one primary-key probe each), which stays
-    fast when the table's statistics are stale, e.g. right after a large job wrote it; an
-    `IN (...)` list then gets planned as a scan of the whole (tenant, backbone) range.
-    """
-    out: dict[str, np.ndarray] = {}
-    if session.get_bind().dialect.name == "postgresql":
-        for i in range(0, len(keys), _PG_READ_CHUNK):
-            params = {
-                "keys": list(keys[i : i + _PG_READ_CHUNK]),
-                "tenant": tenant_id,
-                "bh": backbone_hash,
-            }
-            for key, dim, blob in session.execute(_PG_READ, params).all():
-                vec = np.frombuffer(blob, dtype="<f4")
-                if vec.shape[0] == dim:
-                    out[key] = vec
-        return out
-    for i in range(0, len(keys), _READ_CHUNK):
-        chunk = list(keys[i : i + _READ_CHUNK])
-        rows = session.execute(
-            select(CachedEmbedding.input_sha256, CachedEmbedding.dim, CachedEmbedding.vector).where(
-                CachedEmbedding.tenant_id == tenant_id,
-                CachedEmbedding.backbone_hash == backbone_hash,
-                CachedEmbedding.input_sha256.in_(chunk),
-            )
-        ).all()
-        for key, dim, blob in rows:
-            vec = np.frombuffer(blob, dtype="<f4")
-            if vec.shape[0] == dim:
-                out[key] = vec
-    return out
+
+def write_matrix(
+    session: Session,
+    tenant_id: str,
+    backbone_hash: str,
+    keys: Sequence[str],
+    vectors: np.ndarray,
+) -> None:
+    """Insert ``vectors[i]`` under ``keys[i]``; rows already stored are kept."""
+    if len(keys) != len(vectors):
+        raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
+    if not len(keys):
+        return
+    x = np.ascontiguousarray(vectors, dtype="<f4")
+    if x.ndim != 2:
+        raise ValueError(f"vectors must be (n, dim), got shape {x.shape}")
+    dim = int(x.shape[1])
+    row_bytes = 4 * dim
+    buf = x.tobytes()
+    dialect, raw = _driver(session)
+    now = utcnow()
+    if dialect != "postgresql":  # stored as SQLAlchemy stores it (UTCDateTime on SQLite)
+        column = CachedEmbedding.__table__.c.created_at
+        process = column.type.bind_processor(session.get_bind().dialect)
+        created: Any = process(now) if process is not None else now
+    for start in range(0, len(keys), WRITE_BATCH):
+        stop = min(start + WRITE_BATCH, len(keys))
+        blobs = [buf[i * row_bytes : (i + 1) * row_bytes] for i in range(start, stop)]
+        chunk = list(keys[start:stop])
+        if dialect == "postgresql":
+            with raw.cursor() as cur:
+                cur.execute(_PG_WRITE, (tenant_id, backbone_hash, dim, now, chunk, blobs))
+        else:
+            cur = raw.cursor()
+            try:
+                cur.executemany(
+                    _SQLITE_WRITE,
+                    [
+                        (tenant_id, backbone_hash, k, dim, b, created)
+                        for k, b in zip(chunk, blobs, strict=True)
+                    ],
+                )
+            finally:
+                cur.close()
 
 
 def write_vectors(
@@ -67,25 +169,17 @@ def write_vectors(
     backbone_hash: str,
     items: Iterable[tuple[str, np.ndarray]],
 ) -> None:
-    """Insert vectors; rows another writer stored first are kept (ON CONFLICT DO NOTHING)."""
-    rows = [
-        {
-            "tenant_id": tenant_id,
-            "backbone_hash": backbone_hash,
-            "input_sha256": key,
-            "dim": int(vec.shape[0]),
-            "vector": np.ascontiguousarray(vec, dtype="<f4").tobytes(),
-        }
-        for key, vec in items
-    ]
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(CachedEmbedding).on_conflict_do_nothing(
-        index_elements=["tenant_id", "backbone_hash", "input_sha256"]
-    )
-    session.execute(stmt, rows)
+    """Insert (key, vector) pairs; rows another writer stored first are kept.
+
+    Vectors of different dimensions may be mixed (each dimension is one bulk insert).
+    """
+    by_dim: dict[int, tuple[list[str], list[np.ndarray]]] = {}
+    for key, vec in items:
+        ks, vs = by_dim.setdefault(int(np.shape(vec)[0]), ([], []))
+        ks.append(key)
+        vs.append(vec)
+    for ks, vs in by_dim.values():
+        write_matrix(session, tenant_id, backbone_hash, ks, np.stack(vs))
 
 
 def count_for_tenant(session: Session, tenant_id: str) -> int:

@@ -61,11 +61,16 @@ class EmbeddingCache:
             first_index.setdefault(k, i)
         unique = list(first_index)
 
-        found = await asyncio.to_thread(self._read, tenant_id, bh, unique)
-        missing = [k for k in unique if k not in found]
-        metrics.CACHE_HITS.inc(len(found))
-        metrics.CACHE_MISSES.inc(len(missing))
-        done = len(found)
+        positions, vectors = await asyncio.to_thread(self._read, tenant_id, bh, unique, backend.dim)
+        # one (n_unique, dim) array, filled from the cache and then batch by batch
+        table = np.zeros((len(unique), backend.dim), dtype=np.float32)
+        table[positions] = vectors
+        have = np.zeros(len(unique), dtype=bool)
+        have[positions] = True
+        missing = np.flatnonzero(~have)
+        metrics.CACHE_HITS.inc(int(positions.size))
+        metrics.CACHE_MISSES.inc(int(missing.size))
+        done = int(positions.size)
         if on_progress:
             await on_progress(done, len(unique))
 
@@ -73,32 +78,45 @@ class EmbeddingCache:
             if should_cancel is not None and await should_cancel():
                 raise EmbeddingCancelled()
             chunk = missing[start : start + self.chunk_size]
-            batch = [inputs[first_index[k]] for k in chunk]
-            vectors = await backend.embed(batch)  # type: ignore[arg-type]  # one modality per backend
+            chunk_keys = [unique[int(j)] for j in chunk]
+            batch = [inputs[first_index[k]] for k in chunk_keys]
+            got = await backend.embed(batch)  # type: ignore[arg-type]  # one modality per backend
             metrics.BACKEND_BATCHES.inc()
-            pairs = list(zip(chunk, vectors, strict=True))
-            await asyncio.to_thread(self._write, tenant_id, bh, pairs)
-            found.update(pairs)
+            vecs = np.asarray(got, dtype=np.float32)
+            await asyncio.to_thread(self._write, tenant_id, bh, chunk_keys, vecs)
+            table[chunk] = vecs
             done += len(chunk)
             if on_progress:
                 await on_progress(done, len(unique))
 
         if not keys:
             return np.zeros((0, backend.dim), dtype=np.float32)
-        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+        if len(unique) == len(keys):  # no duplicates: the table is already in input order
+            return table
+        slot = {k: j for j, k in enumerate(unique)}
+        return table[np.fromiter((slot[k] for k in keys), dtype=np.int64, count=len(keys))]
 
     async def cached(self, tenant_id: str, identity: str, keys: Sequence[str]) -> np.ndarray | None:
         """The vectors (n, dim) for ``keys`` in order if every one is cached, else None."""
-        unique = list(dict.fromkeys(keys))
-        found = await asyncio.to_thread(self._read, tenant_id, identity_digest(identity), unique)
-        if not keys or len(found) < len(unique):
+        first: dict[str, int] = {}
+        for k in keys:
+            first.setdefault(k, len(first))
+        unique = list(first)
+        positions, vectors = await asyncio.to_thread(
+            self._read, tenant_id, identity_digest(identity), unique, None
+        )
+        if not keys or positions.size < len(unique):
             return None
-        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+        if len(unique) == len(keys):
+            return vectors
+        return vectors[np.fromiter((first[k] for k in keys), dtype=np.int64, count=len(keys))]
 
-    def _read(self, tenant_id: str, bh: str, keys: list[str]) -> dict[str, np.ndarray]:
+    def _read(
+        self, tenant_id: str, bh: str, keys: list[str], dim: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         with self.db.session() as s:
-            return repo.read_vectors(s, tenant_id, bh, keys)
+            return repo.read_matrix(s, tenant_id, bh, keys, dim)
 
-    def _write(self, tenant_id: str, bh: str, pairs: list[tuple[str, np.ndarray]]) -> None:
+    def _write(self, tenant_id: str, bh: str, keys: list[str], vectors: np.ndarray) -> None:
         with self.db.session() as s:
-            repo.write_vectors(s, tenant_id, bh, pairs)
+            repo.write_matrix(s, tenant_id, bh, keys, vectors)
