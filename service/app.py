@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
+from service.audits.router import router as audits_router
 from service.auth.service import ensure_key
 from service.backbones.router import router as backbones_router
 from service.composition import build_context
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     install_error_handlers(app)
     for r in (
         datasets_router,
+        audits_router,
         heads_router,
         predictions_router,
         jobs_router,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import service.models  # noqa: F401  (every model mapped: foreign keys resolve)
 from adapters import BackendRegistry
+from service.audits.audit_job import AuditJob
+from service.audits.service import on_audit_job_ended
 from service.context import AppContext
 from service.db.session import Database
 from service.diagnostics.embed_job import EmbedJob
@@ -30,6 +32,9 @@ def job_handlers(
         JobKind.TRAIN, TrainJob(db, registry, cache, settings), on_terminal=on_train_job_ended
     )
     handlers.register(JobKind.EMBED, EmbedJob(db, registry, cache))
+    handlers.register(
+        JobKind.AUDIT, AuditJob(db, registry, cache, settings), on_terminal=on_audit_job_ended
+    )
     return handlers
 
 

@@ -1,5 +1,6 @@
 """Import every model so that ``Base.metadata`` is complete (Alembic, tests)."""
 
+from service.audits.models import Audit, AuditItem
 from service.auth.models import ApiKey, Tenant
 from service.datasets.models import Dataset, Example
 from service.db.base import Base
@@ -7,4 +8,15 @@ from service.embeddings.models import CachedEmbedding
 from service.heads.models import Head
 from service.jobs.models import Job
 
-__all__ = ["ApiKey", "Base", "CachedEmbedding", "Dataset", "Example", "Head", "Job", "Tenant"]
+__all__ = [
+    "ApiKey",
+    "Audit",
+    "AuditItem",
+    "Base",
+    "CachedEmbedding",
+    "Dataset",
+    "Example",
+    "Head",
+    "Job",
+    "Tenant",
+]

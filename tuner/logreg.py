@@ -24,7 +24,14 @@ import torch
 
 from tuner.splits import fold_count, stratified_folds
 
-__all__ = ["LogRegFit", "c_grid", "fit_logreg", "fit_logreg_cv", "fit_logreg_on_eval"]
+__all__ = [
+    "LogRegFit",
+    "c_grid",
+    "fit_logreg",
+    "fit_logreg_cv",
+    "fit_logreg_folds",
+    "fit_logreg_on_eval",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -244,3 +251,30 @@ def fit_logreg_on_eval(
             on_c(i, c, acc)
     assert best is not None
     return LogRegFit(best[2].float(), best[3].float(), best[1], "eval", sorted(cs), scores)
+
+
+def fit_logreg_folds(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    c: float,
+    held: list[npt.NDArray[np.int64]],
+    *,
+    sample_weight: npt.NDArray[np.float64] | None = None,
+    max_iter: int = 100,
+    device: torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One fit per held-out part at a fixed C, solved together: fit ``j`` trains on every
+    row not in ``held[j]`` (weighted by ``sample_weight``; weight 0 leaves a row out).
+
+    Returns (W (K, n_classes, D), b (K, n_classes)) float64 on ``device``: fit ``j``'s
+    logits of row i are ``x[i] @ W[j].T + b[j]`` (out-of-fold for the rows of ``held[j]``).
+    """
+    dev = device or torch.device("cpu")
+    xt, yt, wt = _tensors(x, y, sample_weight, dev)
+    held_masks = torch.zeros((len(held), y.size), dtype=torch.float64, device=dev)  # (K, n)
+    for j, idx in enumerate(held):
+        held_masks[j, torch.as_tensor(idx, device=dev)] = 1.0
+    train_masks = (1.0 - held_masks) * wt[None]  # (K, n)
+    w0, b0 = _zeros(len(held), n_classes, x.shape[1], dev)
+    return _solve(xt, yt, n_classes, train_masks, c, w0, b0, max_iter)

@@ -25,6 +25,7 @@ class JobKind(StrEnum):
 
     TRAIN = "train"
     EMBED = "embed"
+    AUDIT = "audit"
 
 
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -48,7 +49,9 @@ class Job(Base):
     )
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)  # a JobStatus
-    stage: Mapped[str | None] = mapped_column(String(20), default=None)  # embed|train|evaluate
+    stage: Mapped[str | None] = mapped_column(
+        String(20), default=None
+    )  # embed|train|evaluate|audit
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
     epochs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

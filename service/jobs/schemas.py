@@ -22,10 +22,12 @@ class JobOut(BaseModel):
     id: str
     kind: str = Field(json_schema_extra={"enum": [k.value for k in JobKind]})
     status: JobStatus
-    stage: Literal["embed", "train", "evaluate"] | None = Field(
+    stage: Literal["embed", "train", "evaluate", "audit"] | None = Field(
         description="Current stage of a running job (also the last stage of a finished one)."
     )
-    progress: Progress = Field(description="Items embedded (embed stage) or epochs (train stage).")
+    progress: Progress = Field(
+        description="Items embedded (embed stage), epochs (train stage) or solves (audit stage)."
+    )
     epochs: list[dict[str, Any]] = Field(
         description="Per-epoch report: losses (ce, mse, cov, svd, total) and validation scores."
     )

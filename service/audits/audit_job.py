@@ -1,0 +1,109 @@
+"""The `audit` job kind: embed the audited splits (through the SQL cache; only misses reach
+the backbone) -> ``tuner.audit.audit_labels`` (one progress step per solve, cancellable)
+-> store the summary and one item per example through ``audits.service.mark_ready``.
+
+Registered for ``JobKind.AUDIT`` by the composition root, with
+``audits.service.on_audit_job_ended`` as the terminal hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from adapters import BackendRegistry
+from service.audits import service as audits_service
+from service.audits.models import AuditStatus
+from service.db.session import Database
+from service.embeddings.service import EmbeddingCache
+from service.jobs import repository as jobs_repo
+from service.jobs.handlers import JobContext, JobFailed
+from service.ops.threads import compute_threads, with_threads
+from service.settings import Settings
+from tuner.audit import LabelAudit, audit_labels
+
+
+class AuditJob:
+    """The handler of `audit` jobs (collaborators given by the composition root)."""
+
+    def __init__(
+        self, db: Database, registry: BackendRegistry, cache: EmbeddingCache, settings: Settings
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.cache = cache
+        self.settings = settings
+
+    async def __call__(self, jc: JobContext) -> dict[str, Any]:
+        audit_id = str(jc.params["audit_id"])
+        audit, ds = await asyncio.to_thread(audits_service.load_for_job, self.db, audit_id)
+        if audit.status == AuditStatus.READY:  # a second run of a finished job
+            return {"audit_id": audit.id, "reused": True}
+        backend = self.registry.get(audit.backbone)
+        await backend.ensure_ready()
+        if backend.identity != audit.backbone_identity:
+            raise JobFailed(
+                "BackboneChanged",
+                f"backbone {audit.backbone!r} changed configuration since the audit was "
+                "created; create a new audit",
+            )
+        rows = await asyncio.to_thread(
+            audits_service.audited_rows, self.db, ds.id, list(audit.splits)
+        )
+        inputs: list[str | bytes] = [r[3] if r[3] is not None else (r[4] or b"") for r in rows]
+        x = await self.cache.embed(  # (n, D)
+            jc.job.tenant_id,
+            backend,
+            inputs,
+            keys=[r[5] for r in rows],
+            on_progress=jc.embed_progress,
+            should_cancel=jc.cancel_requested,
+        )
+        labels: list[Any] = [int(r[2]) if ds.label_kind == "int" else r[2] for r in rows]
+        opts = dict(audit.options)
+        job_id = jc.job.id
+
+        def on_step(phase: str, done: int, total: int) -> bool:
+            jobs_repo.set_progress(self.db, job_id, "audit", done, total)
+            return not jobs_repo.cancel_requested(self.db, job_id)
+
+        await jc.progress("audit", 0, 0)
+        threads = compute_threads(self.settings.compute_torch_threads)
+        result: LabelAudit = await asyncio.get_running_loop().run_in_executor(
+            None,
+            with_threads(
+                threads,
+                lambda: audit_labels(
+                    x,
+                    labels,
+                    method=str(opts.get("method", "auto")),
+                    folds=int(opts.get("folds", 5)),
+                    random_state=int(opts.get("seed", 0)),
+                    score=str(opts.get("score", "margin")),
+                    repeats=int(opts.get("repeats", 2)),
+                    device=self.settings.worker_device or "cpu",
+                    callback=on_step,
+                ),
+            ),
+        )
+        suggested = result.suggested_labels()
+        items = [
+            {
+                "position": int(r[0]),
+                "split": r[1],
+                "given": r[2],
+                "suggested": str(suggested[i].item()),
+                "score": float(result.scores[i]),
+                "flagged": bool(result.flagged[i]),
+            }
+            for i, r in enumerate(rows)
+        ]
+        summary = result.summary()
+        await asyncio.to_thread(audits_service.mark_ready, self.db, audit_id, summary, items)
+        return {
+            "audit_id": audit_id,
+            "reused": False,
+            "n_examples": summary["n_examples"],
+            "n_flagged": summary["n_flagged"],
+            "estimated_noise_rate": summary["estimated_noise_rate"],
+        }

@@ -1,0 +1,214 @@
+"""Label audits over real HTTP: job, summary, paging, sorting, export, tenant isolation,
+bad inputs, the embedding cache, cancellation (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.service.conftest import fake_spec, minilm_spec, sentiment_records, wait_job
+from tests.service.test_bad_input import assert_error
+
+
+def _dataset(c: Any, records: list[dict[str, Any]] | None = None) -> str:
+    r = c.post("/v1/datasets", json={"name": "a", "records": records or sentiment_records(12)})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _audit(c: Any, ds: str, **body: Any) -> dict[str, Any]:
+    r = c.post(f"/v1/datasets/{ds}/audit", json={"backbone": "fake", **body})
+    assert r.status_code == 202, r.text
+    created: dict[str, Any] = r.json()
+    assert created["audit"]["status"] == "pending" and created["job"]["kind"] == "audit"
+    job = wait_job(c, created["job"]["id"], timeout=120)
+    assert job["status"] == "succeeded", job
+    return created
+
+
+@pytest.fixture
+def fake_run(serve: Any, fake_upstream: FakeOpenAIServer, any_db_url: str) -> Any:
+    return serve(any_db_url, [fake_spec(fake_upstream)])
+
+
+def test_audit_end_to_end(fake_run: Any, fake_upstream: FakeOpenAIServer) -> None:
+    c = fake_run.client()
+    ds = _dataset(c)
+    # the dataset's examples are embedded once (a spectrum request embeds the train split)
+    before = fake_upstream.request_count
+    created = _audit(c, ds, splits=["train", "test"], folds=3, repeats=1)
+    assert fake_upstream.request_count > before
+    aid = created["audit"]["id"]
+    job = c.get(f"/v1/jobs/{created['job']['id']}").json()
+    assert job["stage"] == "audit" and job["progress"]["done"] == job["progress"]["total"] > 0
+    assert job["result"]["audit_id"] == aid
+
+    out = c.get(f"/v1/datasets/{ds}/audits/{aid}", params={"flagged_only": False}).json()
+    assert out["status"] == "ready" and out["job_id"] == created["job"]["id"]
+    s = out["summary"]
+    assert s["n_examples"] == 24 and s["classes"] == ["neg", "pos"]
+    assert 0.0 <= s["estimated_noise_rate"] <= 1.0
+    assert len(s["joint"]) == 2 and abs(sum(map(sum, s["joint"])) - 1.0) < 1e-6
+    assert sum(p["n"] for p in s["per_class"]) == 24
+    page = out["examples"]
+    assert page["total"] == 24 and len(page["items"]) == 24
+    scores = [e["score"] for e in page["items"]]
+    assert scores == sorted(scores, reverse=True)  # -score by default
+    assert {e["split"] for e in page["items"]} == {"train", "test"}
+    first = page["items"][0]
+    assert (
+        first["text"]
+        and first["given"] in ("neg", "pos")
+        and first["suggested"]
+        in (
+            "neg",
+            "pos",
+        )
+    )
+
+    # paging and sorting
+    p2 = c.get(
+        f"/v1/datasets/{ds}/audits/{aid}",
+        params={"flagged_only": False, "sort": "position", "limit": 5, "offset": 5},
+    ).json()["examples"]
+    assert [e["position"] for e in p2["items"]] == sorted(e["position"] for e in page["items"])[
+        5:10
+    ]
+    flagged = c.get(f"/v1/datasets/{ds}/audits/{aid}").json()["examples"]
+    assert flagged["flagged_only"] is True and flagged["total"] == s["n_flagged"]
+    assert all(e["flagged"] for e in flagged["items"])
+
+    # exports
+    r = c.get(f"/v1/datasets/{ds}/audits/{aid}/export", params={"flagged_only": False})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert len(rows) == 24 and set(rows[0]) >= {"text", "given", "suggested", "score", "flagged"}
+    assert [float(x["score"]) for x in rows] == scores
+    r = c.get(
+        f"/v1/datasets/{ds}/audits/{aid}/export",
+        params={"format": "jsonl", "flagged_only": False, "sort": "position"},
+    )
+    assert r.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(x) for x in r.text.splitlines()]
+    assert [x["position"] for x in lines] == sorted(x["position"] for x in lines)
+    assert len(lines) == 24
+
+    # a second audit of the same splits: every vector comes from the cache
+    n = fake_upstream.request_count
+    _audit(c, ds, splits=["train", "test"], folds=3, method="confident_learning")
+    assert fake_upstream.request_count == n
+
+    listed = c.get(f"/v1/datasets/{ds}/audits").json()
+    assert listed["total"] == 2 and aid in [a["id"] for a in listed["items"]]
+
+    # tenant isolation: tenant b sees none of it
+    b = fake_run.client("b")
+    for url in (
+        f"/v1/datasets/{ds}/audits/{aid}",
+        f"/v1/datasets/{ds}/audits/{aid}/export",
+        f"/v1/datasets/{ds}/audits",
+    ):
+        assert_error(b.get(url), 404, "NotFound")
+    assert_error(b.post(f"/v1/datasets/{ds}/audit", json={"backbone": "fake"}), 404, "NotFound")
+    assert_error(b.delete(f"/v1/datasets/{ds}/audits/{aid}"), 404, "NotFound")
+    ds_b = _dataset(b)
+    assert_error(c.get(f"/v1/datasets/{ds_b}/audits/{aid}"), 404, "NotFound", "dataset_id")
+    assert_error(b.get(f"/v1/datasets/{ds_b}/audits/{aid}"), 404, "NotFound", "audit_id")
+
+    assert c.delete(f"/v1/datasets/{ds}/audits/{aid}").status_code == 204
+    assert_error(c.get(f"/v1/datasets/{ds}/audits/{aid}"), 404, "NotFound", "audit_id")
+
+
+def test_audit_bad_inputs(serve: Any, fake_upstream: FakeOpenAIServer) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    c = run.client()
+    recs = sentiment_records(12, ood=False)
+    recs += [{"text": f"only pos {i}", "label": "pos", "split": "ood:x"} for i in range(6)]
+    ds = _dataset(c, recs)
+    url = f"/v1/datasets/{ds}/audit"
+    assert_error(
+        c.post("/v1/datasets/ds_nope/audit", json={"backbone": "fake"}),
+        404,
+        "NotFound",
+        "dataset_id",
+    )
+    assert_error(c.post(url, json={"backbone": "nope"}), 422, "ValidationError", "backbone")
+    assert_error(
+        c.post(url, json={"backbone": "fake", "splits": ["train", "holdout"]}),
+        422,
+        "ValidationError",
+        "splits[1]",
+    )
+    assert_error(
+        c.post(url, json={"backbone": "fake", "splits": ["ood:x"]}),
+        422,
+        "ValidationError",
+        "splits",
+    )
+    # 9 training rows per class: 10 folds are too many
+    assert_error(
+        c.post(url, json={"backbone": "fake", "folds": 10}), 422, "ValidationError", "folds"
+    )
+    assert_error(
+        c.post(url, json={"backbone": "fake", "folds": 1}), 422, "ValidationError", "folds"
+    )
+    assert_error(
+        c.post(url, json={"backbone": "fake", "method": "magic"}), 422, "ValidationError", "method"
+    )
+    assert_error(c.post(url, json={"backbone": "fake", "extra": 1}), 422, "ValidationError")
+    assert_error(c.get(f"/v1/datasets/{ds}/audits/au_nope"), 404, "NotFound", "audit_id")
+    assert c.get(f"/v1/datasets/{ds}/audits").json()["total"] == 0
+
+
+def test_audit_cancelled_while_running(serve: Any, fake_upstream: FakeOpenAIServer) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    c = run.client()
+    recs = [{"text": f"example {i}", "label": "ab"[i % 2], "split": "train"} for i in range(3000)]
+    ds = _dataset(c, recs)
+    r = c.post(f"/v1/datasets/{ds}/audit", json={"backbone": "fake", "folds": 20, "repeats": 10})
+    assert r.status_code == 202, r.text
+    created = r.json()
+    job_id = created["job"]["id"]
+    deadline = time.time() + 120
+    while c.get(f"/v1/jobs/{job_id}").json()["stage"] != "audit":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert c.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+    job = wait_job(c, job_id, timeout=120)
+    assert job["status"] == "cancelled"
+    audit = c.get(f"/v1/datasets/{ds}/audits/{created['audit']['id']}").json()
+    assert audit["status"] == "cancelled" and audit["summary"] is None
+    assert audit["examples"] is None
+    r = c.get(f"/v1/datasets/{ds}/audits/{created['audit']['id']}/export")
+    assert_error(r, 409, "Conflict", "audit_id")
+
+
+FLIPPED = (0, 7, 14)  # rows whose label is flipped (rows alternate pos / neg)
+
+
+@pytest.mark.slow
+def test_audit_finds_flipped_labels_with_minilm(serve: Any) -> None:
+    run = serve(None, [minilm_spec()])
+    c = run.client()
+    recs = [dict(r, split="train") for r in sentiment_records(12, ood=False)]  # 24 phrases
+    for i in FLIPPED:
+        recs[i]["label"] = "neg" if recs[i]["label"] == "pos" else "pos"
+    ds = _dataset(c, recs)
+    created = _audit(c, ds, backbone="minilm", folds=3)
+    out = c.get(
+        f"/v1/datasets/{ds}/audits/{created['audit']['id']}",
+        params={"limit": 10, "flagged_only": False},
+    ).json()
+    top = [e["position"] for e in out["examples"]["items"]]
+    # 24 short phrases: the flips rank high (all in the top 10 of 24, two in the top 4)
+    assert set(FLIPPED) <= set(top), top
+    assert len(set(FLIPPED) & set(top[:4])) >= 2, top
+    for e in out["examples"]["items"]:
+        if e["flagged"]:
+            assert e["suggested"] != e["given"]

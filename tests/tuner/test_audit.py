@@ -1,0 +1,135 @@
+"""tuner.audit: confident learning finds planted label flips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tuner import TrainingCancelled, TunerInputError
+from tuner.audit import LabelAudit, audit_labels
+
+
+def _auroc(truth: np.ndarray, scores: np.ndarray) -> float:
+    """Mann-Whitney AUROC (ties count half)."""
+    pos, neg = scores[truth], scores[~truth]
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (pos.size * neg.size))
+
+
+def _noisy(
+    n: int = 300, k: int = 3, rate: float = 0.2, sep: float = 2.5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    centers = rng.normal(size=(k, 8)) * sep
+    x = (centers[y] + rng.normal(size=(n, 8))).astype(np.float32)
+    flip = rng.random(n) < rate
+    noisy = y.copy()
+    noisy[flip] = (y[flip] + rng.integers(1, k, int(flip.sum()))) % k
+    return x, y, noisy, flip
+
+
+def test_planted_flips_are_found() -> None:
+    x, y, noisy, flip = _noisy()
+    audit = audit_labels(x, noisy, folds=5, random_state=0)
+    assert isinstance(audit, LabelAudit)
+    assert audit.scores.shape == (300,) and audit.probabilities.shape == (300, 3)
+    assert np.allclose(audit.probabilities.sum(axis=1), 1.0)
+    assert _auroc(flip, audit.scores) > 0.9
+    precision = flip[audit.flagged].mean()
+    recall = audit.flagged[flip].mean()
+    assert precision > 0.8 and recall > 0.7
+    assert abs(audit.noise_rate - flip.mean()) < 0.06
+    # flagged rows suggest another label, mostly the true one
+    assert (audit.suggested[audit.flagged] != noisy[audit.flagged]).all()
+    assert (audit.suggested[audit.flagged & flip] == y[audit.flagged & flip]).mean() > 0.9
+    assert audit.joint.shape == (3, 3) and abs(audit.joint.sum() - 1.0) < 1e-9
+    assert audit.flagged_counts.sum() == audit.n_flagged
+    assert audit.class_counts.tolist() == np.bincount(noisy, minlength=3).tolist()
+
+
+def test_clean_labels_are_rarely_flagged() -> None:
+    x, y, _, _ = _noisy(rate=0.0, sep=4.0)
+    audit = audit_labels(x, y, c=1.0)
+    assert audit.n_flagged <= 3
+    assert audit.noise_rate < 0.02
+
+
+@pytest.mark.parametrize("method", ["auto", "confident_learning"])
+@pytest.mark.parametrize("score", ["margin", "self_confidence"])
+def test_methods_and_scores(method: str, score: str) -> None:
+    x, _, noisy, flip = _noisy(rate=0.3, sep=2.0, seed=1)
+    audit = audit_labels(x, noisy, method=method, score=score, c=1.0, repeats=1)
+    assert audit.method == method and audit.score == score
+    assert audit.scores.min() >= 0.0 and audit.scores.max() <= 1.0
+    assert _auroc(flip, audit.scores) > 0.85
+
+
+def test_two_string_classes_and_summary() -> None:
+    x, _, noisy, flip = _noisy(k=2, seed=2)
+    labels = np.array(["neg", "pos"])[noisy]
+    audit = audit_labels(x, labels.tolist(), c=1.0)
+    assert audit.classes.tolist() == ["neg", "pos"]
+    assert set(audit.suggested_labels().tolist()) <= {"neg", "pos"}
+    s = audit.summary()
+    assert s["n_examples"] == 300 and s["classes"] == ["neg", "pos"]
+    assert [c["label"] for c in s["per_class"]] == ["neg", "pos"]
+    assert sum(c["n_flagged"] for c in s["per_class"]) == s["n_flagged"]
+    w = audit.weights()
+    assert w.shape == (300,) and w[flip].mean() < w[~flip].mean()
+
+
+def test_seeded_and_deterministic() -> None:
+    x, _, noisy, _ = _noisy(seed=3)
+    a = audit_labels(x, noisy, c=0.5, random_state=7)
+    b = audit_labels(x, noisy, c=0.5, random_state=7)
+    assert np.array_equal(a.scores, b.scores) and np.array_equal(a.flagged, b.flagged)
+
+
+def test_tiny_class_at_the_fold_count_is_audited() -> None:
+    x, _, noisy, _ = _noisy(k=2, seed=4)
+    x = np.concatenate([x, np.full((3, 8), 9.0, dtype=np.float32)])
+    noisy = np.concatenate([noisy, [2, 2, 2]])
+    audit = audit_labels(x, noisy, folds=3, c=1.0)
+    assert audit.class_counts.tolist()[2] == 3
+    assert not audit.flagged[-3:].any()
+
+
+def test_progress_and_cancel() -> None:
+    x, _, noisy, _ = _noisy(seed=5)
+    seen: list[tuple[str, int, int]] = []
+    audit_labels(x, noisy, repeats=2, callback=lambda p, d, t: seen.append((p, d, t)) is None)
+    assert seen[0][0] == "select_c" and seen[-1][1] == seen[-1][2] == 5
+    with pytest.raises(TrainingCancelled):
+        audit_labels(x, noisy, c=1.0, callback=lambda p, d, t: False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "nope"}, "method must be one of"),
+        ({"score": "entropy"}, "score must be one of"),
+        ({"folds": 1}, "folds must be an integer >= 2"),
+        ({"repeats": 0}, "repeats must be an integer >= 1"),
+        ({"c": -1.0}, "c must be a finite number > 0"),
+        ({"c": float("nan")}, "c must be a finite number > 0"),
+    ],
+)
+def test_bad_options(kwargs: dict[str, object], message: str) -> None:
+    x, _, noisy, _ = _noisy(n=40)
+    with pytest.raises(TunerInputError, match=message):
+        audit_labels(x, noisy, **kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_inputs() -> None:
+    x, _, noisy, _ = _noisy(n=40)
+    with pytest.raises(TunerInputError, match="at least 2 classes"):
+        audit_labels(x, np.zeros(40, dtype=int))
+    with pytest.raises(TunerInputError, match="too few in: \\[9\\]"):
+        audit_labels(x, np.concatenate([noisy[:-2], [9, 9]]))
+    with pytest.raises(TunerInputError, match="rows but y has"):
+        audit_labels(x, noisy[:-1])
+    with pytest.raises(TunerInputError, match="NaN"):
+        audit_labels(np.full((40, 8), np.nan), noisy)
+    with pytest.raises(TunerInputError, match="2-D"):
+        audit_labels(x[:, 0], noisy)
