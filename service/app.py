@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from service import __version__
 from service.audits.router import router as audits_router
@@ -62,6 +63,13 @@ def prepare_database(ctx: AppContext) -> None:
             ensure_key(s, "default", ctx.settings.bootstrap_api_key.get_secret_value())
 
 
+def operation_id(route: APIRoute) -> str:
+    """camelCase of the route function's name: create_head -> createHead (the OpenAPI
+    operationId, hence the method name in generated clients)."""
+    first, *rest = route.name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
     settings = settings or (ctx.settings if ctx else get_settings())
 
@@ -86,6 +94,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         openapi_tags=[
             {
                 "name": "datasets",

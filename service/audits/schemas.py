@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from service.audits.models import AuditStatus
 from service.jobs.schemas import JobOut
+from service.json_types import Scalar
 
 AuditSort = Literal["-score", "score", "position", "-position"]
 
@@ -93,7 +94,9 @@ class AuditOut(BaseModel):
     dataset_id: str
     backbone: str
     splits: list[str]
-    options: dict[str, Any]
+    options: dict[str, Scalar] = Field(
+        description="The audit's options: method, score, folds, repeats, seed."
+    )
     status: AuditStatus
     summary: AuditSummary | None = Field(description="Set once the audit is ready.")
     job_id: str | None

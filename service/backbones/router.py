@@ -1,23 +1,53 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from service.backbones.service import describe_all
 from service.deps import Ctx, TenantId
 from service.errors import ERROR_RESPONSES
+from service.json_types import Scalar
 
 router = APIRouter(prefix="/v1/backbones", tags=["backbones"], responses=ERROR_RESPONSES)
 
 
+class BackboneLimits(BaseModel):
+    max_inputs_per_request: int
+    max_tokens_per_request: int | None
+    max_tokens_per_input: int | None
+    max_concurrency: int
+
+
+class BackboneUsage(BaseModel):
+    """Since the process started: requests sent, inputs embedded, tokens, retries, failures."""
+
+    requests: int
+    inputs: int
+    tokens: int
+    retries: int
+    failures: int
+
+
+class BackboneOut(BaseModel):
+    name: str
+    kind: str
+    modality: str = Field(description="text or image.")
+    dim: int | None = Field(description="Vector size (null until the backbone first loads).")
+    identity: str = Field(description="What the cache and heads are keyed on.")
+    device: str | None = Field(default=None, description="Local backbones: where they run.")
+    limits: BackboneLimits
+    usage: BackboneUsage
+    config: dict[str, Scalar | list[Scalar] | dict[str, Scalar]] = Field(
+        description="The backbone's configuration, secrets masked."
+    )
+
+
 class BackboneList(BaseModel):
-    items: list[dict[str, Any]] = Field(
+    items: list[BackboneOut] = Field(
         description="Configured backbones: name, kind, modality, model, limits; never secrets."
     )
 
 
 @router.get("", summary="List configured backbones (never their secrets)")
 def list_backbones(ctx: Ctx, _tenant: TenantId) -> BackboneList:
-    return BackboneList(items=describe_all(ctx.registry))
+    return BackboneList.model_validate({"items": describe_all(ctx.registry)})

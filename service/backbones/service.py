@@ -6,16 +6,24 @@ from adapters import AdapterError, BackendRegistry, EmbeddingBackend
 from service.errors import ServiceUnavailable, ValidationFailed
 
 
-async def get_backend(
+def known_backend(
     registry: BackendRegistry, name: str, field: str = "backbone"
 ) -> EmbeddingBackend:
-    """The configured backend, ready to embed; 422 for an unknown name."""
+    """The configured backend, not loaded (its identity and modality are known from its
+    configuration); 422 for an unknown name. What a request that only queues work needs."""
     if name not in registry.names():
         known = ", ".join(sorted(registry.names())) or "none"
         raise ValidationFailed(
             f"{field}: unknown backbone {name!r} (configured: {known})", field=field
         )
-    backend = registry.get(name)
+    return registry.get(name)
+
+
+async def get_backend(
+    registry: BackendRegistry, name: str, field: str = "backbone"
+) -> EmbeddingBackend:
+    """The configured backend, ready to embed; 422 for an unknown name."""
+    backend = known_backend(registry, name, field)
     try:
         await backend.ensure_ready()
     except AdapterError as exc:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from service.datasets.schemas import Record
 from service.errors import ValidationFailed
+from service.json_types import Metadata
 
 
 def _record(obj: object, where: str) -> Record:
@@ -82,3 +84,23 @@ def parse_upload(filename: str | None, content_type: str | None, data: bytes) ->
     if not records:
         raise ValidationFailed("file: no records", field="file")
     return records
+
+
+_METADATA = TypeAdapter(Metadata)
+
+
+def parse_metadata_form(raw: str | None) -> dict[str, Any]:
+    """The `metadata` form field of an upload: a JSON object, validated like DatasetCreate's."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed(f"metadata: invalid JSON ({exc.msg})", field="metadata") from exc
+    try:
+        return dict(_METADATA.validate_python(value))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        where = f"metadata.{loc}" if loc else "metadata"
+        raise ValidationFailed(f"{where}: {err['msg']}", field="metadata") from exc

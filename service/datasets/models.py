@@ -20,6 +20,8 @@ class Dataset(Base):
     n_examples: Mapped[int] = mapped_column(Integer)
     # {split: {label: count}}: small, written once with the dataset
     counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the user's `metadata` object (column "metadata"; the attribute name is SQLAlchemy's)
+    user_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

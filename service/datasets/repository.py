@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -10,7 +11,13 @@ from service.datasets.validation import CleanDataset
 from service.db.base import new_id
 
 
-def create(session: Session, tenant_id: str, name: str, clean: CleanDataset) -> Dataset:
+def create(
+    session: Session,
+    tenant_id: str,
+    name: str,
+    clean: CleanDataset,
+    metadata: dict[str, Any] | None = None,
+) -> Dataset:
     ds = Dataset(
         id=new_id("ds"),
         tenant_id=tenant_id,
@@ -19,6 +26,7 @@ def create(session: Session, tenant_id: str, name: str, clean: CleanDataset) -> 
         label_kind=clean.label_kind,
         n_examples=len(clean.records),
         counts={"splits": clean.counts, "classes": clean.classes},
+        user_metadata=dict(metadata or {}),
     )
     session.add(ds)
     session.flush()

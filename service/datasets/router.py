@@ -6,10 +6,11 @@ from anyio import to_thread
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from service.datasets import service
-from service.datasets.files import parse_upload
+from service.datasets.files import parse_metadata_form, parse_upload
 from service.datasets.schemas import DatasetCreate, DatasetOut, DatasetPage
 from service.deps import Ctx, TenantId
 from service.errors import ERROR_RESPONSES, PayloadTooLarge
+from service.json_types import METADATA_MAX_BYTES
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
 
@@ -23,7 +24,9 @@ def create_dataset(body: DatasetCreate, ctx: Ctx, tenant: TenantId) -> DatasetOu
     training examples each), text length, image encoding.
     """
     with ctx.db.session() as s:
-        return service.create_dataset(s, ctx.settings, tenant, body.name, body.records)
+        return service.create_dataset(
+            s, ctx.settings, tenant, body.name, body.records, body.metadata
+        )
 
 
 @router.post("/upload", status_code=201, summary="Create a dataset from a JSONL or CSV file")
@@ -37,8 +40,16 @@ async def upload_dataset(
         ),
     ],
     name: Annotated[str, Form(min_length=1, max_length=200)],
+    metadata: Annotated[
+        str | None,
+        Form(
+            max_length=METADATA_MAX_BYTES * 2,
+            description="The dataset's `metadata` as a JSON object (see DatasetCreate).",
+        ),
+    ] = None,
 ) -> DatasetOut:
     """Same checks as the JSON route; errors name the line at fault."""
+    meta = parse_metadata_form(metadata)
     data = await file.read(ctx.settings.max_request_bytes + 1)
     if len(data) > ctx.settings.max_request_bytes:
         raise PayloadTooLarge("file: larger than the request limit", field="file")
@@ -46,7 +57,7 @@ async def upload_dataset(
 
     def _store() -> DatasetOut:
         with ctx.db.session() as s:
-            return service.create_dataset(s, ctx.settings, tenant, name, records)
+            return service.create_dataset(s, ctx.settings, tenant, name, records, meta)
 
     return await to_thread.run_sync(_store)
 

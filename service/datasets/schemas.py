@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from service.json_types import Metadata
+
 SPLIT_PATTERN = r"^(train|validation|test|(validation:)?ood:[A-Za-z0-9_.\-]{1,64})$"
 Label = StrictStr | StrictInt
 
@@ -51,6 +53,7 @@ class DatasetCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, description="A name for the dataset.")
     records: list[Record] = Field(min_length=1, description="The labelled examples.")
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class SplitSummary(BaseModel):
@@ -66,6 +69,7 @@ class DatasetOut(BaseModel):
     n_examples: int
     classes: list[Label]
     splits: dict[str, SplitSummary]
+    metadata: Metadata
     created_at: datetime
 
 

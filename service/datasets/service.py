@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -48,15 +49,21 @@ def to_out(ds: Dataset) -> DatasetOut:
             s: SplitSummary(count=sum(labels.values()), labels=labels)
             for s, labels in splits.items()
         },
+        metadata=dict(ds.user_metadata or {}),
         created_at=ds.created_at,
     )
 
 
 def create_dataset(
-    session: Session, settings: Settings, tenant_id: str, name: str, records: list[Record]
+    session: Session,
+    settings: Settings,
+    tenant_id: str,
+    name: str,
+    records: list[Record],
+    metadata: dict[str, Any] | None = None,
 ) -> DatasetOut:
     clean = validate_records(records, settings)
-    ds = repo.create(session, tenant_id, name, clean)
+    ds = repo.create(session, tenant_id, name, clean, metadata)
     return to_out(ds)
 
 

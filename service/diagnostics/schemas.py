@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
+
+from service.spectra import SpectrumOptions
 
 
 class SpectrumOut(BaseModel):
@@ -12,10 +12,12 @@ class SpectrumOut(BaseModel):
     effective_rank: float = Field(description="exp(SVE).")
     n_samples: int
     n_features: int
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="center, normalize, max_samples used."
+    options: SpectrumOptions = Field(description="center, normalize, max_samples used.")
+    extra: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="Other statistics: top_k_energy, numerical_rank, n_samples_total, "
+        "n_singular_values_total.",
     )
-    extra: dict[str, Any] = Field(default_factory=dict, description="Other statistics.")
 
 
 class DatasetSpectrum(BaseModel):

@@ -25,7 +25,7 @@ from service.jobs import service as jobs_service
 from service.jobs.models import JobKind
 from service.jobs.runner import JobQueue
 from service.settings import Settings
-from service.spectra import summarize_spectrum
+from service.spectra import SpectrumOptions, summarize_spectrum
 
 _CORE = ("singular_values", "sve", "lsvr", "effective_rank", "n_samples", "n_features")
 
@@ -34,9 +34,12 @@ def spectrum_out(d: dict[str, Any]) -> SpectrumOut:
     opts: dict[str, Any] = {k: d[k] for k in ("center", "normalize", "max_samples") if k in d}
     opts.update(d.get("options", {}) if isinstance(d.get("options"), dict) else {})
     extra = {
-        k: v
+        k: None if v is None else float(v)
         for k, v in d.items()
-        if k not in _CORE and k != "options" and k not in ("center", "normalize", "max_samples")
+        if k not in _CORE
+        and k != "options"
+        and k not in ("center", "normalize", "max_samples")
+        and (v is None or isinstance(v, int | float))
     }
     return SpectrumOut(
         singular_values=[float(v) for v in d.get("singular_values", [])],
@@ -45,7 +48,7 @@ def spectrum_out(d: dict[str, Any]) -> SpectrumOut:
         effective_rank=float(d["effective_rank"]),
         n_samples=int(d["n_samples"]),
         n_features=int(d.get("n_features", 0)),
-        options=opts,
+        options=SpectrumOptions.model_validate(opts),
         extra=extra,
     )
 

@@ -47,5 +47,7 @@ class Head(Base):
     # client-supplied `Idempotency-Key`: a retried POST returns the first head, never a second
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     request_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    # the user's `metadata` object (column "metadata"; the attribute name is SQLAlchemy's)
+    user_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     trained_at: Mapped[datetime | None] = mapped_column(default=None)

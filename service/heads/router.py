@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Response
 
 from service.deps import Ctx, TenantId
 from service.errors import ERROR_RESPONSES
-from service.heads import service
+from service.heads import export, service
 from service.heads.schemas import HeadCreate, HeadCreated, HeadOut, HeadPage
 
 router = APIRouter(prefix="/v1/heads", tags=["heads"], responses=ERROR_RESPONSES)
@@ -70,3 +71,29 @@ def delete_head(head_id: str, ctx: Ctx, tenant: TenantId) -> Response:
         service.delete_head(s, tenant, head_id)
     ctx.head_cache.forget(head_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{head_id}/export",
+    summary="Download a trained head: safetensors + JSON (+ ONNX), runnable without the server",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "A zip: head.json (record, config, plan of operations), "
+            "weights.safetensors (float32 tensors the plan names), labels.json, head.onnx "
+            "(features -> probabilities, logits, adapted), tuner.safetensors (the server's "
+            "own blob). Load it with `nmtune.load_head(path)` (numpy only).",
+        },
+        409: ERROR_RESPONSES[404] | {"description": "Head not ready."},
+    },
+)
+async def export_head(head_id: str, ctx: Ctx, tenant: TenantId) -> Response:
+    """The head's adapter and classifier as plain tensors and a plan of operations: equal
+    predictions offline to 1e-5 (see the README's "Export and offline use")."""
+    data = await to_thread.run_sync(export.export_zip, ctx.db, tenant, head_id)
+    return Response(
+        content=data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{head_id}.zip"'},
+    )

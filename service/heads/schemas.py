@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from service.heads.models import HeadStatus
+from service.heads.records import HeadConfigOut, OodAverage, SplitMetrics, SplitSpectra
 from service.jobs.schemas import JobOut
+from service.json_types import Metadata, Overrides
 from tuner import DEFAULT_PRESET, METHODS
 
 
@@ -65,7 +67,7 @@ class HeadCreate(BaseModel):
         "released code, trained from scratch) or paper-text (0.01 on each regulariser). "
         "Ignored by method lr.",
     )
-    overrides: dict[str, Any] = Field(
+    overrides: Overrides = Field(
         default_factory=dict,
         description="Hyper-parameters that replace the preset's (e.g. epochs, lr, w_mse, w_cov, "
         "w_svd, svd_top_k, residual_init, feature_dropout, batch_size); unknown names are "
@@ -73,6 +75,7 @@ class HeadCreate(BaseModel):
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     name: str = Field(default="", max_length=200)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class HeadOut(BaseModel):
@@ -83,20 +86,21 @@ class HeadOut(BaseModel):
     backbone_identity: str
     method: Method
     preset: str
-    overrides: dict[str, Any]
+    overrides: Overrides
     seed: int
     status: HeadStatus
     classes: list[StrictStr | StrictInt] | None
     dim: int | None
-    config: dict[str, Any] | None = Field(
+    metadata: Metadata
+    config: HeadConfigOut | None = Field(
         description="Resolved hyper-parameters, method used, best epoch, device, versions, "
         "deviations from the paper, auto candidates."
     )
-    metrics: dict[str, Any] | None = Field(
+    metrics: dict[str, SplitMetrics | OodAverage] | None = Field(
         description="Per split (train, validation, test, ood:<name>): accuracy, macro_f1, mcc, "
         "per-class scores, confusion matrix; plus ood_average."
     )
-    spectra: dict[str, Any] | None = Field(
+    spectra: dict[str, SplitSpectra] | None = Field(
         description="Per split: spectrum of raw backbone features and of adapted features."
     )
     job_id: str | None

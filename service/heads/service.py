@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapters import BackendRegistry, EmbeddingBackend
-from service.backbones.service import get_backend
+from service.backbones.service import known_backend
 from service.datasets import repository as datasets_repo
 from service.datasets.models import Dataset
 from service.db.base import new_id, utcnow
@@ -18,6 +18,7 @@ from service.db.session import Database
 from service.errors import Conflict, NotFound, ValidationFailed
 from service.heads import repository as repo
 from service.heads.models import Head, HeadStatus
+from service.heads.records import HeadConfigOut
 from service.heads.schemas import HeadCreate, HeadCreated, HeadOut, HeadPage
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
@@ -38,10 +39,11 @@ def to_out(head: Head, job_id: str | None) -> HeadOut:
         preset=head.preset,
         overrides=dict(head.overrides or {}),
         seed=head.seed,
+        metadata=dict(head.user_metadata or {}),
         status=HeadStatus(head.status),
         classes=head.classes,
         dim=head.dim,
-        config=head.config,
+        config=HeadConfigOut.model_validate(head.config) if head.config else None,
         metrics=head.metrics,
         spectra=head.spectra,
         job_id=job_id,
@@ -68,7 +70,9 @@ def check_config(method: str, preset: str, overrides: dict[str, Any]) -> None:
 
 
 def request_digest(body: HeadCreate) -> str:
-    return hashlib.sha256(body.model_dump_json().encode("utf-8")).hexdigest()
+    # empty metadata is left out: keys stored before `metadata` existed still replay
+    body_json = body.model_dump_json(exclude={"metadata"} if not body.metadata else None)
+    return hashlib.sha256(body_json.encode("utf-8")).hexdigest()
 
 
 def replay(session: Session, tenant_id: str, key: str, body: HeadCreate) -> tuple[Head, Job] | None:
@@ -115,6 +119,7 @@ def create_head(
         preset=body.preset,
         overrides=body.overrides,
         seed=body.seed,
+        user_metadata=dict(body.metadata),
         status=HeadStatus.PENDING,
         idempotency_key=idempotency_key,
         request_sha256=request_digest(body) if idempotency_key else None,
@@ -157,7 +162,8 @@ async def submit_head(
     replayed = await to_thread.run_sync(_replayed)
     if replayed is not None:
         return replayed
-    backend = await get_backend(registry, body.backbone)
+    # not loaded here: a local backbone loads in the job (POST /v1/heads returns at once)
+    backend = known_backend(registry, body.backbone)
     await queue.check()
 
     def _create() -> HeadCreated:

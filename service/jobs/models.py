@@ -36,7 +36,11 @@ class Job(Base):
     """The source of truth for every piece of background work."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status", "status"),)
+    __table_args__ = (
+        Index("ix_jobs_status", "status"),
+        # GET /v1/jobs: a tenant's jobs newest first, paged by cursor
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)

@@ -7,7 +7,7 @@ import socket
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
@@ -200,6 +200,45 @@ def unfinished(
     if dataset_id is not None:
         stmt = stmt.where(Job.dataset_id == dataset_id)
     return list(session.scalars(stmt.order_by(Job.created_at)).all())
+
+
+def page(
+    session: Session,
+    tenant_id: str,
+    limit: int,
+    *,
+    after: str | None = None,
+    statuses: list[str] | None = None,
+    kind: str | None = None,
+    head_id: str | None = None,
+    dataset_id: str | None = None,
+) -> tuple[list[Job], bool] | None:
+    """A tenant's jobs, newest first (``created_at`` then id, descending), that match every
+    filter given, starting after the job ``after``; returns (jobs, has_more), or None when
+    ``after`` is not one of the tenant's jobs."""
+    stmt = select(Job).where(Job.tenant_id == tenant_id)
+    if statuses:
+        stmt = stmt.where(Job.status.in_(statuses))
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
+    if head_id is not None:
+        stmt = stmt.where(Job.head_id == head_id)
+    if dataset_id is not None:
+        stmt = stmt.where(Job.dataset_id == dataset_id)
+    if after is not None:
+        cursor = get(session, tenant_id, after)
+        if cursor is None:
+            return None
+        stmt = stmt.where(
+            or_(
+                Job.created_at < cursor.created_at,
+                and_(Job.created_at == cursor.created_at, Job.id < cursor.id),
+            )
+        )
+    rows = session.scalars(
+        stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    ).all()
+    return list(rows[:limit]), len(rows) > limit
 
 
 def first_for_head(session: Session, head_id: str) -> Job | None:

@@ -3,17 +3,58 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from service.deps import Ctx, TenantId
 from service.errors import ERROR_RESPONSES
 from service.jobs import service
-from service.jobs.models import TERMINAL
-from service.jobs.schemas import JobOut
+from service.jobs.models import TERMINAL, JobKind, JobStatus
+from service.jobs.schemas import JobOut, JobPage
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+
+
+@router.get("", summary="List jobs, newest first, with filters and a cursor")
+def list_jobs(
+    ctx: Ctx,
+    tenant: TenantId,
+    status: Annotated[
+        list[JobStatus] | None,
+        Query(description="Only jobs in these statuses (repeat the parameter for several)."),
+    ] = None,
+    kind: Annotated[JobKind | None, Query(description="Only jobs of this kind.")] = None,
+    head_id: Annotated[
+        str | None, Query(max_length=80, description="Only the jobs of this head.")
+    ] = None,
+    dataset_id: Annotated[
+        str | None, Query(max_length=80, description="Only the jobs of this dataset.")
+    ] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=80,
+            description="Cursor: the `next_after` of the previous page (a job id).",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JobPage:
+    """Pages are stable under inserts: a job created meanwhile never shifts a page (it is
+    newer than every cursor). `has_more` says whether to ask again with `after`."""
+    with ctx.db.session() as s:
+        return service.list_jobs(
+            s,
+            tenant,
+            limit,
+            after=after,
+            statuses=status,
+            kind=kind,
+            head_id=head_id,
+            dataset_id=dataset_id,
+        )
 
 
 @router.get("/{job_id}", summary="Job status, stage, progress, per-epoch losses, error")

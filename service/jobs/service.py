@@ -9,7 +9,7 @@ from service.errors import NotFound
 from service.jobs import repository as repo
 from service.jobs.handlers import JobHandlers
 from service.jobs.models import Job, JobKind, JobStatus
-from service.jobs.schemas import JobError, JobOut, Progress
+from service.jobs.schemas import EpochOut, JobError, JobOut, JobPage, Progress
 
 
 def new_job(
@@ -49,7 +49,7 @@ def to_out(job: Job) -> JobOut:
         status=JobStatus(job.status),
         stage=job.stage,  # type: ignore[arg-type]
         progress=Progress(done=job.progress_done, total=job.progress_total),
-        epochs=list(job.epochs or []),
+        epochs=[EpochOut.model_validate(e) for e in job.epochs or []],
         error=JobError(**job.error) if job.error else None,
         attempts=job.attempts,
         head_id=job.head_id,
@@ -68,6 +68,38 @@ def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
     if job is None:
         raise NotFound(f"job {job_id!r} not found", field="job_id")
     return job
+
+
+def list_jobs(
+    session: Session,
+    tenant_id: str,
+    limit: int,
+    *,
+    after: str | None = None,
+    statuses: list[JobStatus] | None = None,
+    kind: str | None = None,
+    head_id: str | None = None,
+    dataset_id: str | None = None,
+) -> JobPage:
+    found = repo.page(
+        session,
+        tenant_id,
+        limit,
+        after=after,
+        statuses=[str(v) for v in statuses] if statuses else None,
+        kind=kind,
+        head_id=head_id,
+        dataset_id=dataset_id,
+    )
+    if found is None:
+        raise NotFound(f"after: job {after!r} not found", field="after")
+    jobs, has_more = found
+    return JobPage(
+        items=[to_out(j) for j in jobs],
+        has_more=has_more,
+        next_after=jobs[-1].id if has_more and jobs else None,
+        limit=limit,
+    )
 
 
 def cancel_job(session: Session, handlers: JobHandlers, tenant_id: str, job_id: str) -> JobOut:

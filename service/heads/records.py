@@ -1,0 +1,191 @@
+"""Typed records of a trained head as the API returns them: the resolved config (with how
+the head was selected and auto's candidates), metrics per split and spectra per split.
+
+They describe the JSON the ``train`` job stores (``tuner`` records + the job's additions);
+tests/service/test_typed_api.py checks that real records of every method round-trip through
+these models without losing a key.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, StrictInt, StrictStr
+
+from service.json_types import Overrides, Scalar
+from service.spectra import StoredSpectrum
+
+Label = StrictStr | StrictInt
+
+
+# ----------------------------------------------------------------------------- metrics
+class ClassMetrics(BaseModel):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class SplitMetrics(BaseModel):
+    """Scores of the head on one split."""
+
+    accuracy: float
+    macro_f1: float
+    mcc: float = Field(description="Multi-class Matthews correlation coefficient.")
+    per_class: dict[str, ClassMetrics] = Field(description="By class label (as a string).")
+    confusion_matrix: list[list[int]] = Field(
+        description="Rows: true label, columns: predicted label, in `labels` order."
+    )
+    labels: list[Label]
+    n_samples: int
+
+
+class OodAverage(BaseModel):
+    """Mean over the `ood:<name>` splits (key `ood_average`)."""
+
+    accuracy: float
+    macro_f1: float
+    splits: list[str]
+
+
+# ------------------------------------------------------------------------------ spectra
+class SplitSpectra(BaseModel):
+    raw: StoredSpectrum = Field(description="Backbone features.")
+    adapted: StoredSpectrum = Field(description="The head's adapted features z.")
+
+
+# ------------------------------------------------------------------------- selection
+class LrRecord(BaseModel):
+    """How logistic regression's inverse L2 strength C was chosen."""
+
+    c: float
+    c_selection: str = Field(description="given, cv, eval or default.")
+    cs: list[float] = Field(default_factory=list, description="The C grid searched.")
+    c_scores: list[float | None] = Field(
+        default_factory=list, description="Mean held-out accuracy per C."
+    )
+    c_folds: int = 0
+    refit_rows: int | None = Field(
+        default=None, description="Rows of the final refit at the chosen C (auto, holdout)."
+    )
+
+
+class LpInitRecord(BaseModel):
+    best_epoch: int
+    val_accuracy: float | None
+
+
+class CvRecord(BaseModel):
+    folds: int
+    curve: list[float | None] = Field(description="Mean fold score per epoch (0 = start).")
+    epoch: int = Field(description="Epoch kept.")
+
+
+class StepsRecord(BaseModel):
+    passes_per_epoch: int
+    steps_per_pass: int
+
+
+class AutoRecord(BaseModel):
+    elapsed_s: float
+
+
+class SelectionRecord(BaseModel):
+    """The selection signal and what it chose."""
+
+    signal: str = Field(description="cv, holdout, target or none.")
+    description: str
+    n_train: int
+    n_selection: int
+    lr: LrRecord | None = Field(default=None, description="method lr: its C.")
+    lr_init: LrRecord | None = Field(default=None, description="Heads grown from lr: its C.")
+    lp_init: LpInitRecord | None = None
+    cv: CvRecord | None = Field(default=None, description="Epoch chosen by k-fold CV.")
+    steps: StepsRecord | None = None
+    auto: AutoRecord | None = None
+
+
+class Candidate(BaseModel):
+    """One candidate that method auto scored."""
+
+    index: int
+    method: str
+    preset: str
+    overrides: Overrides
+    cv_curve: list[float | None] | None = None
+    cv_scores: list[float | None] | None = None
+    cv_mean: float | None = None
+    val_accuracy: float | None = None
+    val_macro_f1: float | None = None
+    best_epoch: int | None = None
+    selected: bool = False
+    skipped: str | None = Field(default=None, description="Why it was not fitted.")
+
+
+class Timings(BaseModel):
+    embed: float
+    train: float
+
+
+class HeadConfigOut(BaseModel):
+    """Every resolved hyper-parameter (tuner's HeadConfig), how the head was selected, and
+    the training run's record."""
+
+    method: str = Field(description="The head's method (auto: the candidate kept).")
+    preset: str
+    w_mse: float
+    w_cov: float
+    w_svd: float
+    svd_top_k: int
+    hidden_ratio: float
+    num_layers: int
+    norm: str
+    residual: bool
+    residual_init: float
+    lr: float
+    weight_decay: float
+    lp_lr: float
+    lp_weight_decay: float
+    epochs: int
+    lp_epochs: int
+    batch_size: int
+    schedule: str
+    min_steps: int
+    feature_dropout: float
+    feature_noise: float
+    init_classifier_from_lp: bool
+    init_from_lr: bool
+    class_weight: str | None
+    lr_c: float | None
+    lr_cs: int
+    lr_max_iter: int
+    lr_cv_repeats: int
+    val_fraction: float
+    min_holdout: int
+    cv_folds: int
+    seed: int
+    device: str = Field(description="The device the head was trained on.")
+    auto_candidates: list[dict[str, Scalar]]
+    auto_rule: str
+    auto_signal: str
+    auto_cv_folds: int
+    auto_cv_repeats: int
+    auto_cv_max_rows: int
+    auto_time_budget_s: float
+    auto_min_per_class: int
+    overrides: Overrides = Field(description="The overrides applied to the preset.")
+    deviations: list[str] = Field(description="Where this head differs from the paper.")
+    requested_method: str
+    validation: str = Field(description="The selection signal, in words.")
+    selection: SelectionRecord
+    n_train: int
+    n_validation: int
+    candidates: list[Candidate] | None = Field(
+        default=None, description="method auto: every candidate scored."
+    )
+    method_used: str | None = None
+    best_epoch: int | None = None
+    best_score: float | None = None
+    torch_version: str | None = None
+    cuda_version: str | None = None
+    timings_s: Timings | None = None
+    n_validation_given: int | None = None
+    n_target_validation: int | None = None
