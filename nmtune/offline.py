@@ -133,7 +133,8 @@ class OfflineHead:
         logits = self.logits(x).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        proba: Array = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return proba
 
     def predict(self, x: Any) -> list[str | int]:
         """The most probable label of each row."""
