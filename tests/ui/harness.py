@@ -50,6 +50,8 @@ class UiServer:
     base_url: str
     key_a: str
     key_b: str
+    tenant_a: str
+    db: Database
 
     def client(self, key: str) -> httpx.Client:
         return httpx.Client(
@@ -71,7 +73,7 @@ def ui_server(db_path: Path) -> Iterator[UiServer]:
     st = ServerThread(create_app(settings))
     base = st.__enter__()
     try:
-        yield UiServer(base, key_a, key_b)
+        yield UiServer(base, key_a, key_b, tenant + "-a", db)
     finally:
         st.__exit__(None, None, None)
 

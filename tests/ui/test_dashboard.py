@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from service.auth.service import create_key, revoke_key
 from tests.service.conftest import sentiment_records, wait_job
 from tests.ui.harness import FAST, ConsoleLog, UiServer, sign_in
 
@@ -71,6 +72,22 @@ def test_wrong_key_shows_error(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -
     assert "Unauthorized" in alert.inner_text()
     assert "invalid or revoked API key" in alert.inner_text()
     assert page.get_by_role("navigation", name="Main").is_hidden()
+    assert page.evaluate("sessionStorage.getItem('nmtune.apiKey')") is None
+    assert not log.unexpected(), log.unexpected()
+
+
+def test_revoked_key_sends_back_to_sign_in(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> None:
+    page, log = page_log
+    log.allow_status(401)
+    with ui.db.session() as s:
+        made = create_key(s, ui.tenant_a, name="short-lived")
+    sign_in(page, ui.base_url, made.key)
+    with ui.db.session() as s:
+        assert revoke_key(s, made.key_id)
+    page.get_by_role("link", name="Heads", exact=True).click()
+    page.get_by_role("heading", name="Sign in").wait_for()
+    alert = page.get_by_role("alert")
+    assert "invalid or revoked API key" in alert.inner_text()  # the reason stays visible
     assert page.evaluate("sessionStorage.getItem('nmtune.apiKey')") is None
     assert not log.unexpected(), log.unexpected()
 

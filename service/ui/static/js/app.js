@@ -11,13 +11,15 @@ const main = document.getElementById("main");
 const alertBox = document.getElementById("alert");
 const statusBox = document.getElementById("status");
 let current = null; // AbortController of the page on screen
+let keepError = false; // an error that sent the user to another page stays on screen
 
 export function showError(err) {
   const msg = err instanceof ApiError ? `${err.type}: ${err.message}` : String(err && err.message ? err.message : err);
   clear(alertBox).append(h("span", msg), h("button.secondary.small", { type: "button", onclick: hideError, "aria-label": "Dismiss the error" }, "Dismiss"));
   alertBox.hidden = false;
   if (err instanceof ApiError && err.status === 401 && location.hash !== "#/signin") {
-    session.key = null;
+    session.key = null; // revoked or expired: sign in again, the message stays
+    keepError = true;
     location.hash = "#/signin";
   }
 }
@@ -87,7 +89,10 @@ async function render() {
     location.replace("#/signin");
     return;
   }
-  if (signedIn && hash === "#/signin") hash = "#/datasets";
+  if (signedIn && hash === "#/signin") {
+    location.replace("#/datasets");
+    return;
+  }
   for (const a of document.querySelectorAll("#nav a")) {
     const active = hash.startsWith(`#/${a.dataset.page}`);
     if (active) a.setAttribute("aria-current", "page");
@@ -121,7 +126,8 @@ document.getElementById("signout").addEventListener("click", () => {
   location.hash = "#/signin";
 });
 window.addEventListener("hashchange", () => {
-  hideError();
+  if (keepError) keepError = false;
+  else hideError();
   render();
   main.focus({ preventScroll: true });
 });
