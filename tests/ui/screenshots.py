@@ -4,8 +4,9 @@
 
 Starts the API with the dashboard on a temporary SQLite file and the local MiniLM backbone,
 creates a small sentiment dataset with two out-of-domain splits through the REST API,
-trains lr, nmtune and auto heads (short configs), starts a longer one to catch its live
-curves, and photographs each page in Debian's chromium at a laptop size (1366 x 900)."""
+trains lr, nmtune and auto heads (short configs), audits the labels of a copy with three
+flipped labels, starts a longer head to catch its live curves, and photographs each page
+in Debian's chromium at a laptop size (1366 x 900)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,13 @@ def main() -> None:
             assert wait_job(c, r["job"]["id"])["status"] == "succeeded"
             heads[method] = r["head"]["id"]
             log.info("trained %s", name)
+        noisy = records()
+        for i in (3, 10, 17):  # a few flipped training labels for the audit to find
+            noisy[i]["label"] = "neg" if noisy[i]["label"] == "pos" else "pos"
+        nds = c.post("/v1/datasets", json={"name": "reviews-noisy", "records": noisy}).json()
+        audit = c.post(f"/v1/datasets/{nds['id']}/audit", json={"backbone": "minilm"}).json()
+        assert wait_job(c, audit["job"]["id"])["status"] == "succeeded"
+        log.info("audited %s", nds["id"])
         live = c.post(
             "/v1/heads",
             json={
@@ -128,6 +136,9 @@ def main() -> None:
             page.get_by_role("button", name=f"Cancel job {live['job']['id']}").wait_for()
             shot("jobs", full=False)
             page.get_by_role("button", name=f"Cancel job {live['job']['id']}").click()
+            page.goto(f"{srv.base_url}/ui/#/audits/{nds['id']}/{audit['audit']['id']}")
+            page.get_by_role("heading", name="Flagged examples").wait_for()
+            shot("audit")
             browser.close()
         wait_job(c, live["job"]["id"])
         if console.unexpected():

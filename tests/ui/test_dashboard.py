@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service.auth.service import create_key, revoke_key
 from tests.service.conftest import sentiment_records, wait_job
-from tests.ui.harness import FAST, ConsoleLog, UiServer, sign_in
+from tests.ui.harness import FAST, ConsoleLog, UiServer, sign_in, watch_console
 
 pytestmark = pytest.mark.slow
 
@@ -355,4 +356,70 @@ def test_upload_error_and_delete(ui: UiServer, page_log: tuple[Any, ConsoleLog])
     row.get_by_role("button", name="Delete dataset to-delete").click()
     row.wait_for(state="detached")
     assert a.get(f"/v1/datasets/{ds_id}").status_code == 404
+    assert not log.unexpected(), log.unexpected()
+
+
+def test_label_audit_page(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> None:
+    """Start an audit from the dashboard, watch it finish, read the flagged examples (given
+    vs suggested label, score), filter them by class, export them; tenant B sees none."""
+    page, log = page_log
+    a = ui.client(ui.key_a)
+    recs = [dict(r, split="train") for r in sentiment_records(12, ood=False)]
+    for i in (3, 10, 17):  # flipped labels the audit should find
+        recs[i]["label"] = "neg" if recs[i]["label"] == "pos" else "pos"
+    r = a.post("/v1/datasets", json={"name": "noisy-labels", "records": recs})
+    assert r.status_code == 201, r.text
+    ds_id = r.json()["id"]
+
+    sign_in(page, ui.base_url, ui.key_a)
+    page.get_by_role("link", name="Label audits of noisy-labels").click()
+    page.get_by_role("heading", name="Audit the labels of noisy-labels").wait_for()
+    page.get_by_label("Backbone").select_option("minilm")
+    assert page.get_by_label("train").is_checked()
+    page.get_by_role("button", name="Start audit").click()
+    page.wait_for_url("**/ui/#/audits/*/*")
+    audit_id = page.url.rsplit("/", 1)[1]
+    page.get_by_role("heading", name="Flagged examples").wait_for(timeout=240_000)
+    summary = page.locator("section", has=page.get_by_role("heading", name="Summary"))
+    assert "examples flagged" in summary.inner_text()
+
+    rows = page.locator("#audit-examples tbody tr")
+    detail = a.get(f"/v1/datasets/{ds_id}/audits/{audit_id}", params={"limit": 1000}).json()
+    flagged = detail["examples"]["items"]
+    assert flagged and rows.count() == len(flagged)
+    first = rows.nth(0).locator("td")
+    # columns: split, text, given, suggested, score (the position is the row header)
+    assert first.nth(1).inner_text() == flagged[0]["text"]
+    assert first.nth(2).inner_text() == str(flagged[0]["given"])
+    assert first.nth(3).inner_text() == str(flagged[0]["suggested"])
+    assert f"{flagged[0]['score']:.3f}" in first.nth(4).inner_text()
+
+    # filter by class: only rows whose given or suggested label is that class
+    page.get_by_label("Class", exact=True).select_option("pos")
+    for i in range(rows.count()):
+        cells = rows.nth(i).locator("td")
+        assert "pos" in (cells.nth(2).inner_text(), cells.nth(3).inner_text())
+
+    # export: the API's CSV, downloaded through the page with the session's key
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export").click()
+    body = Path(dl.value.path()).read_text()
+    assert body.splitlines()[0].startswith("position,split,text")
+    assert len(body.strip().splitlines()) == len(flagged) + 1
+
+    # tenant B: the audit does not exist for it
+    log.allow_status(404)
+    other = page.context.browser.new_context()
+    try:
+        pb = other.new_page()
+        log_b = watch_console(pb)
+        log_b.allow_status(404)
+        sign_in(pb, ui.base_url, ui.key_b)
+        pb.goto(f"{ui.base_url}/ui/#/audits/{ds_id}/{audit_id}")
+        pb.get_by_role("alert").wait_for()
+        assert "NotFound" in pb.get_by_role("alert").inner_text()
+        assert "noisy-labels" not in pb.content()
+        assert not log_b.unexpected(), log_b.unexpected()
+    finally:
+        other.close()
     assert not log.unexpected(), log.unexpected()

@@ -144,7 +144,7 @@ export async function features() {
     spec = {
       jobList: Boolean(paths["/v1/jobs"] && paths["/v1/jobs"].get),
       headExport: find(/^\/v1\/heads\/\{[^}]+\}\/export$/, "get") || null,
-      audits: find(/^\/v1\/audits$/, "get") || null,
+      audits: Boolean(find(/^\/v1\/datasets\/\{[^}]+\}\/audits$/, "get")),
       methods: (((doc.components || {}).schemas || {}).HeadCreate || {}).properties?.method?.enum || [
         "lr",
         "lp",

@@ -1,6 +1,7 @@
 // The dashboard shell: sign-in, hash routes (#/datasets, #/heads, #/heads/<id>, #/jobs),
 // one alert region for errors and one polite status region for progress messages.
-import { api, ApiError, session } from "./api.js";
+import { api, ApiError, features, session } from "./api.js";
+import { auditPage, auditsPage } from "./audits.js";
 import { h, clear, field } from "./dom.js";
 import { datasetsPage } from "./datasets.js";
 import { headsPage } from "./heads.js";
@@ -73,6 +74,8 @@ const routes = [
   [/^#\/heads$/, headsPage],
   [/^#\/heads\/([A-Za-z0-9_-]+)$/, headPage],
   [/^#\/jobs$/, jobsPage],
+  [/^#\/audits$/, auditsPage],
+  [/^#\/audits\/([A-Za-z0-9_-]+)\/([A-Za-z0-9_-]+)$/, auditPage],
 ];
 
 async function render() {
@@ -139,3 +142,7 @@ window.addEventListener("unhandledrejection", (ev) => {
   showError(ev.reason);
 });
 render();
+// pages of optional API features appear in the navigation only where the server has them
+features().then((f) => {
+  document.getElementById("nav-audits").hidden = !f.audits;
+});

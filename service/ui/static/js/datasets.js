@@ -1,5 +1,5 @@
 // Datasets: list with counts per split and label, drag-and-drop upload, delete.
-import { api, listAll } from "./api.js";
+import { api, features, listAll } from "./api.js";
 import { h, clear, field, table, when, shortId } from "./dom.js";
 
 function splitSummary(ds) {
@@ -110,6 +110,7 @@ function uploadForm(ctx, onDone) {
 export async function datasetsPage(host, ctx) {
   document.title = "Datasets · nmtune";
   const listBox = h("section", { "aria-labelledby": "ds-title" });
+  const feats = await features();
   const refresh = async () => {
     const items = await listAll("/v1/datasets");
     if (ctx.signal.aborted) return;
@@ -130,6 +131,9 @@ export async function datasetsPage(host, ctx) {
               h(
                 "div.actions",
                 h("a.button.small", { href: `#/heads?dataset=${encodeURIComponent(d.id)}`, "aria-label": `Heads of ${d.name}` }, "Heads"),
+                feats.audits
+                  ? h("a.button.small", { href: `#/audits?dataset=${encodeURIComponent(d.id)}`, "aria-label": `Label audits of ${d.name}` }, "Audit labels")
+                  : null,
                 h("button.danger.small", { type: "button", "aria-label": `Delete dataset ${d.name}`, onclick: () => remove(d) }, "Delete"),
               ),
           },
