@@ -1,30 +1,63 @@
-# syntax=docker/dockerfile:1.7
 # nmtune image: API (`nmtune serve`), worker (`nmtune worker`) and `nmtune migrate`.
+# Every choice is a build argument; the Dockerfile never needs editing (docs/production.md):
 #
-# CPU (default):  docker build -t nmtune .
-# CUDA:           docker build -t nmtune:cuda \
-#                   --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 \
-#                   --build-arg BUILDER_IMAGE=nvidia/cuda:12.6.3-cudnn-devel-ubuntu24.04 \
-#                   --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 .
-# (CUDA base images carry no Python of their own: the apt step below installs python3.)
+#   BASE_IMAGE       runtime base: any Debian/Ubuntu image, with or without Python
+#                    (default python:3.11-slim-bookworm; a bare debootstrap image works too)
+#   BUILDER_IMAGE    build-stage base (default: BASE_IMAGE; it must have the same python3 path)
+#   PYTHON_APT_PACKAGES / RUNTIME_APT_PACKAGES  apt packages (build / runtime stage), installed
+#                    only when the base has no python3 (defaults: python3 python3-venv / python3)
+#   TORCH_VERSION    torch release (default 2.13.0)
+#   TORCH_INDEX_URL  where torch comes from: the CPU index (default) or a CUDA index
+#   TORCH_WHEEL_DIR  a folder of the build context: a torch-*.whl there is installed instead
+#                    of the index (default deploy/wheels, empty in git)
+#   PIP_INDEX_URL    index for everything else (default PyPI)
+#   BUILD_CA_DIR     a folder of the build context: *.crt there (e.g. the CA bundle of a
+#                    TLS-intercepting proxy) is what pip trusts in the build stage only
+#                    (default deploy/certs, empty in git); the runtime image never has it
+#   EXTRAS           e.g. "[local]" for local sentence-transformers backbones
+#
+# CPU:   docker build -t nmtune .
+# CUDA:  docker build -t nmtune:cuda \
+#          --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 \
+#          --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 .
+# Here (no registry): deploy/base-image.sh; cp /opt/wheels/torch-*.whl deploy/wheels/;
+#        docker build --network host --build-arg BASE_IMAGE=nmtune-base:bookworm -t nmtune .
+# Secrets never go into build arguments (they are visible in `docker history`).
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 ARG BUILDER_IMAGE=${BASE_IMAGE}
 
 # ---------------------------------------------------------------- build: a venv with wheels
 FROM ${BUILDER_IMAGE} AS build
+ARG PYTHON_APT_PACKAGES="python3 python3-venv"
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_WHEEL_DIR=deploy/wheels
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG BUILD_CA_DIR=deploy/certs
 ARG EXTRAS=""
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive \
+    PIP_INDEX_URL=${PIP_INDEX_URL} PIP_CERT=/build-ca.pem
 RUN if ! command -v python3 >/dev/null; then \
-      apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
-      && rm -rf /var/lib/apt/lists/*; \
+      apt-get update && apt-get install -y --no-install-recommends ${PYTHON_APT_PACKAGES} \
+      && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb; \
     fi
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# torch first, from the CPU or the CUDA index: the project's range (torch>=2.2,<3) is then met
-RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+COPY ${BUILD_CA_DIR}/ /build-ca/
+RUN if ls /build-ca/*.crt >/dev/null 2>&1; then cat /build-ca/*.crt > /build-ca.pem; \
+    else cp "$(python -c 'import pip._vendor.certifi as c; print(c.where())')" /build-ca.pem; fi
+# torch first (a wheel file from the context, else the CPU or CUDA index); the project's range
+# (torch>=2.2,<3) is then met and pip leaves it alone
+COPY ${TORCH_WHEEL_DIR}/ /wheels/
+RUN set -e; wheel="$(ls /wheels/torch-*.whl 2>/dev/null | head -n1 || true)"; \
+    if [ -n "$wheel" ]; then \
+      pip install --no-deps "$wheel" && pip install "torch==${TORCH_VERSION}"; \
+    else \
+      pip install --index-url "${TORCH_INDEX_URL}" --extra-index-url "${PIP_INDEX_URL}" \
+        "torch==${TORCH_VERSION}"; \
+    fi; \
+    python -c "import torch; print('torch', torch.__version__)"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tuner ./tuner
@@ -35,19 +68,23 @@ RUN pip install ".${EXTRAS}"
 
 # ---------------------------------------------------------------- runtime: slim, non-root
 FROM ${BASE_IMAGE} AS runtime
+ARG RUNTIME_APT_PACKAGES="python3"
 ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
-    PATH=/opt/venv/bin:$PATH HF_HUB_OFFLINE=1
+    PATH=/opt/venv/bin:$PATH HF_HUB_OFFLINE=1 \
+    NMTUNE_HEALTHCHECK_URL=http://127.0.0.1:8000/healthz
 RUN if ! command -v python3 >/dev/null; then \
-      apt-get update && apt-get install -y --no-install-recommends python3 \
-      && rm -rf /var/lib/apt/lists/*; \
+      apt-get update && apt-get install -y --no-install-recommends ${RUNTIME_APT_PACKAGES} \
+      && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb; \
     fi \
     && groupadd --system --gid 10001 nmtune \
     && useradd --system --uid 10001 --gid nmtune --home-dir /app --create-home nmtune
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-USER nmtune:nmtune
+USER 10001:10001
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-  CMD python3 -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3).status == 200 else 1)"
+# liveness of the API; a worker or migrate container runs with --no-healthcheck (or compose's
+# healthcheck: disable). NMTUNE_HEALTHCHECK_URL follows a non-default --port.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["python3", "-c", "import os,sys,urllib.request as u; sys.exit(0 if u.urlopen(os.environ['NMTUNE_HEALTHCHECK_URL'], timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["nmtune"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

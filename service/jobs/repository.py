@@ -15,8 +15,21 @@ from service.db.session import Database
 from service.jobs.models import TERMINAL, UNFINISHED, Job, JobStatus
 
 
+def _process_space() -> str:
+    """Where this process's pid means something: the hostname plus the PID namespace.
+
+    Containers on the host network share the host's name but each has its own PID namespace
+    (the worker is pid 1 in every container), so a pid is comparable only within one space.
+    """
+    try:
+        ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/pidns-{ns}"
+
+
 def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_process_space()}:{os.getpid()}"
 
 
 def get(session: Session, tenant_id: str, job_id: str) -> Job | None:
@@ -126,8 +139,8 @@ def request_cancel(session: Session, job: Job) -> None:
 def _pid_dead(worker_id: str | None) -> bool:
     if not worker_id or ":" not in worker_id:
         return False
-    host, _, pid = worker_id.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    space, _, pid = worker_id.rpartition(":")
+    if space != _process_space() or not pid.isdigit():
         return False
     if int(pid) == os.getpid():
         return False

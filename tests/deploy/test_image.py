@@ -1,0 +1,98 @@
+"""What the image carries: a non-root user, a HEALTHCHECK, and no secrets, caches or test
+files in any layer (read from `docker save`, not from the Dockerfile)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tarfile
+from typing import IO
+
+import pytest
+
+from tests.deploy.conftest import Image, docker
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
+
+# paths that must not be in any layer (regexes on the path inside the image)
+FORBIDDEN = {
+    "a .env file": r"(^|/)\.env$",
+    "git metadata": r"(^|/)\.git(/|$)",
+    "a tool cache": (
+        r"(^|/)\.(pytest_cache|mypy_cache|ruff_cache|hypothesis|import_linter_cache)(/|$)"
+    ),
+    "pip's cache": r"(^|/)\.cache/pip(/|$)",
+    "a Hugging Face cache": r"(^|/)\.cache/huggingface(/|$)",
+    "apt package lists": r"^var/lib/apt/lists/[^/]+_(Packages|InRelease|Release)",
+    "downloaded .deb files": r"^var/cache/apt/archives/[^/]+\.deb$",
+    "a wheel file": r"\.whl$",
+    "the build folder /src": r"^src/",
+    "the project's tests": r"(^|/)tests/(fakes|deploy|service|worker|tuner|adapters)(/|$)",
+    "a test file of the project": r"site-packages/(service|tuner|adapters|migrations)/.*test_",
+    "a local database": r"(^|/)nmtune\.db",
+    "a private key file": r"(^|/)(id_rsa|id_ed25519)[^/]*$|\.key$",
+}
+SECRET_ENV = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|BOOTSTRAP_API_KEY)=", re.I)
+PRIVATE_KEY = b"-----BEGIN " + b"PRIVATE KEY-----"  # split: this file must not match itself
+
+
+def _scan_layers(stream: IO[bytes]) -> tuple[int, dict[str, list[str]], list[str]]:
+    """Walk every layer of a `docker save` stream: (files, forbidden hits, private keys)."""
+    hits: dict[str, list[str]] = {k: [] for k in FORBIDDEN}
+    keys: list[str] = []
+    files = 0
+    patterns = {k: re.compile(v) for k, v in FORBIDDEN.items()}
+    with tarfile.open(fileobj=stream, mode="r|") as outer:
+        for member in outer:
+            if not member.name.endswith("layer.tar"):
+                continue
+            layer = outer.extractfile(member)
+            assert layer is not None
+            with tarfile.open(fileobj=layer, mode="r|") as inner:
+                for entry in inner:
+                    path = entry.name.removeprefix("./")
+                    files += 1
+                    for what, pat in patterns.items():
+                        if pat.search(path):
+                            hits[what].append(path)
+                    if entry.isfile() and entry.size < 200_000 and not path.startswith("etc/ssl"):
+                        f = inner.extractfile(entry)
+                        if f is not None and PRIVATE_KEY in f.read():
+                            keys.append(path)
+    return files, {k: v[:5] for k, v in hits.items() if v}, keys
+
+
+def test_image_is_non_root_with_healthcheck_and_no_secrets(image: Image) -> None:
+    config = image.inspect["Config"]
+    assert config["User"] in ("10001:10001", "nmtune:nmtune", "nmtune"), config["User"]
+    ident = docker("run", "--rm", "--network", "host", "--entrypoint", "id", image.tag).stdout
+    assert ident.startswith("uid=10001(nmtune) gid=10001(nmtune)"), ident
+    assert config["Healthcheck"]["Test"][0] == "CMD"
+    assert "NMTUNE_HEALTHCHECK_URL" in " ".join(config["Healthcheck"]["Test"])
+    assert config["Entrypoint"] == ["nmtune"]
+    env = "\n".join(config["Env"])
+    assert not SECRET_ENV.search(env), env
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image.tag).stdout
+    assert not SECRET_ENV.search(history), history
+    # the app imports and knows its version; migrations ship with it
+    probe = docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--entrypoint",
+        "python3",
+        image.tag,
+        "-c",
+        "import service, migrations, torch, importlib.metadata as m; "
+        "print(m.version('nmtune'), torch.__version__, torch.cuda.is_available())",
+    ).stdout.split()
+    assert probe[0] == "0.1.0" and probe[1].startswith("2.13.0"), probe
+
+    save = subprocess.Popen(["docker", "save", image.tag], stdout=subprocess.PIPE)
+    assert save.stdout is not None
+    files, hits, keys = _scan_layers(save.stdout)
+    assert save.wait(timeout=600) == 0
+    assert files > 1000
+    assert not hits, hits
+    assert not keys, keys
