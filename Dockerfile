@@ -59,18 +59,32 @@ RUN set -e; wheel="$(ls /wheels/torch-*.whl 2>/dev/null | head -n1 || true)"; \
     fi; \
     python -c "import torch; print('torch', torch.__version__)"
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# the dependencies, from pyproject.toml alone: this layer (and the runtime's copy of the venv)
+# stays cached while only the code changes
+COPY pyproject.toml ./
+RUN python -c 'import sys, tomllib; \
+p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+extras = [e.strip() for e in sys.argv[1].strip("[] ").split(",") if e.strip()]; \
+deps = p["dependencies"] + [d for e in extras for d in p["optional-dependencies"][e]]; \
+print("\n".join(d for d in deps if not d.startswith(p["name"])))' "${EXTRAS}" \
+      > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+# the project itself, apart from the venv (/opt/nmtune, on the venv's path through a .pth)
+RUN echo /opt/nmtune > "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nmtune-app.pth"
+COPY README.md ./
 COPY tuner ./tuner
 COPY adapters ./adapters
 COPY service ./service
 COPY migrations ./migrations
-RUN pip install ".${EXTRAS}"
+RUN pip install --no-deps --no-build-isolation --target /opt/nmtune ".${EXTRAS}" \
+    && cd / && python -c "import service.cli, importlib.metadata as m; print(m.version('nmtune'))" \
+    && test -x /opt/nmtune/bin/nmtune
 
 # ---------------------------------------------------------------- runtime: slim, non-root
 FROM ${BASE_IMAGE} AS runtime
 ARG RUNTIME_APT_PACKAGES="python3"
 ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
-    PATH=/opt/venv/bin:$PATH HF_HUB_OFFLINE=1 \
+    PATH=/opt/nmtune/bin:/opt/venv/bin:$PATH HF_HUB_OFFLINE=1 \
     NMTUNE_HEALTHCHECK_URL=http://127.0.0.1:8000/healthz
 RUN if ! command -v python3 >/dev/null; then \
       apt-get update && apt-get install -y --no-install-recommends ${RUNTIME_APT_PACKAGES} \
@@ -79,6 +93,7 @@ RUN if ! command -v python3 >/dev/null; then \
     && groupadd --system --gid 10001 nmtune \
     && useradd --system --uid 10001 --gid nmtune --home-dir /app --create-home nmtune
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/nmtune /opt/nmtune
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8000

@@ -9,7 +9,9 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.deploy.conftest import Containers, Image, docker
+from tests.deploy.conftest import ROOT, Containers, Image, docker
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.service.conftest import PG_ADMIN, _pg_available, fake_spec, free_port, wait_job
 from tests.worker.conftest import REDIS_HOST, REDIS_PORT, _redis_available
@@ -265,3 +267,78 @@ def test_stack_on_containers_survives_a_stopped_worker(
             api_time_to_healthy_s=healthy_s,
             worker_time_to_first_epoch_s=worker_first_job_s,
         )
+
+
+def test_host_compose_file_runs_the_stack(
+    image: Image,
+    fresh_db: tuple[str, str],
+    redis_db: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    """deploy/docker-compose.host.yml, run by docker-compose: migrate completes, then the API
+    (healthy by its compose health check on /readyz) and a worker train and serve a head."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose not installed (apt-get install docker-compose)")
+    db_url, _ = fresh_db
+    broker_url, queue = redis_db
+    port = free_port()
+    project = f"nmtune-dtest-{uuid.uuid4().hex[:6]}"
+    with FakeOpenAIServer(dim=8) as up:
+        config = tmp_path / "config"
+        config.mkdir()
+        (config / "backbones.json").write_text(json.dumps({"backbones": [fake_spec(up)]}))
+        for p in (tmp_path, config, config / "backbones.json"):
+            p.chmod(0o755 if p.is_dir() else 0o644)  # readable by the image's uid 10001
+        env = dict(
+            os.environ,
+            NMTUNE_IMAGE=image.tag,
+            NMTUNE_DATABASE_URL=db_url,
+            NMTUNE_CELERY_BROKER_URL=broker_url,
+            NMTUNE_CELERY_QUEUE=queue,
+            NMTUNE_PORT=str(port),
+            NMTUNE_CONFIG_DIR=str(config),
+        )
+        compose = [binary, "-f", str(ROOT / "deploy" / "docker-compose.host.yml"), "-p", project]
+
+        def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*compose, *args], env=env, capture_output=True, text=True, timeout=timeout
+            )
+
+        try:
+            t0 = time.perf_counter()
+            upped = run("up", "-d")
+            assert upped.returncode == 0, upped.stderr
+            api = f"{project}_api_1"
+            status = ""
+            while time.perf_counter() - t0 < 180:
+                status = docker("inspect", "--format", "{{.State.Health.Status}}", api).stdout
+                if status.strip() == "healthy":
+                    break
+                time.sleep(0.5)
+            assert status.strip() == "healthy", run("logs").stdout[-4000:]
+            mig = json.loads(docker("inspect", f"{project}_migrate_1").stdout)[0]["State"]
+            assert mig["Status"] == "exited" and mig["ExitCode"] == 0
+            keys = run("exec", "-T", "api", "nmtune", "keys", "create", "--tenant", "compose")
+            found = re.search(r"api_key: (\S+)", keys.stdout)
+            assert found, keys.stdout + keys.stderr
+            c = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"Authorization": f"Bearer {found.group(1)}"},
+                timeout=30,
+            )
+            recs = records(8)
+            ds = c.post("/v1/datasets", json={"name": "compose", "records": recs}).json()
+            r = c.post(
+                "/v1/heads", json={"dataset_id": ds["id"], "backbone": "fake", "method": "lr"}
+            )
+            assert r.status_code == 202, r.text
+            job = wait_job(c, r.json()["job"]["id"], timeout=600)
+            assert job["status"] == "succeeded", (job, run("logs").stdout[-4000:])
+            pred = c.post(
+                f"/v1/heads/{r.json()['head']['id']}/predict", json={"inputs": [recs[0]["text"]]}
+            )
+            assert pred.status_code == 200, pred.text
+        finally:
+            run("down", "--timeout", "5")
