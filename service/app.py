@@ -25,6 +25,7 @@ from service.jobs.router import router as jobs_router
 from service.ops.middleware import LimitAndObserve
 from service.ops.router import router as ops_router
 from service.ops.threads import set_this_thread
+from service.predictions.router import openai_router
 from service.predictions.router import router as predictions_router
 from service.settings import Settings, get_settings
 from service.ui.router import router as ui_router
@@ -103,6 +104,10 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
             {"name": "heads", "description": "Train and manage heads."},
             {"name": "jobs", "description": "Background work: status, progress, cancel, events."},
             {"name": "predictions", "description": "Serve a trained head."},
+            {
+                "name": "openai",
+                "description": "OpenAI-compatible serving: `model` is a head id.",
+            },
             {"name": "diagnostics", "description": "Singular value spectra, SVE, LSVR."},
             {"name": "backbones", "description": "Configured embedding backbones."},
             {"name": "ops", "description": "Health, readiness, metrics."},
@@ -114,6 +119,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         audits_router,
         heads_router,
         predictions_router,
+        openai_router,
         jobs_router,
         diagnostics_router,
         backbones_router,

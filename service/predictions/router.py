@@ -6,7 +6,12 @@ from fastapi.responses import Response
 from service.deps import Ctx, TenantId
 from service.errors import ERROR_RESPONSES
 from service.predictions import service
-from service.predictions.schemas import PredictRequest, PredictResponse
+from service.predictions.schemas import (
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    PredictRequest,
+    PredictResponse,
+)
 
 router = APIRouter(prefix="/v1/heads", tags=["predictions"], responses=ERROR_RESPONSES)
 
@@ -34,3 +39,32 @@ async def predict(head_id: str, body: PredictRequest, ctx: Ctx, tenant: TenantId
     )
     # hot path: serialise the already-validated model once (no second validation pass)
     return Response(content=out.model_dump_json(), media_type="application/json")
+
+
+#: OpenAI-compatible serving (the official `openai` client works against it unchanged)
+openai_router = APIRouter(prefix="/v1", tags=["openai"], responses=ERROR_RESPONSES)
+
+
+@openai_router.post(
+    "/embeddings",
+    summary="OpenAI-compatible embeddings: a head's adapted features",
+    responses={
+        409: ERROR_RESPONSES[404] | {"description": "Head not ready, or its backbone changed."}
+    },
+)
+async def create_embeddings(
+    body: EmbeddingsRequest, ctx: Ctx, tenant: TenantId
+) -> EmbeddingsResponse:
+    """`model` is a head id; each input is embedded by the head's backbone (through the
+    cache) and returned as the head's adapted features z, the features its classifier
+    reads: `openai.OpenAI(base_url=".../v1", api_key=<nmtune key>).embeddings.create(
+    model=head_id, input=[...])`."""
+    return await service.adapted_embeddings(
+        body,
+        tenant,
+        db=ctx.db,
+        registry=ctx.registry,
+        cache=ctx.cache,
+        head_cache=ctx.head_cache,
+        settings=ctx.settings,
+    )

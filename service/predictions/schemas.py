@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 Label = StrictStr | StrictInt
@@ -45,3 +47,46 @@ class Prediction(BaseModel):
 class PredictResponse(BaseModel):
     head_id: str
     predictions: list[Prediction] = Field(description="One per input, in input order.")
+
+
+# --------------------------------------------------------- OpenAI-compatible embeddings
+class EmbeddingsRequest(BaseModel):
+    """OpenAI's embeddings request; `model` is a head id: the response carries that head's
+    adapted features z of each input (its backbone embeds them through the cache)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model": "hd_0123", "input": ["what a film"]}]},
+    )
+
+    model: str = Field(min_length=1, max_length=80, description="A ready head's id.")
+    input: str | list[str] = Field(
+        description="A text or a list of texts (token arrays are not accepted)."
+    )
+    encoding_format: Literal["float", "base64"] = Field(
+        default="float",
+        description="`base64`: each vector as base64 of little-endian float32 (what the "
+        "official openai client asks for by default).",
+    )
+    dimensions: int | None = Field(
+        default=None, ge=1, description="Must equal the head's dimension when given."
+    )
+    user: str | None = Field(default=None, max_length=200, description="Ignored.")
+
+
+class EmbeddingItem(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="Floats, or base64 (encoding_format).")
+
+
+class EmbeddingsUsage(BaseModel):
+    prompt_tokens: int = Field(description="cl100k_base tokens of the inputs.")
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingItem]
+    model: str
+    usage: EmbeddingsUsage

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import numpy as np
 
 from adapters import BackendRegistry, EmbeddingBackend
+from adapters.tokenizer import get_token_counter
 from service.backbones.service import get_backend
 from service.datasets.validation import check_text, decode_image
 from service.db.session import Database
@@ -18,7 +20,16 @@ from service.heads.models import HeadStatus
 from service.ops import metrics
 from service.ops.threads import compute_threads, with_threads
 from service.predictions.cache import HeadCache, HeadMeta
-from service.predictions.schemas import ClassScore, Prediction, PredictRequest, PredictResponse
+from service.predictions.schemas import (
+    ClassScore,
+    EmbeddingItem,
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    EmbeddingsUsage,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+)
 from service.settings import Settings
 from tuner import NMTuneClassifier
 
@@ -150,3 +161,57 @@ def _rows(proba: np.ndarray, classes: list[Any], top_k: int | None) -> list[Pred
             Prediction(label=scores[0].label, probability=scores[0].probability, scores=scores)
         )
     return out
+
+
+async def adapted_embeddings(
+    body: EmbeddingsRequest,
+    tenant_id: str,
+    *,
+    db: Database,
+    registry: BackendRegistry,
+    cache: EmbeddingCache,
+    head_cache: HeadCache,
+    settings: Settings,
+) -> EmbeddingsResponse:
+    """OpenAI's /v1/embeddings with `model` = a head: the head's adapted features z of the
+    inputs (embedded by its backbone through the cache), in OpenAI's response format."""
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    if not texts:
+        raise ValidationFailed("input: give at least one text", field="input")
+    if len(texts) > settings.max_predict_batch:
+        raise PayloadTooLarge(
+            f"input: {len(texts)} texts, at most {settings.max_predict_batch}", field="input"
+        )
+    try:
+        head, clf = await _load(db, head_cache, tenant_id, body.model)
+    except (NotFound, Conflict) as exc:
+        raise type(exc)(exc.detail.removeprefix("head_id: "), field="model") from exc
+    if body.dimensions is not None and body.dimensions != head.dim:
+        raise ValidationFailed(
+            f"dimensions: the head's features have {head.dim} dimensions, not {body.dimensions}",
+            field="dimensions",
+        )
+    backend = await get_backend(registry, head.backbone, field="input")
+    if backend.modality != "text":
+        raise ValidationFailed("input: this head's backbone embeds images", field="input")
+    items = _check_inputs(backend, head, texts, settings)
+    x = await cache.embed(tenant_id, backend, items)
+    threads = compute_threads(settings.compute_torch_threads)
+    z = await asyncio.to_thread(with_threads(threads, lambda: clf.transform(x)))  # (n, D)
+    z = np.ascontiguousarray(z, dtype="<f4")
+    data = [
+        EmbeddingItem(
+            index=i,
+            embedding=base64.b64encode(row.tobytes()).decode("ascii")
+            if body.encoding_format == "base64"
+            else row.tolist(),
+        )
+        for i, row in enumerate(z)
+    ]
+    tokens = sum(get_token_counter("cl100k_base").count(texts))
+    metrics.PREDICTIONS.inc(len(texts))
+    return EmbeddingsResponse(
+        data=data,
+        model=body.model,
+        usage=EmbeddingsUsage(prompt_tokens=tokens, total_tokens=tokens),
+    )

@@ -1,0 +1,727 @@
+"""``Client`` and ``AsyncClient``: the nmtune API from Python, on httpx.
+
+    from nmtune import Client
+    client = Client("http://localhost:8000", api_key="nmt_...")   # or NMTUNE_BASE_URL / _API_KEY
+    ds = client.datasets.create(texts=texts, labels=labels, splits=splits)
+    head = client.heads.create(ds, backbone="minilm", method="auto").wait()
+    head.predict(["what a film"])[0].label
+
+Every call retries on 429 / 503 (honouring Retry-After) and on connection failures;
+``heads.create`` sends an ``Idempotency-Key`` (one per call, kept across its retries), so a
+retried create never trains twice. Errors are ``nmtune.errors`` types carrying the envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from nmtune._http import Call, RetryPolicy, check, request_kwargs, settings, should_retry
+from nmtune.errors import JobFailedError, TimeoutError
+from nmtune.progress import ProgressCallback, make_progress
+from nmtune.types import Dataset, HeadInfo, HeadSpectrum, Job, JobPage, Prediction
+
+__all__ = ["AsyncClient", "AsyncHead", "Client", "Head"]
+
+
+# ------------------------------------------------------------------ request builders
+def _id(obj: Any) -> str:
+    return obj if isinstance(obj, str) else str(obj.id)
+
+
+def _records(
+    texts: Sequence[str] | None,
+    labels: Sequence[str | int],
+    splits: Sequence[str] | str | None,
+    images: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    inputs = texts if texts is not None else images
+    if inputs is None or (texts is not None and images is not None):
+        raise ValueError("give exactly one of texts or images (base64)")
+    if len(inputs) != len(labels):
+        raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels")
+    if splits is None or isinstance(splits, str):
+        split_list = [splits or "train"] * len(inputs)
+    else:
+        split_list = list(splits)
+        if len(split_list) != len(inputs):
+            raise ValueError(f"{len(inputs)} inputs but {len(split_list)} splits")
+    key = "text" if texts is not None else "image"
+    return [
+        {key: x, "label": _label(y), "split": s}
+        for x, y, s in zip(inputs, labels, split_list, strict=True)
+    ]
+
+
+def _label(value: Any) -> str | int:
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"labels are strings or integers, got {value!r}")
+    return value
+
+
+def _dataframe_columns(
+    df: Any, text: str, label: str, split: str | None
+) -> tuple[list[str], list[str | int], list[str] | None]:
+    missing = [c for c in (text, label) if c not in df.columns]
+    if missing:
+        raise ValueError(f"DataFrame has no column(s) {missing}; pass text=/label= names")
+    splits = [str(v) for v in df[split].tolist()] if split and split in df.columns else None
+    return (
+        [str(v) for v in df[text].tolist()],
+        [_label(v) for v in df[label].tolist()],
+        splits,
+    )
+
+
+def _create_dataset(name: str, records: list[dict[str, Any]], metadata: Any) -> Call:
+    body: dict[str, Any] = {"name": name, "records": records}
+    if metadata:
+        body["metadata"] = dict(metadata)
+    return Call("POST", "/v1/datasets", json=body, idempotent=False)
+
+
+def _upload(path: str | Path, name: str | None, metadata: Any) -> Call:
+    p = Path(path)
+    kind = "text/csv" if p.suffix.lower() == ".csv" else "application/jsonl"
+    data: dict[str, Any] = {"name": name or p.stem}
+    if metadata:
+        data["metadata"] = json.dumps(dict(metadata))
+    return Call(
+        "POST",
+        "/v1/datasets/upload",
+        files={"file": (p.name, p.read_bytes(), kind)},
+        data=data,
+        idempotent=False,
+    )
+
+
+def _create_head(
+    dataset: Any,
+    backbone: str,
+    method: str,
+    preset: str | None,
+    overrides: dict[str, Any] | None,
+    seed: int,
+    name: str,
+    metadata: Any,
+    idempotency_key: str | None,
+) -> Call:
+    body: dict[str, Any] = {
+        "dataset_id": _id(dataset),
+        "backbone": backbone,
+        "method": method,
+        "overrides": dict(overrides or {}),
+        "seed": seed,
+        "name": name,
+    }
+    if preset is not None:
+        body["preset"] = preset
+    if metadata:
+        body["metadata"] = dict(metadata)
+    key = idempotency_key or f"nmtune-py-{uuid.uuid4()}"
+    # retry-safe: the key makes a repeated POST return the first head
+    return Call("POST", "/v1/heads", json=body, headers={"Idempotency-Key": key})
+
+
+def _list_jobs(
+    status: str | Iterable[str] | None,
+    kind: str | None,
+    head: Any,
+    dataset: Any,
+    limit: int,
+    after: str | None,
+) -> Call:
+    params: list[tuple[str, Any]] = [("limit", limit)]
+    if status is not None:
+        params += [("status", s) for s in ([status] if isinstance(status, str) else status)]
+    for key, value in (("kind", kind), ("after", after)):
+        if value is not None:
+            params.append((key, value))
+    if head is not None:
+        params.append(("head_id", _id(head)))
+    if dataset is not None:
+        params.append(("dataset_id", _id(dataset)))
+    return Call("GET", "/v1/jobs", params=params)
+
+
+def _predict(
+    head_id: str,
+    inputs: Sequence[str] | None,
+    embeddings: Any,
+    top_k: int | None,
+) -> Call:
+    if (inputs is None) == (embeddings is None):
+        raise ValueError("give exactly one of inputs or embeddings")
+    body: dict[str, Any] = {}
+    if inputs is not None:
+        body["inputs"] = [inputs] if isinstance(inputs, str) else list(inputs)
+    else:
+        rows = embeddings.tolist() if hasattr(embeddings, "tolist") else embeddings
+        body["embeddings"] = [list(map(float, r)) for r in rows]
+    if top_k is not None:
+        body["top_k"] = top_k
+    # predictions change nothing: safe to retry
+    return Call("POST", f"/v1/heads/{head_id}/predict", json=body, idempotent=True)
+
+
+def _spectrum(head_id: str, split: str | None) -> Call:
+    return Call(
+        "GET", f"/v1/heads/{head_id}/spectrum", params=[("split", split)] if split else None
+    )
+
+
+def _embeddings(head_id: str, inputs: Sequence[str]) -> Call:
+    return Call("POST", "/v1/embeddings", json={"model": head_id, "input": list(inputs)})
+
+
+def _vectors(body: dict[str, Any]) -> Any:
+    import numpy as np
+
+    rows = sorted(body["data"], key=lambda d: d["index"])
+    return np.asarray([r["embedding"] for r in rows], dtype=np.float32)
+
+
+# ------------------------------------------------------------------------ sync client
+class Client:
+    """The nmtune API, synchronous. ``base_url`` / ``api_key`` default to the environment
+    variables NMTUNE_BASE_URL (else http://localhost:8000) and NMTUNE_API_KEY."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        max_retry_wait_s: float = 60.0,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        url, headers = settings(base_url, api_key)
+        self.base_url = url
+        self.retry = RetryPolicy(max_retries, backoff_s, max_retry_wait_s)
+        self._http = http_client or httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        if http_client is not None:
+            self._http.headers.update(headers)
+            self._http.base_url = httpx.URL(url)
+        self.datasets = Datasets(self)
+        self.heads = Heads(self)
+        self.jobs = Jobs(self)
+
+    def request(self, call: Call) -> httpx.Response:
+        """Send ``call`` with the retry policy; the response, or its typed error."""
+        attempt = 0
+        while True:
+            response: httpx.Response | None = None
+            try:
+                response = self._http.request(call.method, call.path, **request_kwargs(call))
+            except httpx.TransportError as exc:
+                if attempt >= self.retry.max_retries or not should_retry(call, None, exc):
+                    raise
+            else:
+                if attempt >= self.retry.max_retries or not should_retry(call, response, None):
+                    return check(response)
+            time.sleep(self.retry.wait_s(attempt, response))
+            attempt += 1
+
+    def json(self, call: Call) -> Any:
+        return self.request(call).json()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Datasets:
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(
+        self,
+        texts: Sequence[str] | None = None,
+        labels: Sequence[str | int] | None = None,
+        splits: Sequence[str] | str | None = None,
+        *,
+        name: str = "dataset",
+        images: Sequence[str] | None = None,
+        records: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Dataset:
+        """From parallel lists (``splits``: one per row, one name for all, or None for
+        train), or from ``records`` as the API takes them."""
+        if records is None:
+            if labels is None:
+                raise ValueError("labels are required (or pass records=)")
+            records = _records(texts, labels, splits, images)
+        return Dataset.from_json(self._c.json(_create_dataset(name, records, metadata)))
+
+    def from_dataframe(
+        self,
+        df: Any,
+        *,
+        text: str = "text",
+        label: str = "label",
+        split: str | None = "split",
+        name: str = "dataset",
+        metadata: dict[str, Any] | None = None,
+    ) -> Dataset:
+        """From a pandas DataFrame with text / label (/ split) columns."""
+        texts, labels, splits = _dataframe_columns(df, text, label, split)
+        return self.create(texts, labels, splits, name=name, metadata=metadata)
+
+    def upload(
+        self, path: str | Path, *, name: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> Dataset:
+        """From a JSONL or CSV file (columns text|image, label[, split])."""
+        return Dataset.from_json(self._c.json(_upload(path, name, metadata)))
+
+    def get(self, dataset: Any) -> Dataset:
+        return Dataset.from_json(self._c.json(Call("GET", f"/v1/datasets/{_id(dataset)}")))
+
+    def list(self, *, limit: int = 50, offset: int = 0) -> list[Dataset]:
+        body = self._c.json(
+            Call("GET", "/v1/datasets", params=[("limit", limit), ("offset", offset)])
+        )
+        return [Dataset.from_json(d) for d in body["items"]]
+
+    def delete(self, dataset: Any) -> None:
+        self._c.request(Call("DELETE", f"/v1/datasets/{_id(dataset)}"))
+
+
+class Jobs:
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def get(self, job: Any) -> Job:
+        return Job.from_json(self._c.json(Call("GET", f"/v1/jobs/{_id(job)}")))
+
+    def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        kind: str | None = None,
+        head: Any = None,
+        dataset: Any = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> JobPage:
+        return JobPage.from_json(
+            self._c.json(_list_jobs(status, kind, head, dataset, limit, after))
+        )
+
+    def cancel(self, job: Any) -> Job:
+        return Job.from_json(
+            self._c.json(Call("POST", f"/v1/jobs/{_id(job)}/cancel", idempotent=True))
+        )
+
+
+class Heads:
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(
+        self,
+        dataset: Any,
+        backbone: str,
+        method: str = "nmtune",
+        *,
+        preset: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        seed: int = 0,
+        name: str = "",
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Head:
+        """Queue training (returns at once); ``.wait()`` on the result follows it."""
+        body = self._c.json(
+            _create_head(
+                dataset,
+                backbone,
+                method,
+                preset,
+                overrides,
+                seed,
+                name,
+                metadata,
+                idempotency_key,
+            )
+        )
+        return Head(self._c, HeadInfo.from_json(body["head"]), Job.from_json(body["job"]))
+
+    def get(self, head: Any) -> Head:
+        return Head(
+            self._c, HeadInfo.from_json(self._c.json(Call("GET", f"/v1/heads/{_id(head)}")))
+        )
+
+    def list(self, *, dataset: Any = None, limit: int = 50, offset: int = 0) -> list[Head]:
+        params: list[tuple[str, Any]] = [("limit", limit), ("offset", offset)]
+        if dataset is not None:
+            params.append(("dataset_id", _id(dataset)))
+        body = self._c.json(Call("GET", "/v1/heads", params=params))
+        return [Head(self._c, HeadInfo.from_json(h)) for h in body["items"]]
+
+    def delete(self, head: Any) -> None:
+        self._c.request(Call("DELETE", f"/v1/heads/{_id(head)}"))
+
+
+class Head:
+    """A head on the server: ``info`` (its last fetched HeadOut), ``job`` (its training job,
+    when known); ``wait``, ``predict``, ``metrics``, ``spectrum``, ``export``, ``load``."""
+
+    def __init__(self, client: Client, info: HeadInfo, job: Job | None = None) -> None:
+        self._c = client
+        self.info = info
+        self.job = job
+
+    def __repr__(self) -> str:
+        return f"Head({self.id!r}, method={self.info.method!r}, status={self.status!r})"
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def status(self) -> str:
+        return self.info.status
+
+    def refresh(self) -> Head:
+        self.info = HeadInfo.from_json(self._c.json(Call("GET", f"/v1/heads/{self.id}")))
+        return self
+
+    def wait(
+        self,
+        *,
+        progress: bool | ProgressCallback = True,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+    ) -> Head:
+        """Block until training ends, showing stage, epoch and losses (``progress``: True,
+        False, or a callback taking each changed Job). Raises JobFailedError when the job
+        failed or was cancelled, nmtune.errors.TimeoutError past ``timeout`` seconds."""
+        job_id = self.job.id if self.job else self.info.job_id
+        if job_id is None:
+            return self.refresh()
+        render = make_progress(progress, self.id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self._c.jobs.get(job_id)
+            self.job = job
+            if render is not None:
+                render(job)
+            if job.done:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+            time.sleep(poll_interval)
+        self.refresh()
+        if job.status != "succeeded":
+            raise JobFailedError(job)
+        return self
+
+    @property
+    def metrics(self) -> Any:
+        """Scores per split (SplitMetrics; ``ood_average``: OodAverage); fetched when the
+        head was not ready at the last look."""
+        if self.info.metrics is None and self.info.status == "pending":
+            self.refresh()
+        return self.info.metrics
+
+    def predict(
+        self,
+        inputs: Sequence[str] | str | None = None,
+        *,
+        embeddings: Any = None,
+        top_k: int | None = None,
+    ) -> list[Prediction]:
+        """Texts (embedded by the server through the head's backbone) or vectors."""
+        body = self._c.json(_predict(self.id, inputs, embeddings, top_k))  # type: ignore[arg-type]
+        return [Prediction.from_json(p) for p in body["predictions"]]
+
+    def embed(self, inputs: Sequence[str]) -> Any:
+        """The head's adapted features (N, D) of texts (POST /v1/embeddings)."""
+        return _vectors(self._c.json(_embeddings(self.id, inputs)))
+
+    def spectrum(self, split: str | None = None) -> HeadSpectrum:
+        return HeadSpectrum.from_json(self._c.json(_spectrum(self.id, split)))
+
+    def plot_spectrum(self, split: str | None = None, ax: Any = None) -> Any:
+        """Raw vs adapted singular values (needs matplotlib); returns the Axes."""
+        return self.spectrum(split).plot(ax)
+
+    def export(self, path: str | Path | None = None) -> bytes:
+        """The export zip (GET /v1/heads/{id}/export); written to ``path`` when given."""
+        data = self._c.request(Call("GET", f"/v1/heads/{self.id}/export")).content
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data
+
+    def load(self) -> Any:
+        """The head as an offline ``OfflineHead`` (numpy only), from a fresh export."""
+        from nmtune.offline import load_head
+
+        return load_head(self.export())
+
+    def delete(self) -> None:
+        self._c.heads.delete(self.id)
+
+
+# ----------------------------------------------------------------------- async client
+class AsyncClient:
+    """The nmtune API on ``httpx.AsyncClient``: the same resources, every call awaited."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        max_retry_wait_s: float = 60.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        url, headers = settings(base_url, api_key)
+        self.base_url = url
+        self.retry = RetryPolicy(max_retries, backoff_s, max_retry_wait_s)
+        self._http = http_client or httpx.AsyncClient(
+            base_url=url, headers=headers, timeout=timeout
+        )
+        if http_client is not None:
+            self._http.headers.update(headers)
+            self._http.base_url = httpx.URL(url)
+        self.datasets = AsyncDatasets(self)
+        self.heads = AsyncHeads(self)
+        self.jobs = AsyncJobs(self)
+
+    async def request(self, call: Call) -> httpx.Response:
+        attempt = 0
+        while True:
+            response: httpx.Response | None = None
+            try:
+                response = await self._http.request(call.method, call.path, **request_kwargs(call))
+            except httpx.TransportError as exc:
+                if attempt >= self.retry.max_retries or not should_retry(call, None, exc):
+                    raise
+            else:
+                if attempt >= self.retry.max_retries or not should_retry(call, response, None):
+                    return check(response)
+            await asyncio.sleep(self.retry.wait_s(attempt, response))
+            attempt += 1
+
+    async def json(self, call: Call) -> Any:
+        return (await self.request(call)).json()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class AsyncDatasets:
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def create(
+        self,
+        texts: Sequence[str] | None = None,
+        labels: Sequence[str | int] | None = None,
+        splits: Sequence[str] | str | None = None,
+        *,
+        name: str = "dataset",
+        images: Sequence[str] | None = None,
+        records: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Dataset:
+        if records is None:
+            if labels is None:
+                raise ValueError("labels are required (or pass records=)")
+            records = _records(texts, labels, splits, images)
+        return Dataset.from_json(await self._c.json(_create_dataset(name, records, metadata)))
+
+    async def from_dataframe(
+        self,
+        df: Any,
+        *,
+        text: str = "text",
+        label: str = "label",
+        split: str | None = "split",
+        name: str = "dataset",
+        metadata: dict[str, Any] | None = None,
+    ) -> Dataset:
+        texts, labels, splits = _dataframe_columns(df, text, label, split)
+        return await self.create(texts, labels, splits, name=name, metadata=metadata)
+
+    async def upload(
+        self, path: str | Path, *, name: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> Dataset:
+        return Dataset.from_json(await self._c.json(_upload(path, name, metadata)))
+
+    async def get(self, dataset: Any) -> Dataset:
+        return Dataset.from_json(await self._c.json(Call("GET", f"/v1/datasets/{_id(dataset)}")))
+
+    async def delete(self, dataset: Any) -> None:
+        await self._c.request(Call("DELETE", f"/v1/datasets/{_id(dataset)}"))
+
+
+class AsyncJobs:
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def get(self, job: Any) -> Job:
+        return Job.from_json(await self._c.json(Call("GET", f"/v1/jobs/{_id(job)}")))
+
+    async def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        kind: str | None = None,
+        head: Any = None,
+        dataset: Any = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> JobPage:
+        return JobPage.from_json(
+            await self._c.json(_list_jobs(status, kind, head, dataset, limit, after))
+        )
+
+    async def cancel(self, job: Any) -> Job:
+        return Job.from_json(
+            await self._c.json(Call("POST", f"/v1/jobs/{_id(job)}/cancel", idempotent=True))
+        )
+
+
+class AsyncHeads:
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def create(
+        self,
+        dataset: Any,
+        backbone: str,
+        method: str = "nmtune",
+        *,
+        preset: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        seed: int = 0,
+        name: str = "",
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AsyncHead:
+        body = await self._c.json(
+            _create_head(
+                dataset,
+                backbone,
+                method,
+                preset,
+                overrides,
+                seed,
+                name,
+                metadata,
+                idempotency_key,
+            )
+        )
+        return AsyncHead(self._c, HeadInfo.from_json(body["head"]), Job.from_json(body["job"]))
+
+    async def get(self, head: Any) -> AsyncHead:
+        body = await self._c.json(Call("GET", f"/v1/heads/{_id(head)}"))
+        return AsyncHead(self._c, HeadInfo.from_json(body))
+
+    async def delete(self, head: Any) -> None:
+        await self._c.request(Call("DELETE", f"/v1/heads/{_id(head)}"))
+
+
+class AsyncHead:
+    """The async twin of :class:`Head` (``metrics`` is the last fetched value)."""
+
+    def __init__(self, client: AsyncClient, info: HeadInfo, job: Job | None = None) -> None:
+        self._c = client
+        self.info = info
+        self.job = job
+
+    def __repr__(self) -> str:
+        return f"AsyncHead({self.id!r}, method={self.info.method!r}, status={self.status!r})"
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def status(self) -> str:
+        return self.info.status
+
+    @property
+    def metrics(self) -> Any:
+        return self.info.metrics
+
+    async def refresh(self) -> AsyncHead:
+        self.info = HeadInfo.from_json(await self._c.json(Call("GET", f"/v1/heads/{self.id}")))
+        return self
+
+    async def wait(
+        self,
+        *,
+        progress: bool | ProgressCallback = True,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+    ) -> AsyncHead:
+        job_id = self.job.id if self.job else self.info.job_id
+        if job_id is None:
+            return await self.refresh()
+        render = make_progress(progress, self.id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = await self._c.jobs.get(job_id)
+            self.job = job
+            if render is not None:
+                render(job)
+            if job.done:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+            await asyncio.sleep(poll_interval)
+        await self.refresh()
+        if job.status != "succeeded":
+            raise JobFailedError(job)
+        return self
+
+    async def predict(
+        self,
+        inputs: Sequence[str] | str | None = None,
+        *,
+        embeddings: Any = None,
+        top_k: int | None = None,
+    ) -> list[Prediction]:
+        body = await self._c.json(_predict(self.id, inputs, embeddings, top_k))  # type: ignore[arg-type]
+        return [Prediction.from_json(p) for p in body["predictions"]]
+
+    async def embed(self, inputs: Sequence[str]) -> Any:
+        return _vectors(await self._c.json(_embeddings(self.id, inputs)))
+
+    async def spectrum(self, split: str | None = None) -> HeadSpectrum:
+        return HeadSpectrum.from_json(await self._c.json(_spectrum(self.id, split)))
+
+    async def export(self, path: str | Path | None = None) -> bytes:
+        data = (await self._c.request(Call("GET", f"/v1/heads/{self.id}/export"))).content
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data

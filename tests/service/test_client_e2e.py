@@ -1,0 +1,159 @@
+"""The Python client (sync and async) and the official `openai` client against a real server
+on loopback; every request the client sent is checked against the server's OpenAPI spec;
+the README's Python quickstart runs as written against a server with the local MiniLM."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from adapters import build_backend
+from nmtune import AsyncClient, Client, errors
+from nmtune.types import Job, SplitMetrics
+from tests.client.contract import check_request
+from tests.service.conftest import fake_spec, minilm_spec, sentiment_records
+
+FAST = {"epochs": 2, "lp_epochs": 2, "min_steps": 4}
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _columns(records: list[dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
+    return (
+        [r["text"] for r in records],
+        [r["label"] for r in records],
+        [r["split"] for r in records],
+    )
+
+
+@pytest.mark.slow
+def test_client_end_to_end(serve: Any, fake_upstream: Any, tmp_path: Path) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    sent: list[httpx.Request] = []
+    http = httpx.Client(event_hooks={"request": [sent.append]}, timeout=120)
+    client = Client(run.base_url, run.key_a, http_client=http)
+    texts, labels, splits = _columns(sentiment_records(12))
+
+    ds = client.datasets.create(texts, labels, splits, name="s", metadata={"team": "a"})
+    assert ds.classes == ["neg", "pos"] and ds.metadata == {"team": "a"}
+    assert ds.splits["ood:tweets"].count == 16
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"text": texts, "label": labels, "split": splits})
+    assert client.datasets.from_dataframe(df, name="df").n_examples == len(texts)
+    f = tmp_path / "d.csv"
+    df.to_csv(f, index=False)
+    assert client.datasets.upload(f, metadata={"from": "csv"}).metadata == {"from": "csv"}
+
+    seen: list[Job] = []
+    head = client.heads.create(ds, backbone="fake", method="nmtune", overrides=FAST)
+    assert head.status == "pending"
+    assert head.wait(progress=seen.append) is head
+    assert head.status == "ready" and seen[-1].status == "succeeded"
+    assert any(j.epochs for j in seen) and seen[-1].epochs[-1].losses["total"] is not None
+    test = head.metrics["test"]
+    assert isinstance(test, SplitMetrics) and 0 <= test.accuracy <= 1
+    assert head.metrics["ood_average"].splits == ["ood:tweets"]
+    preds = head.predict(["a wonderful film", "a dull film"], top_k=1)
+    raw = run.client().post(
+        f"/v1/heads/{head.id}/predict", json={"inputs": ["a wonderful film", "a dull film"]}
+    )
+    assert [p.label for p in preds] == [p["label"] for p in raw.json()["predictions"]]
+    spec = head.spectrum()
+    assert spec.raw.n_features == fake_upstream.dim and spec.adapted.singular_values
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    assert head.plot_spectrum().get_yscale() == "log"
+
+    offline = head.load()  # export -> numpy
+    x = np.random.default_rng(1).normal(size=(5, fake_upstream.dim)).astype(np.float32)
+    served = head.predict(embeddings=x)
+    np.testing.assert_allclose(
+        offline.predict_proba(x).max(axis=1), [p.probability for p in served], atol=1e-5
+    )
+    page = client.jobs.list(head=head)
+    assert [j.id for j in page.items] == [head.job.id if head.job else ""]
+
+    # typed errors with the envelope
+    with pytest.raises(errors.NotFoundError) as nf:
+        client.datasets.get("ds_nope")
+    assert nf.value.field == "dataset_id"
+    with pytest.raises(errors.ValidationError) as bad:
+        client.heads.create(ds, backbone="fake", overrides={"nope": 1})
+    assert bad.value.field == "overrides.nope"
+    # the same Idempotency-Key twice: one head
+    a = client.heads.create(ds, backbone="fake", method="lr", idempotency_key="k-1")
+    b = client.heads.create(ds, backbone="fake", method="lr", idempotency_key="k-1")
+    assert a.id == b.id
+    a.wait(progress=False)
+
+    # every request the client sent is an operation of the served spec
+    spec_json = run.client().get("/openapi.json").json()
+    assert len(sent) > 20
+    assert [p for r in sent for p in check_request(spec_json, r)] == []
+    client.close()
+
+    # the async client on the same server
+    async def main() -> None:
+        async with AsyncClient(run.base_url, run.key_a) as ac:
+            h = await ac.heads.create(ds.id, backbone="fake", method="lr")
+            await h.wait(progress=False)
+            assert h.metrics is not None and "test" in h.metrics
+            assert len(await h.predict(["great"])) == 1
+            assert (await ac.jobs.get(h.job.id if h.job else "")).status == "succeeded"
+            with pytest.raises(errors.NotFoundError):
+                await ac.heads.get("hd_nope")
+
+    asyncio.run(main())
+
+    # the official openai client: the head's adapted features, to 1e-5 of transform
+    oa = openai.OpenAI(base_url=f"{run.base_url}/v1", api_key=run.key_a, max_retries=0)
+    inputs = ["a wonderful film", "the worst meal", "omg great !!!"]
+    for fmt in ("float", "base64"):
+        kw: dict[str, Any] = {} if fmt == "base64" else {"encoding_format": "float"}
+        out = oa.embeddings.create(model=head.id, input=inputs, **kw)
+        z = np.asarray([d.embedding for d in out.data], dtype=np.float32)
+        backbone = build_backend(fake_spec(fake_upstream))
+
+        async def embed(b: Any = backbone) -> Any:
+            await b.ensure_ready()
+            try:
+                return await b.embed(inputs)
+            finally:
+                await b.aclose()
+
+        raw_x = asyncio.run(embed())
+        np.testing.assert_allclose(z, offline.transform(raw_x), atol=1e-5)
+        assert out.model == head.id and out.usage.prompt_tokens > 0
+    assert np.allclose(head.embed(inputs), z, atol=1e-6)
+    with pytest.raises(openai.NotFoundError):
+        oa.embeddings.create(model="hd_nope", input=["x"])
+    with pytest.raises(openai.UnprocessableEntityError):
+        oa.embeddings.create(model=head.id, input=["x"], dimensions=3)
+
+
+def _quickstart() -> str:
+    text = README.read_text()
+    m = re.search(r"<!-- quickstart-python -->\s*```python\n(.*?)```", text, re.S)
+    assert m, "README has no Python quickstart block"
+    return m.group(1)
+
+
+@pytest.mark.slow
+def test_readme_python_quickstart_runs(serve: Any, capsys: Any) -> None:
+    run = serve(None, [minilm_spec()])
+    texts, labels, splits = _columns(sentiment_records(12))
+    code = _quickstart().replace("http://localhost:8000", run.base_url)
+    assert 3 <= len([ln for ln in code.splitlines() if ln.strip()]) <= 6
+    env: dict[str, Any] = {"KEY": run.key_a, "texts": texts, "labels": labels, "splits": splits}
+    exec(compile(code, "README quickstart", "exec"), env)
+    head = env["head"]
+    assert head.status == "ready"
+    out = capsys.readouterr()
+    assert re.search(r"\b(pos|neg)\b", out.out), out
+    assert "succeeded" in out.err  # the progress line
