@@ -7,6 +7,8 @@ from service.deps import Ctx, TenantId
 from service.errors import ERROR_RESPONSES
 from service.predictions import service
 from service.predictions.schemas import (
+    ClassifyRequest,
+    ClassifyResponse,
     EmbeddingsRequest,
     EmbeddingsResponse,
     PredictRequest,
@@ -60,6 +62,28 @@ async def create_embeddings(
     reads: `openai.OpenAI(base_url=".../v1", api_key=<nmtune key>).embeddings.create(
     model=head_id, input=[...])`."""
     return await service.adapted_embeddings(
+        body,
+        tenant,
+        db=ctx.db,
+        registry=ctx.registry,
+        cache=ctx.cache,
+        head_cache=ctx.head_cache,
+        settings=ctx.settings,
+    )
+
+
+@openai_router.post(
+    "/classify",
+    summary="Classify plain texts with a head (`model` = head id)",
+    responses={
+        409: ERROR_RESPONSES[404] | {"description": "Head not ready, or its backbone changed."}
+    },
+)
+async def classify(body: ClassifyRequest, ctx: Ctx, tenant: TenantId) -> ClassifyResponse:
+    """The shape embedding servers use for classification (`{model, input}` in, one
+    `{label, score, scores}` per text out); the same head and cache as
+    POST /v1/heads/{id}/predict."""
+    return await service.classify_texts(
         body,
         tenant,
         db=ctx.db,

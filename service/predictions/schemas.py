@@ -90,3 +90,34 @@ class EmbeddingsResponse(BaseModel):
     data: list[EmbeddingItem]
     model: str
     usage: EmbeddingsUsage
+
+
+# ------------------------------------------------------- classification of plain texts
+class ClassifyRequest(BaseModel):
+    """Classify plain texts with a head, by id in `model` (the request shape of embedding
+    servers' /classify routes, e.g. infinity's)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model": "hd_0123", "input": ["what a film"]}]},
+    )
+
+    model: str = Field(min_length=1, max_length=80, description="A ready head's id.")
+    input: str | list[str] = Field(description="A text or a list of texts.")
+    top_k: int | None = Field(
+        default=None, ge=1, le=1000, description="Only the k most probable classes per text."
+    )
+
+
+class ClassifyItem(BaseModel):
+    index: int
+    label: Label = Field(description="The most probable class.")
+    score: float = Field(description="Its probability.")
+    scores: list[ClassScore] = Field(description="Classes by decreasing probability.")
+
+
+class ClassifyResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ClassifyItem] = Field(description="One per input, in input order.")
+    model: str
+    usage: EmbeddingsUsage

@@ -21,6 +21,9 @@ from service.ops import metrics
 from service.ops.threads import compute_threads, with_threads
 from service.predictions.cache import HeadCache, HeadMeta
 from service.predictions.schemas import (
+    ClassifyItem,
+    ClassifyRequest,
+    ClassifyResponse,
     ClassScore,
     EmbeddingItem,
     EmbeddingsRequest,
@@ -212,6 +215,48 @@ async def adapted_embeddings(
     metrics.PREDICTIONS.inc(len(texts))
     return EmbeddingsResponse(
         data=data,
+        model=body.model,
+        usage=EmbeddingsUsage(prompt_tokens=tokens, total_tokens=tokens),
+    )
+
+
+async def classify_texts(
+    body: ClassifyRequest,
+    tenant_id: str,
+    *,
+    db: Database,
+    registry: BackendRegistry,
+    cache: EmbeddingCache,
+    head_cache: HeadCache,
+    settings: Settings,
+) -> ClassifyResponse:
+    """Plain texts -> labels and probabilities of the head in `model` (POST /v1/classify)."""
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    if not texts:
+        raise ValidationFailed("input: give at least one text", field="input")
+    request = PredictRequest(inputs=texts, top_k=body.top_k)
+    try:
+        out = await predict(
+            request,
+            tenant_id,
+            body.model,
+            db=db,
+            registry=registry,
+            cache=cache,
+            head_cache=head_cache,
+            settings=settings,
+        )
+    except (NotFound, Conflict, ValidationFailed, PayloadTooLarge) as exc:
+        field = exc.field or ""
+        new = "model" if field == "head_id" else field.replace("inputs", "input", 1) or None
+        detail = exc.detail.removeprefix(f"{field}: ") if field else exc.detail
+        raise type(exc)(detail, field=new) from exc
+    tokens = sum(get_token_counter("cl100k_base").count(texts))
+    return ClassifyResponse(
+        data=[
+            ClassifyItem(index=i, label=p.label, score=p.probability, scores=p.scores)
+            for i, p in enumerate(out.predictions)
+        ],
         model=body.model,
         usage=EmbeddingsUsage(prompt_tokens=tokens, total_tokens=tokens),
     )

@@ -71,18 +71,19 @@ def check_request(spec: dict[str, Any], request: httpx.Request) -> list[str]:
     if "idempotency-key" in request.headers and "idempotency-key" not in headers:
         problems.append(f"{where}: header Idempotency-Key")
     content = op.get("requestBody", {}).get("content", {})
+    raw = request.read()  # a multipart body is a stream until read
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("application/json"):
         if "application/json" not in content:
             return [*problems, f"{where}: JSON body not accepted"]
         allowed = _props(spec, content["application/json"]["schema"])
-        body = json.loads(request.content)
+        body = json.loads(raw)
         problems += [f"{where}: body field {k!r}" for k in body if k not in allowed]
     elif ctype.startswith("multipart/form-data"):
         if "multipart/form-data" not in content:
             return [*problems, f"{where}: multipart body not accepted"]
         allowed = _props(spec, content["multipart/form-data"]["schema"])
-        names = set(re.findall(rb'; name="([^"]+)"', request.content))
+        names = set(re.findall(rb'; name="([^"]+)"', raw))
         problems += [f"{where}: form field {n!r}" for n in names if n.decode() not in allowed]
     return problems
 

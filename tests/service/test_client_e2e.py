@@ -96,7 +96,6 @@ def test_client_end_to_end(serve: Any, fake_upstream: Any, tmp_path: Path) -> No
     spec_json = run.client().get("/openapi.json").json()
     assert len(sent) > 20
     assert [p for r in sent for p in check_request(spec_json, r)] == []
-    client.close()
 
     # the async client on the same server
     async def main() -> None:
@@ -135,6 +134,21 @@ def test_client_end_to_end(serve: Any, fake_upstream: Any, tmp_path: Path) -> No
         oa.embeddings.create(model="hd_nope", input=["x"])
     with pytest.raises(openai.UnprocessableEntityError):
         oa.embeddings.create(model=head.id, input=["x"], dimensions=3)
+
+    # POST /v1/classify: plain texts, the predict route's answers
+    raw_c = run.client()
+    r = raw_c.post("/v1/classify", json={"model": head.id, "input": inputs, "top_k": 1})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    expected = head.predict(inputs)
+    assert [d["label"] for d in got["data"]] == [p.label for p in expected]
+    assert [d["index"] for d in got["data"]] == [0, 1, 2] and len(got["data"][0]["scores"]) == 1
+    assert abs(got["data"][0]["score"] - expected[0].probability) < 1e-6
+    r = raw_c.post("/v1/classify", json={"model": "hd_nope", "input": "x"})
+    assert r.status_code == 404 and r.json()["field"] == "model"
+    r = raw_c.post("/v1/classify", json={"model": head.id, "input": ["ok", "x" * 10**6]})
+    assert r.status_code in (413, 422) and r.json()["field"] in ("input[1]", "input"), r.text
+    client.close()
 
 
 def _quickstart() -> str:
