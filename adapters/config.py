@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from .base import BackendLimits, public_url
 from .config_base import BackendConfig, BackendConfigError, Secret
@@ -27,6 +28,7 @@ __all__ = [
     "Secret",
     "SentenceTransformersConfig",
     "TransformersConfig",
+    "check_endpoint_url",
 ]
 
 InputPolicy = Literal["reject", "truncate"]
@@ -37,6 +39,30 @@ KNOWN_DIMS = {
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
 }
+
+
+def check_endpoint_url(name: str, url: str) -> None:
+    """Reject an endpoint URL the SDK would misuse: credentials in its userinfo (they would
+    replace ``api_key`` on the wire and show up in client logs) and a query string or
+    fragment (it would break every request path and carry tokens into logs). The message
+    names the field and never repeats the URL."""
+    try:
+        p = urlsplit(url)
+        p.port  # noqa: B018  (validates the port)
+    except ValueError as e:
+        raise ValueError(f"{name}: not a valid URL ({e})") from None
+    if p.scheme not in ("http", "https") or not p.hostname:
+        raise ValueError(f"{name}: must be an http(s) URL with a host")
+    if p.username is not None or p.password is not None or "@" in p.netloc:
+        raise ValueError(
+            f"{name}: must not contain credentials (user:password@); put the key in 'api_key' "
+            "(or a header in 'extra_headers')"
+        )
+    if p.query or p.fragment or url.rstrip().endswith(("?", "#")):
+        raise ValueError(
+            f"{name}: must not contain a query string or fragment; send credentials with "
+            "'api_key' or 'extra_headers'"
+        )
 
 
 @dataclass(frozen=True)
@@ -124,6 +150,10 @@ class OpenAIConfig(RemoteConfig):
     organization: str | None = None
     project: str | None = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_endpoint_url("base_url", self.base_url)
+
     def provider_and_endpoint(self) -> tuple[str, str]:
         return "openai", public_url(self.base_url)
 
@@ -152,6 +182,7 @@ class AzureOpenAIConfig(RemoteConfig):
             raise ValueError("'endpoint' and 'deployment' are required")
         if not self.api_key and not self.azure_ad_token:
             raise ValueError("one of 'api_key' or 'azure_ad_token' is required")
+        check_endpoint_url("endpoint", self.endpoint)
 
     def provider_and_endpoint(self) -> tuple[str, str]:
         return "azure-openai", f"{public_url(self.endpoint)}#{self.deployment}"
@@ -182,6 +213,7 @@ class OpenAICompatibleConfig(RemoteConfig):
         super().__post_init__()
         if not self.base_url:
             raise ValueError("'base_url' is required")
+        check_endpoint_url("base_url", self.base_url)
 
     def provider_and_endpoint(self) -> tuple[str, str]:
         return self.provider, public_url(self.base_url)

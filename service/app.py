@@ -23,6 +23,7 @@ from service.errors import install_error_handlers
 from service.heads.router import router as heads_router
 from service.jobs.router import router as jobs_router
 from service.ops.middleware import LimitAndObserve
+from service.ops.redaction import install_redaction
 from service.ops.router import router as ops_router
 from service.ops.threads import set_this_thread
 from service.predictions.router import openai_router
@@ -73,6 +74,7 @@ def operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
     settings = settings or (ctx.settings if ctx else get_settings())
+    install_redaction(settings.secret_values())  # before anything can log
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,5 +129,9 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         ui_router,
     ):
         app.include_router(r)
-    app.add_middleware(LimitAndObserve, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        LimitAndObserve,
+        max_bytes=settings.max_request_bytes,
+        body_timeout_s=settings.request_body_timeout_s,
+    )
     return app

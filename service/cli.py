@@ -21,7 +21,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.ops.logging import configure_logging
 
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, settings.secret_values())
     uvicorn.run(
         create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False
     )

@@ -19,6 +19,7 @@ from service.jobs.engine import JobEngine
 from service.jobs.handlers import JobHandlers
 from service.jobs.models import JobKind
 from service.jobs.runner import InlineRunner, JobQueue, JobRunner
+from service.ops.quotas import StreamSlots, TenantRateLimiter
 from service.predictions.cache import HeadCache
 from service.settings import Settings
 from service.ttl_cache import TTLCache
@@ -62,5 +63,7 @@ def build_context(
         handlers=handlers,
         engine=engine,
         runner=runner,
-        queue=JobQueue(runner),
+        queue=JobQueue(runner, db, settings.max_jobs_per_tenant),
+        limiter=TenantRateLimiter(settings),
+        streams=StreamSlots(settings.max_streams_per_tenant),
     )

@@ -14,6 +14,7 @@ from service.embeddings.service import EmbeddingCache
 from service.jobs.engine import JobEngine
 from service.jobs.handlers import JobHandlers
 from service.jobs.runner import JobQueue, JobRunner
+from service.ops.quotas import StreamSlots, TenantRateLimiter
 from service.predictions.cache import HeadCache
 from service.settings import Settings
 from service.ttl_cache import TTLCache
@@ -30,7 +31,9 @@ class AppContext:
     handlers: JobHandlers  # job kind -> handler, terminal hook
     engine: JobEngine  # runs one job (inline runner and worker)
     runner: JobRunner
-    queue: JobQueue  # the runner as domain services see it
+    queue: JobQueue  # the runner as domain services see it (+ the per-tenant job quota)
+    limiter: TenantRateLimiter  # per-tenant request rate limit
+    streams: StreamSlots  # per-tenant cap on concurrent event streams
 
     async def aclose(self) -> None:
         await self.runner.stop()

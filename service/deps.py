@@ -24,7 +24,8 @@ async def current_tenant(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The tenant of the bearer key; lookups are cached for `auth_cache_ttl_s` seconds."""
+    """The tenant of the bearer key (lookups cached for `auth_cache_ttl_s` seconds), after
+    the tenant's request rate limit (`rate_limit`)."""
     if creds is None or not creds.credentials:
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
     ctx = get_ctx(request)
@@ -40,6 +41,7 @@ async def current_tenant(
         if tenant is None:
             raise Unauthorized("invalid or revoked API key")
         ctx.tenants.put(digest, tenant)
+    await ctx.limiter.hit(tenant)  # 429 + Retry-After over the tenant's rate limit
     return tenant
 
 

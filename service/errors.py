@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -28,12 +30,20 @@ class ApiError(Exception):
     status_code = 400
     error = "BadRequest"
 
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, field: str | None = None, retry_after: float | None = None
+    ) -> None:
         if field and not detail.startswith(field):
             detail = f"{field}: {detail}"
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str] | None:
+        if self.retry_after is None:
+            return None
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
 
 
 class ValidationFailed(ApiError):
@@ -61,6 +71,13 @@ class Unauthorized(ApiError):
     error = "Unauthorized"
 
 
+class TooManyRequests(ApiError):
+    """A per-tenant quota or rate limit; ``retry_after`` seconds go into Retry-After."""
+
+    status_code = 429
+    error = "TooManyRequests"
+
+
 class ServiceUnavailable(ApiError):
     status_code = 503
     error = "ServiceUnavailable"
@@ -78,6 +95,7 @@ _STATUS_NAMES = {
     404: "NotFound",
     405: "MethodNotAllowed",
     406: "NotAcceptable",
+    408: "RequestTimeout",
     409: "Conflict",
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
@@ -114,7 +132,48 @@ def _loc_to_field(loc: Sequence[Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return envelope(exc.status_code, exc.error, exc.detail, exc.field)
+        return envelope(exc.status_code, exc.error, exc.detail, exc.field, exc.headers())
+
+    # Database trouble is handled here (not by the catch-all below, which re-raises and so
+    # resets the connection): unavailable -> 503 + Retry-After; a value the database refuses
+    # (validation should have caught it first) -> 422. Never the SQL parameters or the
+    # database's own message in the response (they may hold tenants' data).
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            _db_error_name(exc),
+        )
+        return envelope(
+            503,
+            "ServiceUnavailable",
+            "the database is unavailable; retry later",
+            None,
+            {"Retry-After": str(DB_RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(sa_exc.DataError)
+    async def _db_rejected(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "database rejected a value on %s %s: %s",
+            request.method,
+            request.url.path,
+            _db_error_name(exc),
+        )
+        return envelope(422, "ValidationError", "a value in the request cannot be stored")
+
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _db_other(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _db_unavailable(request, exc)
+        log.error(
+            "database error on %s %s: %s", request.method, request.url.path, _db_error_name(exc)
+        )
+        return envelope(500, "InternalError", "internal server error")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -137,6 +196,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return envelope(500, "InternalError", "internal server error")
 
 
+DB_RETRY_AFTER_S = 5
+
+
+def _db_error_name(exc: Exception) -> str:
+    """The error class and the statement's first words: no parameters, no message text."""
+    orig = getattr(exc, "orig", None)
+    name = type(orig).__name__ if orig is not None else type(exc).__name__
+    stmt = getattr(exc, "statement", None)
+    verb = str(stmt).split(None, 2)[:2] if stmt else []
+    return f"{name} ({' '.join(verb)})" if verb else name
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": desc}
     for code, desc in {
@@ -144,6 +215,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Not found (or owned by another tenant).",
         413: "Request too large.",
         422: "Invalid input; `field` names the field at fault.",
+        429: "A per-tenant quota or rate limit was hit; see the Retry-After header.",
     }.items()
 }
 

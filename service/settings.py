@@ -7,9 +7,12 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.config import check_endpoint_url
 
 DEFAULT_BACKBONES: list[dict[str, Any]] = [
     {
@@ -109,9 +112,59 @@ class Settings(BaseSettings):
     head_cache_size: int = Field(default=32, ge=1)
     page_size_max: int = Field(default=200, ge=1)
 
+    # per-tenant quotas and fairness (docs/production.md) ------------------------------
+    max_jobs_per_tenant: int = Field(
+        default=20,
+        ge=1,
+        description="Queued + running jobs one tenant may have; more -> 429 with Retry-After.",
+    )
+    max_running_jobs_per_tenant: int | None = Field(
+        default=None,
+        ge=1,
+        description="runner=inline: jobs of one tenant running at once (default: "
+        "runner_concurrency - 1, at least 1, so another tenant always finds a free slot). "
+        "Jobs are picked round robin across tenants.",
+    )
+    rate_limit: str = Field(
+        default="1200/minute",
+        description="Requests per tenant (the `limits` notation, e.g. `100/second`, "
+        "`1200/minute`; empty: no limit); more -> 429 with Retry-After.",
+    )
+    rate_limit_storage_url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL shared by every API process for the rate limit (default: the "
+        "broker's Redis with runner=celery, else in-process memory).",
+    )
+    max_streams_per_tenant: int = Field(
+        default=8, ge=1, description="Concurrent job event streams (SSE) per tenant."
+    )
+    request_body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request body must arrive within this many seconds (else 408).",
+    )
+
     # observability -------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        if value.strip():
+            from limits import parse
+
+            try:
+                parse(value)
+            except ValueError as exc:
+                raise ValueError(f"rate_limit: {exc}") from None
+        return value
+
+    @property
+    def running_jobs_per_tenant(self) -> int:
+        if self.max_running_jobs_per_tenant is not None:
+            return self.max_running_jobs_per_tenant
+        return max(1, self.runner_concurrency - 1)
 
     @field_validator("backbones", mode="before")
     @classmethod
@@ -136,7 +189,39 @@ class Settings(BaseSettings):
         names = [b.get("name") for b in self.backbones]
         if len(set(names)) != len(names):
             raise ValueError("backbone names must be unique")
+        for i, spec in enumerate(self.backbones):
+            for key in ("base_url", "endpoint"):
+                if isinstance(spec, dict) and isinstance(spec.get(key), str):
+                    # credentials or a query in the URL: rejected here, at config load
+                    check_endpoint_url(f"backbones[{i}].{key}", spec[key])
         return self
+
+    def secret_values(self) -> list[str]:
+        """Every configured credential, to be scrubbed verbatim from every log line."""
+        out: list[str] = []
+        for url in (
+            self.database_url,
+            self.celery_broker_url,
+            self.celery_result_backend,
+            self.rate_limit_storage_url,
+        ):
+            if url is not None:
+                try:
+                    password = urlsplit(url.get_secret_value()).password
+                except ValueError:
+                    password = None
+                if password:
+                    out.append(password)
+        if self.bootstrap_api_key is not None:
+            out.append(self.bootstrap_api_key.get_secret_value())
+        for spec in self.backbones:
+            for key in ("api_key", "azure_ad_token"):
+                if isinstance(spec.get(key), str):
+                    out.append(spec[key])
+            headers = spec.get("extra_headers")
+            if isinstance(headers, dict):
+                out.extend(v for v in headers.values() if isinstance(v, str))
+        return out
 
     @property
     def is_sqlite(self) -> bool:

@@ -256,46 +256,51 @@ _OVERRIDABLE: tuple[str, ...] = tuple(
 # ----------------------------------------------------------------------------- validation
 #: One rule per overridable field: type, range, normalisation.
 _RULES: dict[str, Rule] = {
-    "w_mse": number(0.0),
-    "w_cov": number(0.0),
-    "w_svd": number(0.0),
-    "svd_top_k": integer(1),
-    "hidden_ratio": number(0.0, lo_open=True),
-    "num_layers": integer(1),
+    # Every numeric field has an upper bound too: one head's training must stay a bounded
+    # amount of work (a shared service trains many tenants' heads; see docs/production.md).
+    "w_mse": number(0.0, 1000.0),
+    "w_cov": number(0.0, 1000.0),
+    "w_svd": number(0.0, 1000.0),
+    "svd_top_k": integer(1, 1024),
+    "hidden_ratio": number(0.0, 16.0, lo_open=True),
+    "num_layers": integer(1, 16),
     "norm": choice("batchnorm", "layernorm", "none"),
     "residual": boolean,
-    "residual_init": number(),
-    "lr": number(0.0, lo_open=True),
-    "weight_decay": number(0.0),
-    "lp_lr": number(0.0, lo_open=True),
-    "lp_weight_decay": number(0.0),
-    "epochs": integer(1),
-    "lp_epochs": integer(1),
-    "batch_size": integer(2, why=" (batch statistics)"),
+    "residual_init": number(-100.0, 100.0),
+    "lr": number(0.0, 10.0, lo_open=True),
+    "weight_decay": number(0.0, 10.0),
+    "lp_lr": number(0.0, 10.0, lo_open=True),
+    "lp_weight_decay": number(0.0, 10.0),
+    "epochs": integer(1, 10_000),
+    "lp_epochs": integer(1, 10_000),
+    "batch_size": integer(2, 65_536, why=" (batch statistics)"),
     "schedule": choice("cosine", "constant"),
-    "min_steps": integer(0),
+    "min_steps": integer(0, 1_000_000),
     "feature_dropout": number(0.0, 1.0, hi_open=True),
-    "feature_noise": number(0.0),
+    "feature_noise": number(0.0, 100.0),
     "init_classifier_from_lp": boolean,
     "init_from_lr": boolean,
     "class_weight": optional(choice("balanced")),
-    "lr_c": optional(number(0.0, lo_open=True)),
+    "lr_c": optional(number(0.0, 1e8, lo_open=True)),
     "lr_cs": integer(1, 100),
     "lr_max_iter": integer(1, 100_000),
     "lr_cv_repeats": integer(1, 20),
     "val_fraction": number(0.0, 1.0, hi_open=True),
-    "min_holdout": integer(0),
+    "min_holdout": integer(0, 1_000_000),
     "cv_folds": integer(2, 50),
     "seed": integer(0, 2**63 - 1),
     "device": choice("auto", "cpu", "cuda"),
     "auto_rule": choice("one-se", "best", "cv"),
     "auto_signal": choice("auto", "cv", "holdout"),
-    "auto_cv_folds": integer(2, 50),
+    "auto_cv_folds": integer(2, 20),
     "auto_cv_repeats": integer(1, 20),
-    "auto_cv_max_rows": integer(0),
-    "auto_time_budget_s": number(0.0),
-    "auto_min_per_class": integer(0),
+    "auto_cv_max_rows": integer(0, 1_000_000),
+    "auto_time_budget_s": number(0.0, 3600.0),
+    "auto_min_per_class": integer(0, 1_000_000),
 }
+
+#: At most this many ``auto_candidates`` (each one is a full fit per fold).
+MAX_AUTO_CANDIDATES = 16
 
 
 def _unknown_message(name: str) -> str:
@@ -305,6 +310,11 @@ def _unknown_message(name: str) -> str:
 def _validate_candidates(name: str, value: Any) -> tuple[tuple[tuple[str, Any], ...], ...]:
     if isinstance(value, str | bytes) or not isinstance(value, list | tuple) or not value:
         raise ConfigError(f"{name} must be a non-empty list of override dicts", field=name)
+    if len(value) > MAX_AUTO_CANDIDATES:
+        raise ConfigError(
+            f"{name} must have at most {MAX_AUTO_CANDIDATES} candidates, got {len(value)}",
+            field=name,
+        )
     out: list[tuple[tuple[str, Any], ...]] = []
     for i, cand in enumerate(value):
         where = f"{name}[{i}]"

@@ -9,7 +9,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout, a larger page cache."""
+    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout, a larger page cache.
+
+    ``hide_parameters``: SQL parameters (tenants' texts and labels) never appear in an
+    error message, hence never in a log line or a response."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs

@@ -112,6 +112,7 @@ async def _embed_job(
             )
             if existing:
                 return existing[0].id, False
+            queue.enforce_quota(s, tenant_id)
             params = {"backbone": backbone, "split": split}
             job = jobs_service.new_job(
                 s, tenant_id, JobKind.EMBED, dataset_id=dataset_id, params=params

@@ -164,7 +164,7 @@ async def submit_head(
         return replayed
     # not loaded here: a local backbone loads in the job (POST /v1/heads returns at once)
     backend = known_backend(registry, body.backbone)
-    await queue.check()
+    await queue.check(tenant_id)
 
     def _create() -> HeadCreated:
         try:

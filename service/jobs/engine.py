@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["succeeded", "failed", "cancelled", "requeued", "skipped"]
 
+RETRY_END_DELAY_S = 0.5
+#: Pauses before each attempt to release a job whose terminal write failed (alternately
+#: with and without the kind's terminal hook).
+RELEASE_DELAYS_S = (0.0, 0.0, 0.5, 0.5, 2.0, 2.0)
+
 
 class JobEngine:
     def __init__(
@@ -79,13 +84,14 @@ class JobEngine:
                 await beat
         return await self._end(job, JobStatus.SUCCEEDED, None, result)
 
-    def fail_running(self, job_id: str, error: dict[str, str]) -> bool:
+    def fail_running(self, job_id: str, error: dict[str, str], *, with_hook: bool = True) -> bool:
         """End a job that is still running as failed (a time limit): synchronous; the kind's
-        terminal hook runs in the same transaction. Returns whether the job was running."""
+        terminal hook runs in the same transaction (unless ``with_hook`` is false). Returns
+        whether the job was running."""
         with self.db.session() as s:
             changed = jobs_repo.finish(s, job_id, JobStatus.FAILED, error=error, only_running=True)
             job = s.get(Job, job_id)
-            if changed and job is not None:
+            if changed and job is not None and with_hook:
                 self.handlers.ended(s, job, JobStatus.FAILED)
         if changed and job is not None:
             metrics.JOBS.labels(kind=job.kind, status=JobStatus.FAILED.value).inc()
@@ -99,8 +105,40 @@ class JobEngine:
         error: dict[str, str] | None = None,
         result: dict[str, Any] | None = None,
     ) -> Outcome:
-        await asyncio.to_thread(self._finish, job, status, error, result)
+        try:
+            await asyncio.to_thread(self._finish, job, status, error, result)
+        except Exception as exc:
+            log.exception("job %s: recording its outcome (%s) failed", job.id, status.value)
+            await asyncio.sleep(RETRY_END_DELAY_S)
+            try:  # once more as it was (a transient database error)
+                await asyncio.to_thread(self._finish, job, status, error, result)
+            except Exception:
+                return await self._release(job, exc)
         return status.value  # type: ignore[return-value]
+
+    async def _release(self, job: Job, exc: Exception) -> Outcome:
+        """The terminal write failed twice (a database error, a failing terminal hook): end
+        the job as failed now instead of leaving it running until the reaper. Tries with the
+        kind's hook, then without it, a few times; if the database stays away the reaper
+        ends it."""
+        err = {
+            "type": "InternalError",
+            "message": f"the job's outcome could not be recorded ({type(exc).__name__})",
+        }
+        for attempt, delay in enumerate(RELEASE_DELAYS_S):
+            await asyncio.sleep(delay)
+            try:
+                changed = await asyncio.to_thread(
+                    self.fail_running, job.id, err, with_hook=attempt % 2 == 0
+                )
+            except Exception:
+                log.warning("job %s: release attempt %d failed", job.id, attempt + 1)
+                continue
+            if changed:
+                log.info("job released as failed", extra={"job_id": job.id})
+            return "failed"
+        log.error("job %s: could not be released; the reaper will end it", job.id)
+        return "failed"
 
     def _finish(
         self,

@@ -7,7 +7,7 @@ import socket
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
@@ -51,6 +51,10 @@ def claim(db: Database, job_id: str, worker_id: str, max_attempts: int) -> Job |
                 started_at=now,
                 heartbeat_at=now,
                 error=None,
+                epochs=[],  # each attempt starts a fresh epoch history
+                stage=None,
+                progress_done=0,
+                progress_total=0,
             )
         )
         if res.rowcount != 1:  # type: ignore[attr-defined]
@@ -83,13 +87,18 @@ def set_progress(db: Database, job_id: str, stage: str, done: int, total: int) -
         )
 
 
+#: A job keeps at most this many epoch reports (the latest): its JSON stays bounded.
+MAX_EPOCH_REPORTS = 2000
+
+
 def add_epoch(db: Database, job_id: str, report: dict[str, Any], done: int, total: int) -> bool:
-    """Append an epoch report; returns whether cancellation was requested."""
+    """Append an epoch report (keeping the latest MAX_EPOCH_REPORTS); returns whether
+    cancellation was requested."""
     with db.session() as s:
         job = s.get(Job, job_id)
         if job is None:
             return True
-        job.epochs = [*job.epochs, report]
+        job.epochs = [*job.epochs, report][-MAX_EPOCH_REPORTS:]
         job.stage, job.progress_done, job.progress_total = "train", done, total
         job.heartbeat_at = utcnow()
         return job.cancel_requested
@@ -178,6 +187,29 @@ def reap(db: Database, stale_after_s: float, max_attempts: int) -> list[str]:
                 job.status, job.worker_id, job.error = JobStatus.QUEUED, None, err
                 requeued.append(job.id)
     return requeued
+
+
+def tenant_of(db: Database, job_id: str) -> str | None:
+    with db.session() as s:
+        return s.scalar(select(Job.tenant_id).where(Job.id == job_id))
+
+
+def queued_with_tenants(db: Database) -> list[tuple[str, str]]:
+    """(job id, tenant id) of every queued job, oldest first."""
+    stmt = (
+        select(Job.id, Job.tenant_id).where(Job.status == JobStatus.QUEUED).order_by(Job.created_at)
+    )
+    with db.session() as s:
+        return [(row[0], row[1]) for row in s.execute(stmt).all()]
+
+
+def count_unfinished(session: Session, tenant_id: str) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Job)
+        .where(Job.tenant_id == tenant_id, Job.status.in_(UNFINISHED))
+    )
+    return int(session.scalar(stmt) or 0)
 
 
 def queued_ids(

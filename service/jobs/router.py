@@ -77,6 +77,7 @@ def cancel_job(job_id: str, ctx: Ctx, tenant: TenantId) -> JobOut:
 @router.get(
     "/{job_id}/events",
     summary="Server-sent events: the job, each time it changes, until it finishes",
+    description="At most `max_streams_per_tenant` streams per tenant at once (429 beyond).",
     response_class=StreamingResponse,
     responses={
         200: {
@@ -93,20 +94,22 @@ async def job_events(
             return service.to_out(service.get_job(s, tenant, job_id))
 
     first = await asyncio.to_thread(_load)  # 404 before the stream starts
+    ctx.streams.check(tenant)  # 429 over max_streams_per_tenant, before the stream starts
 
     async def stream() -> AsyncIterator[str]:
         last = ""
         job = first
-        while True:
-            body = job.model_dump_json()
-            if body != last:
-                yield f"event: job\ndata: {body}\n\n"
-                last = body
-            if job.status in TERMINAL or await request.is_disconnected():
-                yield f"event: end\ndata: {json.dumps({'status': job.status})}\n\n"
-                return
-            await asyncio.sleep(0.5)
-            job = await asyncio.to_thread(_load)
+        with ctx.streams.slot(tenant):
+            while True:
+                body = job.model_dump_json()
+                if body != last:
+                    yield f"event: job\ndata: {body}\n\n"
+                    last = body
+                if job.status in TERMINAL or await request.is_disconnected():
+                    yield f"event: end\ndata: {json.dumps({'status': job.status})}\n\n"
+                    return
+                await asyncio.sleep(0.5)
+                job = await asyncio.to_thread(_load)
 
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}

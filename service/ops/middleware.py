@@ -1,7 +1,9 @@
-"""ASGI middleware: request size limit (413 in the error envelope), metrics, access log."""
+"""ASGI middleware: request size limit (413 in the error envelope), body read timeout (408),
+metrics, access log."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -9,6 +11,7 @@ import time
 import uuid
 from typing import Any
 
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.ops import metrics
@@ -19,8 +22,17 @@ log = logging.getLogger("nmtune.access")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from ``receive``: an HTTPException, so that FastAPI's body parsing passes it on
+    (413 in the envelope) instead of turning it into a 400."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body larger than {max_bytes} bytes")
+
+
+class _BodyTimeout(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"the request body did not arrive within {seconds:g} s")
 
 
 def _envelope(status: int, error: str, detail: str) -> tuple[dict[str, Any], bytes]:
@@ -37,9 +49,10 @@ def _envelope(status: int, error: str, detail: str) -> tuple[dict[str, Any], byt
 
 
 class LimitAndObserve:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, body_timeout_s: float = 60.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,16 +69,26 @@ class LimitAndObserve:
             return
         seen = 0
         started = False
+        body_done = False
         incoming = headers.get(b"x-request-id", b"")
         rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex[:16].encode()
+        deadline = time.monotonic() + self.body_timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            msg = await receive()
+            nonlocal seen, body_done
+            if body_done:  # e.g. waiting for the disconnect during a stream: no timeout
+                return await receive()
+            try:
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise _BodyTimeout(self.body_timeout_s) from None
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge()
+                    raise _TooLarge(self.max_bytes)
+                body_done = not msg.get("more_body", False)
+            else:
+                body_done = True
             return msg
 
         status = 500
@@ -81,12 +104,11 @@ class LimitAndObserve:
         t0 = time.perf_counter()
         try:
             await self.app(scope, limited_receive, observed_send)
-        except _TooLarge:
-            status = 413
+        except (_TooLarge, _BodyTimeout) as exc:  # raised outside FastAPI's body parsing
+            status = exc.status_code
             if not started:
-                start, body = _envelope(
-                    413, "PayloadTooLarge", f"request body larger than {self.max_bytes} bytes"
-                )
+                name = "PayloadTooLarge" if status == 413 else "RequestTimeout"
+                start, body = _envelope(status, name, str(exc.detail))
                 await send(start)
                 await send({"type": "http.response.body", "body": body})
         finally:

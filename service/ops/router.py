@@ -21,22 +21,34 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database reachable, schema current, runner up",
+    summary="Readiness: database reachable and writable, schema current, runner up",
+    description="The write probe updates the schema version row to itself and rolls back: "
+    "a read-only database (file, replica, full disk) is not ready.",
     responses={503: {"description": "Not ready; `checks` says which part failed."}},
 )
 async def readyz(ctx: Ctx) -> JSONResponse:
-    checks: dict[str, Any] = {}
+    checks: dict[str, Any] = {"database": "error: unreachable"}
 
     def _database() -> None:
         with ctx.db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
+            checks["database"] = "ok"
+            try:
+                conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
+                checks["database_write"] = "ok"
+            except Exception as exc:
+                checks["database_write"] = f"error: {type(getattr(exc, 'orig', exc)).__name__}"
+            finally:
+                conn.rollback()
         checks["schema"] = "ok" if is_up_to_date(ctx.db.engine, ctx.db.url) else "out of date"
 
     try:
         await to_thread.run_sync(_database)
     except Exception as exc:
-        checks["database"] = f"error: {type(exc).__name__}"
+        if checks["database"] == "ok":
+            checks["schema"] = f"error: {type(exc).__name__}"
+        else:
+            checks["database"] = f"error: {type(exc).__name__}"
     try:
         await ctx.runner.check()
         checks["runner"] = "ok"

@@ -118,7 +118,7 @@ def run_worker(queues: str | None = None, concurrency: int = 1) -> int:
     from service.ops.logging import configure_logging
 
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, settings.secret_values())
     if settings.runner != "celery":
         log.warning(
             "nmtune worker started with NMTUNE_RUNNER=%s; the API must use celery", settings.runner

@@ -54,7 +54,7 @@ PINS: dict[str, tuple[dict[str, Any], str, int | None]] = {
         {
             "name": "a",
             "kind": "azure-openai",
-            "endpoint": "https://user:pw@r.openai.azure.com/?x=1",
+            "endpoint": "https://r.openai.azure.com/",
             "deployment": "emb",
             "model": "text-embedding-3-large",
             "azure_ad_token": "tok",

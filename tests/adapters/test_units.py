@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -115,7 +116,7 @@ def test_remote_configs_know_their_kind_specifics() -> None:
         {
             "name": "a",
             "model": "text-embedding-3-small",
-            "endpoint": "https://u:p@r.openai.azure.com/",
+            "endpoint": "https://r.openai.azure.com/",
             "deployment": "emb",
             "api_key": "k1",
             "azure_ad_token": "t1",
@@ -157,17 +158,35 @@ def test_secret_and_config_repr() -> None:
     assert az.kind == "azure-openai"
 
 
-def test_identity_hides_url_credentials() -> None:
+def test_identity_hides_url_trailing_slash_and_port() -> None:
     b = build_backend(
-        {
-            "name": "a",
-            "kind": "openai-compatible",
-            "model": "m",
-            "base_url": "http://user:pw-SECRET@host:81/v1/?key=SECRET",
-        }
+        {"name": "a", "kind": "openai-compatible", "model": "m", "base_url": "http://host:81/v1/"}
     )
-    assert "SECRET" not in b.identity and "host:81/v1" in b.identity
-    assert "SECRET" not in repr(b.describe())
+    assert '"endpoint":"http://host:81/v1"' in b.identity
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "url", "why"),
+    [
+        ("openai-compatible", "base_url", "http://user:pw-SECRET@host:81/v1/", "credentials"),
+        ("openai-compatible", "base_url", "http://host:81/v1?key=SECRET", "query string"),
+        ("openai-compatible", "base_url", "http://host:81/v1#SECRET", "query string"),
+        ("openai-compatible", "base_url", "ftp://host/v1", "http(s)"),
+        ("openai", "base_url", "https://:SECRET@api.example.com/v1", "credentials"),
+        ("azure-openai", "endpoint", "https://u:SECRET@r.openai.azure.com/", "credentials"),
+        ("azure-openai", "endpoint", "https://r.openai.azure.com/?sig=SECRET", "query string"),
+    ],
+)
+def test_endpoint_url_with_credentials_or_query_is_rejected(
+    kind: str, field: str, url: str, why: str
+) -> None:
+    spec: dict[str, Any] = {"name": "a", "kind": kind, "model": "m", field: url, "api_key": "k"}
+    if kind == "azure-openai":
+        spec["deployment"] = "d"
+    with pytest.raises(BackendConfigError) as err:
+        build_backend(spec)
+    assert f"{field}: " in str(err.value) and why in str(err.value)
+    assert "SECRET" not in str(err.value)
 
 
 def test_retry_after_parsing_and_backoff() -> None:
