@@ -215,7 +215,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Not found (or owned by another tenant).",
         413: "Request too large.",
         422: "Invalid input; `field` names the field at fault.",
+        408: "The request body did not arrive in time.",
         429: "A per-tenant quota or rate limit was hit; see the Retry-After header.",
+        503: "The database (or the job queue) is unavailable; see the Retry-After header.",
     }.items()
 }
 
