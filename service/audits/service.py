@@ -149,7 +149,7 @@ async def submit_audit(
 
     await to_thread.run_sync(_exists)
     backend = await get_backend(registry, body.backbone)
-    await queue.check()
+    await queue.check(tenant_id)  # 503 if down, 429 at the per-tenant job quota
 
     def _create() -> AuditCreated:
         with db.session() as s:
