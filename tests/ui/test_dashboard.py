@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,13 @@ def test_upload_train_watch_compare_predict(ui: UiServer, page_log: tuple[Any, C
     assert preds.count() == 2
     assert preds.nth(0).locator("strong.pred").inner_text() == "pos"
     assert preds.nth(1).locator("strong.pred").inner_text() == "neg"
+
+    # export download (GET /v1/heads/{id}/export, with the session's key)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export").click()
+    assert dl.value.suggested_filename == f"{nm_id}.zip"
+    with zipfile.ZipFile(dl.value.path()) as zf:
+        assert "head.json" in zf.namelist()
 
     # a second head, then the comparison across the dataset's heads
     page.get_by_role("link", name="← Heads").click()

@@ -23,7 +23,7 @@ export async function jobsPage(host, ctx) {
   const box = h("div");
   const note = feats.jobList
     ? "All jobs of this tenant, refreshed every few seconds."
-    : "Jobs of this tenant's heads (training), refreshed every few seconds.";
+    : "Jobs of this tenant's heads (training), refreshed every few seconds (this server has no GET /v1/jobs).";
   host.append(h("h1", "Jobs"), h("p.hint", note), box);
   const known = new Map();
   const cancel = async (job) => {
@@ -41,7 +41,17 @@ export async function jobsPage(host, ctx) {
         [
           { label: "job", cell: (j) => h("code", { title: j.id }, shortId(j.id)) },
           { label: "kind", cell: (j) => j.kind },
-          { label: "head", cell: (j) => (j.head_id ? h("a", { href: `#/heads/${j.head_id}` }, shortId(j.head_id)) : "–") },
+          {
+            label: "for",
+            cell: (j) =>
+              j.head_id
+                ? h("a", { href: `#/heads/${j.head_id}` }, `head ${shortId(j.head_id)}`)
+                : j.dataset_id && j.kind === "audit"
+                  ? h("a", { href: `#/audits?dataset=${encodeURIComponent(j.dataset_id)}` }, `audits of ${shortId(j.dataset_id)}`)
+                  : j.dataset_id
+                    ? `dataset ${shortId(j.dataset_id)}`
+                    : "–",
+          },
           { label: "method", cell: (j) => j.params?.method || "–" },
           { label: "status", cell: (j) => badge(j.status) },
           { label: "stage", cell: (j) => j.stage || "–" },
