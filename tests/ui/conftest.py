@@ -1,9 +1,10 @@
 """Browser tests of the dashboard: Debian's chromium through Playwright (no browser
-download). Skipped, with the reason, only where chromium or playwright is absent; CI
-installs both (.ci/run)."""
+download). Skipped, with the reason, only where chromium or playwright is absent outside CI;
+CI installs both (.ci/run) and fails if they are missing."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from tests.ui.harness import ui_server as _ui_server
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     why = chromium_missing()
     if why:
+        if os.environ.get("CI"):  # .ci/run installs chromium: CI must run these tests
+            pytest.fail(f"browser tests cannot run in CI: {why}")
         pytest.skip(why)
     with _ui_server(Path(tmp_path_factory.mktemp("ui")) / "ui.db") as server:
         yield server
