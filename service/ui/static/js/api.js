@@ -32,7 +32,11 @@ async function parse(resp) {
   if (resp.status === 204) return null;
   const type = resp.headers.get("content-type") || "";
   const body = type.includes("json") ? await resp.json() : await resp.text();
-  if (!resp.ok) throw new ApiError(resp.status, typeof body === "object" ? body : { detail: body });
+  if (!resp.ok) {
+    const err = new ApiError(resp.status, typeof body === "object" ? body : { detail: body });
+    err.retryAfter = Number(resp.headers.get("retry-after")) || null; // 429 / 503
+    throw err;
+  }
   return body;
 }
 

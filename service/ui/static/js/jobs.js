@@ -82,7 +82,11 @@ export async function jobsPage(host, ctx) {
       for (const j of jobs) known.set(j.id, j);
       paint(jobs);
     } catch (err) {
+      if (ctx.signal.aborted) return;
       ctx.showError(err);
+      if (err.status === 401) return; // signed out: the sign-in page takes over
+      // throttled (429) or the server is busy (503): try again later, not at once
+      if (again) timer = setTimeout(tick, Math.max(POLL_MS, 1000 * (err.retryAfter || 5)));
       return;
     }
     if (again) timer = setTimeout(tick, POLL_MS);
