@@ -431,3 +431,88 @@ def test_label_audit_page(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> Non
     finally:
         other.close()
     assert not log.unexpected(), log.unexpected()
+
+
+#: WCAG 2 contrast of every visible text node against its nearest opaque background
+#: (4.5:1, 3:1 for large text); SVG chart text and disabled controls are left out
+CONTRAST_JS = """() => {
+  const parse = (s) => {
+    const m = /rgba?\\(([^)]+)\\)/.exec(s || "");
+    return m ? m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number) : null;
+  };
+  const lum = (c) => {
+    const [r, g, b] = c.map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bgOf = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const p = parse(getComputedStyle(e).backgroundColor);
+      if (p && (p.length < 4 || p[3] > 0.5)) return p.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const bad = [];
+  let checked = 0;
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el) continue;
+    if (el.closest("svg, .visually-hidden, [disabled]")) continue;
+    if (!el.getClientRects().length) continue; // not rendered
+    const cs = getComputedStyle(el);
+    if (cs.visibility === "hidden") continue;
+    const fg = parse(cs.color).slice(0, 3);
+    const bg = bgOf(el);
+    const l1 = lum(fg), l2 = lum(bg);
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const size = parseFloat(cs.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(cs.fontWeight) >= 700);
+    checked += 1;
+    if (ratio < (large ? 3 : 4.5)) {
+      bad.push(`${ratio.toFixed(2)} <${el.tagName.toLowerCase()} class="${el.className}">`
+               + ` ${node.textContent.trim().slice(0, 40)}`);
+    }
+  }
+  return { checked, bad };
+}"""
+
+
+def test_text_contrast_on_every_page(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> None:
+    page, log = page_log
+    a = ui.client(ui.key_a)
+    ds_id = a.post(
+        "/v1/datasets", json={"name": "contrast", "records": sentiment_records(8)}
+    ).json()["id"]
+    made = a.post("/v1/heads", json={"dataset_id": ds_id, "backbone": "minilm", "method": "lr"})
+    head_id = made.json()["head"]["id"]
+    assert wait_job(a, made.json()["job"]["id"])["status"] == "succeeded"
+
+    page.goto(f"{ui.base_url}/ui/")
+    page.get_by_label("API key").wait_for()
+    pages = {"sign-in": page.evaluate(CONTRAST_JS)}
+    sign_in(page, ui.base_url, ui.key_a)
+    for name, hash_, ready in (
+        ("datasets", "#/datasets", "Your datasets"),
+        ("heads", f"#/heads?dataset={ds_id}", "Comparison"),
+        ("head", f"#/heads/{head_id}", "Evaluation per split"),
+        ("jobs", "#/jobs", "Jobs"),
+        ("audits", f"#/audits?dataset={ds_id}", "Audit the labels of contrast"),
+    ):
+        page.goto(f"{ui.base_url}/ui/{hash_}")
+        page.get_by_role("heading", name=ready).first.wait_for()
+        pages[name] = page.evaluate(CONTRAST_JS)
+    # the check itself finds faint text
+    page.evaluate(
+        """() => { const p = document.createElement('p'); p.textContent = 'faint words';
+                   p.style.color = '#bbbbbb'; document.querySelector('main').append(p); }"""
+    )
+    faint = page.evaluate(CONTRAST_JS)["bad"]
+    assert len(faint) == 1 and "faint words" in faint[0], faint
+    for name, res in pages.items():
+        assert res["checked"] > 5, (name, res)
+        assert not res["bad"], (name, res["bad"])
+    assert not log.unexpected(), log.unexpected()
