@@ -161,6 +161,15 @@ def test_upload_train_watch_compare_predict(ui: UiServer, page_log: tuple[Any, C
     # both heads are linked from it
     assert table.locator(f"a[href='#/heads/{nm_id}']").count() == 1
     assert table.locator(f"a[href='#/heads/{lr_id}']").count() == 1
+
+    # delete the lr head from its page (after the browser's confirm dialog)
+    table.locator(f"a[href='#/heads/{lr_id}']").click()
+    page.get_by_role("heading", name="Evaluation per split").wait_for()
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete head").click()
+    page.locator("#compare").wait_for()
+    assert page.locator("#compare tbody tr").count() == 1
+    assert ui.client(ui.key_a).get(f"/v1/heads/{lr_id}").status_code == 404
     assert not log.unexpected(), log.unexpected()
 
 
@@ -279,6 +288,18 @@ def test_keyboard_only_and_laptop_width(ui: UiServer, page_log: tuple[Any, Conso
         page.locator("main h1").wait_for()
         page.wait_for_timeout(300)
         assert _no_horizontal_scroll(page), hash_
+    # the drop zone opens the file chooser from the keyboard too
+    page.goto(f"{ui.base_url}/ui/#/datasets")
+    zone = page.get_by_role(
+        "button", name="Drop a JSONL or CSV file here, or press Enter to choose one"
+    )
+    zone.focus()
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(
+        files=[{"name": "kb.jsonl", "mimeType": "application/x-ndjson", "buffer": b"{}\n"}]
+    )
+    assert "kb.jsonl" in zone.inner_text()
     # every form control has an accessible name
     page.goto(f"{ui.base_url}/ui/#/heads")
     page.get_by_role("heading", name="Train a head").wait_for()
@@ -289,6 +310,10 @@ def test_keyboard_only_and_laptop_width(ui: UiServer, page_log: tuple[Any, Conso
             .map(el => el.outerHTML)"""
     )
     assert unnamed == []
+    # sign out: the key leaves the tab
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("heading", name="Sign in").wait_for()
+    assert page.evaluate("sessionStorage.getItem('nmtune.apiKey')") is None
     assert not log.unexpected(), log.unexpected()
 
 
