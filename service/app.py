@@ -14,6 +14,7 @@ from service import __version__
 from service.audits.router import router as audits_router
 from service.auth.service import ensure_key
 from service.backbones.router import router as backbones_router
+from service.backbones.service import Warmup
 from service.composition import build_context
 from service.context import AppContext
 from service.datasets.router import router as datasets_router
@@ -83,6 +84,11 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         set_this_thread(settings.serve_torch_threads)  # the request thread only
         app.state.ctx = context
         await context.runner.start()
+        warmup = Warmup()
+        app.state.warmup = warmup
+        warm_task = (
+            asyncio.create_task(warmup.run(context.registry)) if settings.warm_backbones else None
+        )
         log.info(
             "nmtune ready",
             extra={"runner": settings.runner, "backbones": ",".join(context.registry.names())},
@@ -90,6 +96,8 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         try:
             yield
         finally:
+            if warm_task is not None and not warm_task.done():
+                warm_task.cancel()
             await context.aclose()
 
     app = FastAPI(

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
 
     # limits --------------------------------------------------------------------------
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # load local backbones in the background at start-up (/readyz shows their state), so
+    # no request and no first job pays the model load
+    warm_backbones: bool = True
     max_records: int = Field(default=200_000, ge=1)
     max_text_chars: int = Field(default=32_768, ge=1)
     max_image_bytes: int = Field(default=8 * 1024 * 1024, ge=1)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from adapters import AdapterError, BackendRegistry, EmbeddingBackend
@@ -17,6 +19,41 @@ def known_backend(
             f"{field}: unknown backbone {name!r} (configured: {known})", field=field
         )
     return registry.get(name)
+
+
+log = logging.getLogger(__name__)
+
+#: backbones that load a model into this process (remote APIs have nothing to warm)
+LOCAL_KINDS = ("sentence-transformers", "transformers", "image")
+
+
+class Warmup:
+    """Loads the local backbones in the background at start-up, so that no request (and no
+    first job) pays the model load; ``state`` says per backbone: loading, ready, error."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, str] = {}
+
+    async def run(self, registry: BackendRegistry) -> None:
+        names = [n for n in registry.names() if registry.get(n).kind in LOCAL_KINDS]
+        self.state.update({n: "loading" for n in names})
+        for name in names:
+            t0 = time.perf_counter()
+            try:
+                await registry.get(name).ensure_ready()
+            except AdapterError as exc:
+                self.state[name] = f"error: {exc}"
+                log.warning("backbone warm-up failed", extra={"backbone": name})
+                continue
+            except Exception as exc:  # a broken model file must not stop the service
+                self.state[name] = f"error: {type(exc).__name__}"
+                log.exception("backbone warm-up failed", extra={"backbone": name})
+                continue
+            self.state[name] = "ready"
+            log.info(
+                "backbone warm",
+                extra={"backbone": name, "load_s": round(time.perf_counter() - t0, 3)},
+            )
 
 
 async def get_backend(

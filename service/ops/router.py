@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from anyio import to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -21,12 +21,14 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database reachable and writable, schema current, runner up",
+    summary="Readiness: database reachable and writable, schema current, runner up; "
+    "backbones warmed",
     description="The write probe updates the schema version row to itself and rolls back: "
-    "a read-only database (file, replica, full disk) is not ready.",
+    "a read-only database (file, replica, full disk) is not ready. `backbones` shows the "
+    "local backbones warmed at start-up (loading, ready, error: ...); informational.",
     responses={503: {"description": "Not ready; `checks` says which part failed."}},
 )
-async def readyz(ctx: Ctx) -> JSONResponse:
+async def readyz(ctx: Ctx, request: Request) -> JSONResponse:
     checks: dict[str, Any] = {"database": "error: unreachable"}
 
     def _database() -> None:
@@ -55,9 +57,16 @@ async def readyz(ctx: Ctx) -> JSONResponse:
     except Exception as exc:
         checks["runner"] = f"error: {exc}"
     ok = all(v == "ok" for v in checks.values())
+    warmup = getattr(request.app.state, "warmup", None)
     return JSONResponse(
         status_code=200 if ok else 503,
-        content={"status": "ready" if ok else "not ready", "checks": checks},
+        content={
+            "status": "ready" if ok else "not ready",
+            "checks": checks,
+            # local backbones warmed at start-up: loading | ready | error: ... (informational:
+            # a loading backbone only makes its first requests wait)
+            "backbones": dict(warmup.state) if warmup is not None else {},
+        },
     )
 
 

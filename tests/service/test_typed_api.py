@@ -216,6 +216,24 @@ def test_first_post_heads_returns_at_once_on_a_cold_local_backbone(serve: Any) -
     assert elapsed < 1.5  # generous on a shared 2-core machine; ~0.05 s measured
     job = wait_job(c, created["job"]["id"])
     assert job["status"] == "succeeded", job
+    # the local backbone was warmed at start-up (remote ones have nothing to warm)
+    deadline = time.time() + 120
+    while (ready := c.get("/readyz").json())["backbones"].get("minilm") != "ready":
+        assert ready["backbones"]["minilm"] == "loading", ready
+        assert time.time() < deadline
+        time.sleep(0.2)
+
+
+def test_readyz_lists_only_local_backbones_and_warming_can_be_off(
+    serve: Any, fake_upstream: Any
+) -> None:
+    from tests.service.conftest import fake_spec
+
+    run = serve(None, [fake_spec(fake_upstream)])
+    body = run.client().get("/readyz").json()
+    assert body["status"] == "ready" and body["backbones"] == {}
+    off = serve(None, [minilm_spec()], warm_backbones=False)
+    assert off.client().get("/readyz").json()["backbones"] == {}
 
 
 def _missing(stored: Any, served: Any, path: str = "") -> list[str]:
