@@ -254,3 +254,41 @@ def test_wait_raises_with_the_failed_job_and_shows_progress(capsys: Any) -> None
     assert info.value.job.status == "failed" and head.status == "failed"
     err = capsys.readouterr().err
     assert "train" in err and "epoch 1/4" in err and "total=0.7000" in err and "Boom" in err
+
+
+def test_progress_in_a_notebook_updates_one_display(monkeypatch: Any) -> None:
+    import sys
+    import types as pytypes
+
+    from nmtune.progress import make_progress
+    from nmtune.types import Job
+
+    updates: list[str] = []
+
+    class ZMQInteractiveShell:  # the class name IPython's kernel shell has
+        pass
+
+    class Handle:
+        def update(self, obj: Any) -> None:
+            updates.append(obj.data)
+
+    class HTML:
+        def __init__(self, data: str) -> None:
+            self.data = data
+
+    ipython = pytypes.ModuleType("IPython")
+    ipython.get_ipython = ZMQInteractiveShell  # type: ignore[attr-defined]
+    display_mod = pytypes.ModuleType("IPython.display")
+    display_mod.HTML = HTML  # type: ignore[attr-defined]
+    display_mod.display = lambda obj, display_id=False: Handle()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display_mod)
+
+    render = make_progress(True, "hd_1")
+    assert render is not None
+    running = {**JOB, "status": "running", "stage": "embed", "progress": {"done": 3, "total": 8}}
+    render(Job.from_json(running))
+    render(Job.from_json({**running, "status": "succeeded"}))
+    assert len(updates) == 2
+    assert '<progress value="3" max="8">' in updates[0] and "embed" in updates[0]
+    assert "succeeded" in updates[1]
