@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,19 @@ def _vectors(body: dict[str, Any]) -> Any:
     return np.asarray([r["embedding"] for r in rows], dtype=np.float32)
 
 
+def _pages(
+    client: Client, path: str, params: list[tuple[str, Any]], page_size: int
+) -> Iterator[dict[str, Any]]:
+    after: str | None = None
+    while True:
+        query = [*params, ("limit", page_size)] + ([("after", after)] if after else [])
+        body = client.json(Call("GET", path, params=query))
+        yield from body["items"]
+        if not body.get("has_more") or not body.get("next_after"):
+            return
+        after = body["next_after"]
+
+
 # ------------------------------------------------------------------------ sync client
 class Client:
     """The nmtune API, synchronous. ``base_url`` / ``api_key`` default to the environment
@@ -300,6 +313,11 @@ class Datasets:
         )
         return [Dataset.from_json(d) for d in body["items"]]
 
+    def iter(self, *, page_size: int = 100) -> Iterator[Dataset]:
+        """Every dataset, newest first, page by page (cursor pagination)."""
+        for item in _pages(self._c, "/v1/datasets", [], page_size):
+            yield Dataset.from_json(item)
+
     def delete(self, dataset: Any) -> None:
         self._c.request(Call("DELETE", f"/v1/datasets/{_id(dataset)}"))
 
@@ -375,6 +393,12 @@ class Heads:
             params.append(("dataset_id", _id(dataset)))
         body = self._c.json(Call("GET", "/v1/heads", params=params))
         return [Head(self._c, HeadInfo.from_json(h)) for h in body["items"]]
+
+    def iter(self, *, dataset: Any = None, page_size: int = 100) -> Iterator[Head]:
+        """Every head (of ``dataset``), newest first, page by page (cursor pagination)."""
+        params = [("dataset_id", _id(dataset))] if dataset is not None else []
+        for item in _pages(self._c, "/v1/heads", params, page_size):
+            yield Head(self._c, HeadInfo.from_json(item))
 
     def delete(self, head: Any) -> None:
         self._c.request(Call("DELETE", f"/v1/heads/{_id(head)}"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from service.datasets.models import Dataset, Example
@@ -52,16 +52,23 @@ def get(session: Session, tenant_id: str, dataset_id: str) -> Dataset | None:
     return ds if ds is not None and ds.tenant_id == tenant_id else None
 
 
-def page(session: Session, tenant_id: str, limit: int, offset: int) -> tuple[list[Dataset], int]:
+def page(
+    session: Session, tenant_id: str, limit: int, offset: int, after: Dataset | None = None
+) -> tuple[list[Dataset], int, bool]:
+    """(datasets, total, has_more), newest first; ``after``: only those that follow it."""
     total = session.scalar(select(func.count()).where(Dataset.tenant_id == tenant_id)) or 0
-    items = session.scalars(
-        select(Dataset)
-        .where(Dataset.tenant_id == tenant_id)
-        .order_by(Dataset.created_at.desc(), Dataset.id)
-        .limit(limit)
-        .offset(offset)
+    stmt = select(Dataset).where(Dataset.tenant_id == tenant_id)
+    if after is not None:
+        stmt = stmt.where(
+            or_(
+                Dataset.created_at < after.created_at,
+                and_(Dataset.created_at == after.created_at, Dataset.id > after.id),
+            )
+        )
+    rows = session.scalars(
+        stmt.order_by(Dataset.created_at.desc(), Dataset.id).limit(limit + 1).offset(offset)
     ).all()
-    return list(items), int(total)
+    return list(rows[:limit]), int(total), len(rows) > limit
 
 
 def examples(

@@ -12,6 +12,8 @@ from service.deps import Ctx, TenantId
 from service.errors import ERROR_RESPONSES, PayloadTooLarge
 from service.json_types import METADATA_MAX_BYTES
 
+AFTER = "Cursor: the `next_after` of the previous page (offset then counts from it)."
+
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
 
 
@@ -68,9 +70,10 @@ def list_datasets(
     tenant: TenantId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    after: Annotated[str | None, Query(min_length=1, max_length=80, description=AFTER)] = None,
 ) -> DatasetPage:
     with ctx.db.session() as s:
-        return service.list_datasets(s, tenant, limit, offset)
+        return service.list_datasets(s, tenant, limit, offset, after)
 
 
 @router.get("/{dataset_id}", summary="Get a dataset with counts per split and label")

@@ -74,7 +74,9 @@ class DatasetOut(BaseModel):
 
 
 class DatasetPage(BaseModel):
-    items: list[DatasetOut]
+    items: list[DatasetOut] = Field(description="Newest first.")
     total: int
     limit: int
     offset: int
+    has_more: bool = Field(description="More datasets follow: pass `next_after` as `after`.")
+    next_after: str | None = Field(description="Cursor of the next page, null at the end.")

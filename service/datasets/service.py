@@ -74,9 +74,23 @@ def get_dataset(session: Session, tenant_id: str, dataset_id: str) -> Dataset:
     return ds
 
 
-def list_datasets(session: Session, tenant_id: str, limit: int, offset: int) -> DatasetPage:
-    items, total = repo.page(session, tenant_id, limit, offset)
-    return DatasetPage(items=[to_out(d) for d in items], total=total, limit=limit, offset=offset)
+def list_datasets(
+    session: Session, tenant_id: str, limit: int, offset: int, after: str | None = None
+) -> DatasetPage:
+    cursor = None
+    if after is not None:
+        cursor = repo.get(session, tenant_id, after)
+        if cursor is None:
+            raise NotFound(f"after: dataset {after!r} not found", field="after")
+    items, total, has_more = repo.page(session, tenant_id, limit, offset, cursor)
+    return DatasetPage(
+        items=[to_out(d) for d in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+        has_more=has_more,
+        next_after=items[-1].id if has_more and items else None,
+    )
 
 
 def delete_dataset(session: Session, tenant_id: str, dataset_id: str) -> None:

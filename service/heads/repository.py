@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.heads.models import Head
@@ -18,17 +18,27 @@ def by_idempotency_key(session: Session, tenant_id: str, key: str) -> Head | Non
 
 
 def page(
-    session: Session, tenant_id: str, limit: int, offset: int, dataset_id: str | None = None
-) -> tuple[list[Head], int]:
+    session: Session,
+    tenant_id: str,
+    limit: int,
+    offset: int,
+    dataset_id: str | None = None,
+    after: Head | None = None,
+) -> tuple[list[Head], int, bool]:
+    """(heads, total, has_more), newest first; ``after``: only those that follow it."""
     cond = [Head.tenant_id == tenant_id]
     if dataset_id:
         cond.append(Head.dataset_id == dataset_id)
     total = session.scalar(select(func.count()).select_from(Head).where(*cond)) or 0
-    items = session.scalars(
-        select(Head)
-        .where(*cond)
-        .order_by(Head.created_at.desc(), Head.id)
-        .limit(limit)
-        .offset(offset)
+    stmt = select(Head).where(*cond)
+    if after is not None:
+        stmt = stmt.where(
+            or_(
+                Head.created_at < after.created_at,
+                and_(Head.created_at == after.created_at, Head.id > after.id),
+            )
+        )
+    rows = session.scalars(
+        stmt.order_by(Head.created_at.desc(), Head.id).limit(limit + 1).offset(offset)
     ).all()
-    return list(items), int(total)
+    return list(rows[:limit]), int(total), len(rows) > limit

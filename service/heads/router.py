@@ -49,9 +49,18 @@ def list_heads(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     dataset_id: Annotated[str | None, Query(max_length=80)] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=80,
+            description="Cursor: the `next_after` of the previous page (offset then counts "
+            "from it).",
+        ),
+    ] = None,
 ) -> HeadPage:
     with ctx.db.session() as s:
-        return service.list_heads(s, tenant, limit, offset, dataset_id)
+        return service.list_heads(s, tenant, limit, offset, dataset_id, after)
 
 
 @router.get("/{head_id}", summary="A head: resolved config, metrics per split, spectra")

@@ -114,7 +114,9 @@ class HeadCreated(BaseModel):
 
 
 class HeadPage(BaseModel):
-    items: list[HeadOut]
+    items: list[HeadOut] = Field(description="Newest first.")
     total: int
     limit: int
     offset: int
+    has_more: bool = Field(description="More heads follow: pass `next_after` as `after`.")
+    next_after: str | None = Field(description="Cursor of the next page, null at the end.")

@@ -194,11 +194,26 @@ def head_out(session: Session, head: Head) -> HeadOut:
 
 
 def list_heads(
-    session: Session, tenant_id: str, limit: int, offset: int, dataset_id: str | None
+    session: Session,
+    tenant_id: str,
+    limit: int,
+    offset: int,
+    dataset_id: str | None,
+    after: str | None = None,
 ) -> HeadPage:
-    items, total = repo.page(session, tenant_id, limit, offset, dataset_id)
+    cursor = None
+    if after is not None:
+        cursor = repo.get(session, tenant_id, after)
+        if cursor is None:
+            raise NotFound(f"after: head {after!r} not found", field="after")
+    items, total, has_more = repo.page(session, tenant_id, limit, offset, dataset_id, cursor)
     return HeadPage(
-        items=[head_out(session, h) for h in items], total=total, limit=limit, offset=offset
+        items=[head_out(session, h) for h in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+        has_more=has_more,
+        next_after=items[-1].id if has_more and items else None,
     )
 
 

@@ -91,6 +91,8 @@ def test_every_client_call_is_in_the_spec(spec: dict[str, Any], tmp_path: Any) -
     c.datasets.upload(f, metadata={"a": 1})
     c.datasets.get("ds_1")
     c.datasets.list(limit=5, offset=1)
+    assert [d.id for d in c.datasets.iter(page_size=1)] == ["ds_1"]
+    assert [h.id for h in c.heads.iter(dataset="ds_1", page_size=1)] == ["hd_1"]
     c.datasets.delete("ds_1")
     head = c.heads.create(
         "ds_1", "fake", "lr", preset="robust", overrides={"lr_cs": 3}, metadata={"a": 1}

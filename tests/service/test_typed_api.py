@@ -160,10 +160,49 @@ def test_records_round_trip_jobs_listing_and_metadata(serve: Any, fake_upstream:
     assert c.get("/v1/jobs", params={"kind": "nope"}).status_code == 422
     r = c.get("/v1/jobs", params={"after": "job_missing"})
     assert r.status_code == 404 and r.json()["field"] == "after"
+    # heads: cursor pages next to the offsets
+    head_ids = [made[m]["head"]["id"] for m in ("auto", "nmtune", "lr")]
+    assert [h["id"] for h in c.get("/v1/heads").json()["items"]] == head_ids
+    first = c.get("/v1/heads", params={"limit": 2}).json()
+    assert first["has_more"] is True and first["next_after"] == head_ids[1]
+    rest = c.get("/v1/heads", params={"limit": 2, "after": first["next_after"]}).json()
+    assert [h["id"] for h in rest["items"]] == head_ids[2:] and rest["has_more"] is False
+    assert rest["next_after"] is None and rest["total"] == 3
+    assert [h["id"] for h in c.get("/v1/heads", params={"offset": 1}).json()["items"]] == (
+        head_ids[1:]
+    )
     # another tenant sees none of them and cannot use them as a cursor
     other = run.client("b")
     assert other.get("/v1/jobs").json()["items"] == []
     assert other.get("/v1/jobs", params={"after": ids[0]}).status_code == 404
+
+
+def test_dataset_pages_by_cursor_and_offset(serve: Any) -> None:
+    run = serve(None, [])
+    c = run.client()
+    ids = [
+        c.post("/v1/datasets", json={"name": f"d{i}", "records": sentiment_records(2)}).json()["id"]
+        for i in range(3)
+    ]
+    newest_first = ids[::-1]
+    seen: list[str] = []
+    after = None
+    while True:
+        page = c.get("/v1/datasets", params={"limit": 1, **({"after": after} if after else {})})
+        body = page.json()
+        seen += [d["id"] for d in body["items"]]
+        assert body["total"] == 3
+        if not body["has_more"]:
+            assert body["next_after"] is None
+            break
+        after = body["next_after"]
+    assert seen == newest_first
+    assert [d["id"] for d in c.get("/v1/datasets", params={"offset": 2}).json()["items"]] == [
+        newest_first[2]
+    ]
+    r = c.get("/v1/datasets", params={"after": "ds_missing"})
+    assert r.status_code == 404 and r.json()["field"] == "after"
+    assert run.client("b").get("/v1/datasets", params={"after": ids[0]}).status_code == 404
 
 
 @pytest.mark.parametrize(
