@@ -603,6 +603,12 @@ class AsyncDatasets:
     async def get(self, dataset: Any) -> Dataset:
         return Dataset.from_json(await self._c.json(Call("GET", f"/v1/datasets/{_id(dataset)}")))
 
+    async def list(self, *, limit: int = 50, offset: int = 0) -> list[Dataset]:
+        body = await self._c.json(
+            Call("GET", "/v1/datasets", params=[("limit", limit), ("offset", offset)])
+        )
+        return [Dataset.from_json(d) for d in body["items"]]
+
     async def delete(self, dataset: Any) -> None:
         await self._c.request(Call("DELETE", f"/v1/datasets/{_id(dataset)}"))
 
@@ -669,6 +675,15 @@ class AsyncHeads:
     async def get(self, head: Any) -> AsyncHead:
         body = await self._c.json(Call("GET", f"/v1/heads/{_id(head)}"))
         return AsyncHead(self._c, HeadInfo.from_json(body))
+
+    async def list(
+        self, *, dataset: Any = None, limit: int = 50, offset: int = 0
+    ) -> list[AsyncHead]:
+        params: list[tuple[str, Any]] = [("limit", limit), ("offset", offset)]
+        if dataset is not None:
+            params.append(("dataset_id", _id(dataset)))
+        body = await self._c.json(Call("GET", "/v1/heads", params=params))
+        return [AsyncHead(self._c, HeadInfo.from_json(h)) for h in body["items"]]
 
     async def delete(self, head: Any) -> None:
         await self._c.request(Call("DELETE", f"/v1/heads/{_id(head)}"))
@@ -749,3 +764,12 @@ class AsyncHead:
         if path is not None:
             Path(path).write_bytes(data)
         return data
+
+    async def load(self) -> Any:
+        """The head as an offline ``OfflineHead`` (numpy only), from a fresh export."""
+        from nmtune.offline import load_head
+
+        return load_head(await self.export())
+
+    async def delete(self) -> None:
+        await self._c.heads.delete(self.id)

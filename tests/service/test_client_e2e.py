@@ -105,6 +105,12 @@ def test_client_end_to_end(serve: Any, fake_upstream: Any, tmp_path: Path) -> No
             assert h.metrics is not None and "test" in h.metrics
             assert len(await h.predict(["great"])) == 1
             assert (await ac.jobs.get(h.job.id if h.job else "")).status == "succeeded"
+            assert h.id in [x.id for x in await ac.heads.list(dataset=ds.id)]
+            assert ds.id in [d.id for d in await ac.datasets.list(limit=200)]
+            off = await h.load()
+            assert off.head_id == h.id and off.predict(x) == [
+                p.label for p in await h.predict(embeddings=x)
+            ]
             with pytest.raises(errors.NotFoundError):
                 await ac.heads.get("hd_nope")
 
