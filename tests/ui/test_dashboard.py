@@ -258,6 +258,9 @@ def test_cancel_from_the_jobs_page(ui: UiServer, page_log: tuple[Any, ConsoleLog
     cancel.click()
     row.locator(".badge", has_text="cancelled").wait_for(timeout=120_000)
     assert a.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+    page.goto(f"{ui.base_url}/ui/#/heads/{made['head']['id']}")
+    page.get_by_text("This head is cancelled").wait_for()
+    assert page.locator("#job-state").get_attribute("data-status") == "cancelled"
     assert not log.unexpected(), log.unexpected()
 
 

@@ -349,7 +349,14 @@ export async function headPage(host, ctx, headId) {
     training.append(h("p.empty", "No training job recorded."));
   }
   if (head.status !== "ready") {
-    host.append(h("p.hint", "Evaluation, spectra and predictions appear here when the head is trained."));
+    host.append(
+      h(
+        "p.hint",
+        head.status === "pending"
+          ? "Evaluation, spectra and predictions appear here when the head is trained."
+          : `This head is ${head.status}: it was not trained (the job above says why). Train a new one from the heads page.`,
+      ),
+    );
     return;
   }
   host.append(
