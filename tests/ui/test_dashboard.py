@@ -544,3 +544,27 @@ def test_text_contrast_on_every_page(ui: UiServer, page_log: tuple[Any, ConsoleL
         assert res["checked"] > 5, (name, res)
         assert not res["bad"], (name, res["bad"])
     assert not log.unexpected(), log.unexpected()
+
+
+def test_lists_follow_every_page(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> None:
+    """The pages read whole lists page by page (cursor or offset pages of the API)."""
+    page, log = page_log
+    with ui.db.session() as s:  # a tenant of its own: a small, known list
+        key = create_key(s, f"{ui.tenant_a}-paged").key
+    a = ui.client(key)
+    for i in range(5):
+        r = a.post("/v1/datasets", json={"name": f"paged-{i}", "records": sentiment_records(2)})
+        assert r.status_code == 201, r.text
+    want = [d["id"] for d in a.get("/v1/datasets", params={"limit": 200}).json()["items"]]
+    sign_in(page, ui.base_url, key)
+    got = page.evaluate(
+        """async () => {
+            const { listAll } = await import('/ui/js/api.js');
+            const all = await listAll('/v1/datasets', {}, 1000, 2);
+            const capped = await listAll('/v1/datasets', {}, 3, 2);
+            return { all: all.map(d => d.id), capped: capped.length };
+        }"""
+    )
+    assert got["all"] == want and len(want) == 5
+    assert got["capped"] == 3
+    assert not log.unexpected(), log.unexpected()

@@ -69,13 +69,13 @@ export const api = {
  * Every item of a paginated list, at most `max`: offset pages ({items, total}) or cursor
  * pages ({items, has_more, next_after}), 200 items a request.
  */
-export async function listAll(path, query = {}, max = 1000) {
+export async function listAll(path, query = {}, max = 1000, pageSize = 200) {
   const items = [];
   let offset = 0;
   let after = null;
   while (items.length < max) {
     const cursor = after ? { after } : offset ? { offset } : {};
-    const page = await api.get(path, { ...query, limit: Math.min(200, max - items.length), ...cursor });
+    const page = await api.get(path, { ...query, limit: Math.min(pageSize, max - items.length), ...cursor });
     items.push(...page.items);
     if (!page.items.length) break;
     if ("has_more" in page) {
