@@ -56,6 +56,7 @@ class InputPolicyError(AdapterError):
     def __init__(self, message: str, index: int) -> None:
         super().__init__(f"input {index}: {message}")
         self.index = index
+        self.reason = message
 
 
 class MissingExtraError(AdapterError):

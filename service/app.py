@@ -23,6 +23,7 @@ from service.diagnostics.router import router as diagnostics_router
 from service.errors import install_error_handlers
 from service.heads.router import router as heads_router
 from service.jobs.router import router as jobs_router
+from service.ops.hygiene import InputHygiene
 from service.ops.middleware import LimitAndObserve
 from service.ops.redaction import install_redaction
 from service.ops.router import router as ops_router
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         ui_router,
     ):
         app.include_router(r)
+    app.add_middleware(InputHygiene)  # inside the limit: NUL / lone surrogates -> 422 / 404
     app.add_middleware(
         LimitAndObserve,
         max_bytes=settings.max_request_bytes,

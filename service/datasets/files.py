@@ -40,8 +40,24 @@ def parse_jsonl(data: bytes) -> list[Record]:
             raise ValidationFailed(
                 f"file: line {n}: invalid JSON ({exc.msg})", field="file"
             ) from exc
+        except ValueError as exc:  # e.g. an integer over Python's 4300-digit limit
+            raise ValidationFailed(f"file: line {n}: invalid JSON ({exc})", field="file") from exc
         records.append(_record(obj, f"line {n}"))
     return records
+
+
+def _int_label(raw: str, line: int) -> int:
+    # at most 19 digits: a 64-bit label (and never Python's 4300-digit conversion limit)
+    if len(raw.lstrip("-")) > 19:
+        raise ValidationFailed(
+            f"file: line {line}: label: integer labels must fit in 64 bits", field="file"
+        )
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"file: line {line}: label: not an integer ({raw[:20]!r})", field="file"
+        ) from exc
 
 
 def parse_csv(data: bytes, label_kind: str | None = None) -> list[Record]:
@@ -62,11 +78,8 @@ def parse_csv(data: bytes, label_kind: str | None = None) -> list[Record]:
                 k: v for k, v in row.items() if k in Record.model_fields and v
             }
             raw = row.get("label") or ""
-            obj["label"] = (
-                int(raw)
-                if label_kind == "int" or (label_kind is None and raw.lstrip("-").isdigit())
-                else raw
-            )
+            as_int = label_kind == "int" or (label_kind is None and raw.lstrip("-").isdigit())
+            obj["label"] = _int_label(raw, n) if as_int else raw
             if "split" not in obj:
                 obj["split"] = "train"
             records.append(_record(obj, f"line {n}"))

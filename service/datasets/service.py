@@ -8,10 +8,11 @@ from sqlalchemy.orm import Session
 from service.datasets import repository as repo
 from service.datasets.models import Dataset
 from service.datasets.schemas import DatasetOut, DatasetPage, Record, SplitSummary
-from service.datasets.validation import validate_records
+from service.datasets.validation import check_name, validate_records
 from service.db.session import Database
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, ValidationFailed
 from service.jobs import repository as jobs_repo
+from service.ops.hygiene import first_bad
 from service.settings import Settings
 
 
@@ -62,6 +63,10 @@ def create_dataset(
     records: list[Record],
     metadata: dict[str, Any] | None = None,
 ) -> DatasetOut:
+    check_name(name, "name")
+    bad = first_bad(metadata or {}, "metadata")
+    if bad is not None:
+        raise ValidationFailed(f"{bad[0]}: holds {bad[1]}", field=bad[0])
     clean = validate_records(records, settings)
     ds = repo.create(session, tenant_id, name, clean, metadata)
     return to_out(ds)

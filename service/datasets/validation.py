@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 from service.datasets.schemas import SPLIT_PATTERN, Record
 from service.errors import PayloadTooLarge, ValidationFailed
+from service.ops.hygiene import bad_char
 from service.settings import Settings
+
+#: Integer labels must fit a signed 64-bit integer (JSON, CSV and the database agree).
+MAX_INT_LABEL = 2**63 - 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _SPLIT_RE = re.compile(SPLIT_PATTERN)
 _IMAGE_MAGIC = (
@@ -63,8 +68,17 @@ def check_text(value: str, field: str, max_chars: int) -> str:
         raise ValidationFailed(
             f"{field}: text longer than {max_chars} characters ({len(value)})", field=field
         )
-    if "\x00" in value:
-        raise ValidationFailed(f"{field}: text contains a NUL character", field=field)
+    why = bad_char(value)
+    if why is not None:
+        raise ValidationFailed(f"{field}: text contains {why}", field=field)
+    return value
+
+
+def check_name(value: str, field: str) -> str:
+    """A name or label: no control character (NUL, newline...) and no lone surrogate."""
+    why = bad_char(value) or ("a control character" if _CONTROL.search(value) else None)
+    if why is not None:
+        raise ValidationFailed(f"{field}: contains {why}", field=field)
     return value
 
 
@@ -80,7 +94,7 @@ def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
     clean: list[CleanRecord] = []
     for i, r in enumerate(records):
         f = f"records[{i}]"
-        if not _SPLIT_RE.match(r.split):
+        if not _SPLIT_RE.fullmatch(r.split):  # fullmatch: "test\n" is not "test"
             raise ValidationFailed(
                 f"{f}.split: unknown split {r.split!r}; use train, validation, test, "
                 "ood:<name> or validation:ood:<name>",
@@ -91,11 +105,16 @@ def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
             raise ValidationFailed(
                 f"{f}.label: labels must all be strings or all integers", field=f"{f}.label"
             )
+        if kind == "int" and abs(int(r.label)) > MAX_INT_LABEL:
+            raise ValidationFailed(
+                f"{f}.label: integer labels must fit in 64 bits", field=f"{f}.label"
+            )
         label = str(r.label)
         if len(label) > 200 or (kind == "str" and not label.strip()):
             raise ValidationFailed(
                 f"{f}.label: empty or longer than 200 characters", field=f"{f}.label"
             )
+        check_name(label, f"{f}.label")
         if modality == "text":
             if r.image is not None:
                 raise ValidationFailed(

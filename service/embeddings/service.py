@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
-from adapters import EmbeddingBackend, identity_digest
+from adapters import EmbeddingBackend, InputPolicyError, identity_digest
 from service.db.session import Database
 from service.embeddings import repository as repo
 from service.errors import WorkCancelled
@@ -80,7 +80,10 @@ class EmbeddingCache:
             chunk = missing[start : start + self.chunk_size]
             chunk_keys = [unique[int(j)] for j in chunk]
             batch = [inputs[first_index[k]] for k in chunk_keys]
-            got = await backend.embed(batch)  # type: ignore[arg-type]  # one modality per backend
+            try:
+                got = await backend.embed(batch)  # type: ignore[arg-type]  # one modality per backend
+            except InputPolicyError as exc:  # name the caller's input, not the chunk's
+                raise InputPolicyError(exc.reason, first_index[chunk_keys[exc.index]]) from None
             metrics.BACKEND_BATCHES.inc()
             vecs = np.asarray(got, dtype=np.float32)
             await asyncio.to_thread(self._write, tenant_id, bh, chunk_keys, vecs)

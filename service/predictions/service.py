@@ -8,13 +8,27 @@ from typing import Any
 
 import numpy as np
 
-from adapters import BackendRegistry, EmbeddingBackend
+from adapters import (
+    AdapterError,
+    BackendRegistry,
+    EmbeddingBackend,
+    InputPolicyError,
+    RateLimitedError,
+    UnavailableError,
+)
 from adapters.tokenizer import get_token_counter
 from service.backbones.service import get_backend
 from service.datasets.validation import check_text, decode_image
 from service.db.session import Database
 from service.embeddings.service import EmbeddingCache
-from service.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from service.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UpstreamError,
+    ValidationFailed,
+)
 from service.heads import service as heads_service
 from service.heads.models import HeadStatus
 from service.ops import metrics
@@ -119,7 +133,7 @@ async def predict(
         assert body.inputs is not None
         backend = await get_backend(registry, head.backbone, field="inputs")
         items = _check_inputs(backend, head, body.inputs, settings)
-        x = await cache.embed(tenant_id, backend, items)
+        x = await _embed(cache, tenant_id, backend, items, "inputs")
     if x.shape[0] <= INLINE_ROWS:  # a few rows: cheaper than a thread hop
         proba = clf.predict_proba(x)  # (n, C)
     else:
@@ -150,6 +164,36 @@ def _check_inputs(
             check_text(v, f"inputs[{i}]", settings.max_text_chars) for i, v in enumerate(inputs)
         ]
     return items
+
+
+async def _embed(
+    cache: EmbeddingCache,
+    tenant_id: str,
+    backend: EmbeddingBackend,
+    items: list[str | bytes],
+    field: str,
+) -> np.ndarray:
+    """Embed through the cache; the backend's errors as API errors, never a 500: an input
+    over the backbone's limits (token limit with ``input_policy: reject``) -> 422 naming it;
+    the backbone rate-limited or down -> 503 with Retry-After; anything else -> 502."""
+    try:
+        return await cache.embed(tenant_id, backend, items)
+    except InputPolicyError as exc:
+        where = f"{field}[{exc.index}]"
+        raise ValidationFailed(
+            f"{where}: {exc.reason} (backbone {backend.name!r})", field=where
+        ) from None
+    except RateLimitedError as exc:
+        raise ServiceUnavailable(
+            f"backbone {backend.name!r} is rate limited; retry later",
+            retry_after=exc.retry_after or 5.0,
+        ) from None
+    except UnavailableError:
+        raise ServiceUnavailable(
+            f"backbone {backend.name!r} is unavailable; retry later", retry_after=5.0
+        ) from None
+    except AdapterError as exc:
+        raise UpstreamError(f"backbone {backend.name!r} failed: {type(exc).__name__}") from None
 
 
 def _rows(proba: np.ndarray, classes: list[Any], top_k: int | None) -> list[Prediction]:
@@ -198,7 +242,7 @@ async def adapted_embeddings(
     if backend.modality != "text":
         raise ValidationFailed("input: this head's backbone embeds images", field="input")
     items = _check_inputs(backend, head, texts, settings)
-    x = await cache.embed(tenant_id, backend, items)
+    x = await _embed(cache, tenant_id, backend, items, "input")
     threads = compute_threads(settings.compute_torch_threads)
     z = await asyncio.to_thread(with_threads(threads, lambda: clf.transform(x)))  # (n, D)
     z = np.ascontiguousarray(z, dtype="<f4")

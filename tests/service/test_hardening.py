@@ -557,3 +557,137 @@ def test_short_body_with_a_long_content_length_times_out_with_408(serve: Any) ->
     assert out.startswith(b"HTTP/1.1 408"), out[:200]
     assert b'"error":"RequestTimeout"' in out.replace(b" ", b"")
     assert took < 5, took
+
+
+# ------------------------------------------------------------------ 3. no 5xx on input
+def _counts(run: Any) -> tuple[int, ...]:
+    from sqlalchemy import func, select
+
+    from service.datasets.models import Dataset, Example
+
+    with run.db.session() as s:
+        return tuple(
+            int(s.scalar(select(func.count()).select_from(m)) or 0)
+            for m in (Dataset, Example, Head, Job)
+        )
+
+
+def _post_json(c: httpx.Client, path: str, body: Any) -> httpx.Response:
+    """JSON with ASCII escapes (``\\ud800`` stays an escape, as a hostile client sends it)."""
+    import json
+
+    return c.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+
+
+@pytest.fixture
+def hostile(serve: Any, fake_upstream: Any, any_db_url: str) -> Any:
+    short = dict(fake_spec(fake_upstream, "short"), max_tokens_per_input=8, tokenizer="bytes")
+    cut = dict(short, name="cut", input_policy="truncate")
+    run = serve(any_db_url, [fake_spec(fake_upstream), short, cut])
+    c = run.client()
+    recs = sentiment_records(4, ood=False)
+    ds = c.post("/v1/datasets", json={"name": "ok", "records": recs}).json()["id"]
+    return run, ds
+
+
+@pytest.fixture
+def hostile_heads(hostile: Any) -> Any:
+    run, ds = hostile
+    c = run.client()
+    recs = sentiment_records(4, ood=False)
+    heads = {}
+    for backbone in ("short", "cut"):
+        short_recs = [dict(r, text=r["text"][:8]) for r in recs]
+        d = c.post("/v1/datasets", json={"name": backbone, "records": short_recs}).json()["id"]
+        created = post_head(c, d, "lp", backbone=backbone, lp_epochs=1, min_steps=0)
+        assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
+        heads[backbone] = created["head"]["id"]
+    return run, ds, heads
+
+
+def _mutated(field: str, value: Any) -> dict[str, Any]:
+    recs = sentiment_records(4, ood=False)
+    body: dict[str, Any] = {"name": "x", "records": recs}
+    if field == "name":
+        body["name"] = value
+    else:
+        recs[2][field] = value
+    return body
+
+
+@pytest.mark.parametrize(
+    ("case", "field", "value", "where"),
+    [
+        ("surrogate text", "text", "bad \ud800 text", "records[2].text"),
+        ("surrogate label", "label", "pos\udfff", "records[2].label"),
+        ("nul text", "text", "bad \x00 text", "records[2].text"),
+        ("nul label", "label", "p\x00s", "records[2].label"),
+        ("nul name", "name", "na\x00me", "name"),
+        ("surrogate name", "name", "\ud83d", "name"),
+        ("split with newline", "split", "test\n", "records[2].split"),
+        ("newline label", "label", "pos\n", "records[2].label"),
+        ("huge int label", "label", 10**40, "records[2].label"),
+    ],
+)
+def test_hostile_dataset_strings_are_4xx_with_the_field(
+    hostile: Any, case: str, field: str, value: Any, where: str
+) -> None:
+    run, _ = hostile
+    c = run.client()
+    before = _counts(run)
+    r = _post_json(c, "/v1/datasets", _mutated(field, value))
+    assert_envelope(r, 422, "ValidationError", where)
+    assert _counts(run) == before
+
+
+def test_hostile_ids_query_params_and_predict_inputs_are_4xx(hostile_heads: Any) -> None:
+    run, ds, heads = hostile_heads
+    c = run.client()
+    before = _counts(run)
+    assert_envelope(c.get("/v1/datasets/ds_%00x"), 404, "NotFound")
+    assert_envelope(c.get("/v1/heads/hd%00"), 404, "NotFound")
+    assert_envelope(c.get("/v1/jobs/job%00"), 404, "NotFound")
+    r = c.get(f"/v1/datasets/{ds}/spectrum", params={"split": "train\x00", "backbone": "fake"})
+    assert_envelope(r, 422, "ValidationError", "split")
+    r = c.get("/v1/datasets", params={"cursor": "\x00"})
+    assert_envelope(r, 422, "ValidationError", "cursor")
+    # a lone surrogate as a percent-encoded byte sequence is not UTF-8: never a 5xx
+    r = c.get("/v1/datasets/%ED%A0%80")
+    assert r.status_code == 404, r.text
+    # head names, predict inputs
+    r = _post_json(
+        c, "/v1/heads", {"dataset_id": ds, "backbone": "fake", "method": "lp", "name": "h\x00"}
+    )
+    assert_envelope(r, 422, "ValidationError", "name")
+    r = _post_json(c, f"/v1/heads/{heads['short']}/predict", {"inputs": ["ok", "x\ud800"]})
+    assert_envelope(r, 422, "ValidationError", "inputs[1]")
+    r = _post_json(c, f"/v1/heads/{heads['short']}/predict", {"inputs": ["a", "b\x00"]})
+    assert_envelope(r, 422, "ValidationError", "inputs[1]")
+    assert _counts(run) == before
+    # predict text over the backbone's token limit: 422 naming it, or cut (truncate policy)
+    long = "much longer than eight bytes"
+    r = c.post(f"/v1/heads/{heads['short']}/predict", json={"inputs": ["fine", long]})
+    assert_envelope(r, 422, "ValidationError", "inputs[1]")
+    assert "max_tokens_per_input 8" in r.json()["detail"]
+    r = c.post(f"/v1/heads/{heads['cut']}/predict", json={"inputs": ["fine", long]})
+    assert r.status_code == 200, r.text  # input_policy truncate: cut to the limit
+
+
+def test_huge_integer_labels_in_uploads_are_422(hostile: Any) -> None:
+    run, _ = hostile
+    c = run.client()
+    before = _counts(run)
+    rows = "".join(f"text {i},{i % 2}\n" for i in range(8))
+    csv = ("text,label\n" + rows + "text x," + "9" * 5000 + "\n").encode()
+    r = c.post("/v1/datasets/upload", data={"name": "u"}, files={"file": ("d.csv", csv)})
+    assert_envelope(r, 422, "ValidationError", "file")
+    assert "64 bits" in r.json()["detail"]
+    lines = "".join(f'{{"text": "t {i}", "label": {i % 2}}}\n' for i in range(8))
+    jsonl = (lines + '{"text": "t", "label": ' + "9" * 5000 + "}\n").encode()
+    r = c.post("/v1/datasets/upload", data={"name": "u"}, files={"file": ("d.jsonl", jsonl)})
+    assert_envelope(r, 422, "ValidationError", "file")
+    r = _post_json(c, "/v1/datasets", {"name": "x", "records": [{"text": "t", "label": 1}]})
+    body = '{"name": "x", "records": [{"text": "t", "label": ' + "9" * 5000 + "}]}"
+    r = c.post("/v1/datasets", content=body, headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500 and set(r.json()) == {"error", "detail", "field"}
+    assert _counts(run) == before
