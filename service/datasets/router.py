@@ -55,9 +55,9 @@ async def upload_dataset(
     data = await file.read(ctx.settings.max_request_bytes + 1)
     if len(data) > ctx.settings.max_request_bytes:
         raise PayloadTooLarge("file: larger than the request limit", field="file")
-    records = parse_upload(file.filename, file.content_type, data)
 
-    def _store() -> DatasetOut:
+    def _store() -> DatasetOut:  # parsing too runs in the thread, never on the event loop
+        records = parse_upload(file.filename, file.content_type, data)
         with ctx.db.session() as s:
             return service.create_dataset(s, ctx.settings, tenant, name, records, meta)
 

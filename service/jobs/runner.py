@@ -24,6 +24,7 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 REQUEUE_DELAY_S = 2.0
+BROKER_RETRY_AFTER_S = 5.0  # Retry-After of a 503 when the broker / runner is down
 
 
 class JobRunner(Protocol):
@@ -54,7 +55,9 @@ class JobQueue:
         try:
             await self.runner.check()
         except Exception as exc:
-            raise ServiceUnavailable(f"the job queue is unavailable: {exc}") from exc
+            raise ServiceUnavailable(
+                f"the job queue is unavailable: {exc}", retry_after=BROKER_RETRY_AFTER_S
+            ) from exc
         if tenant_id is None or self.db is None or self.max_per_tenant is None:
             return
         db = self.db
@@ -86,7 +89,8 @@ class JobQueue:
             log.error("could not hand job %s to the runner: %s", job_id, exc)
             raise ServiceUnavailable(
                 f"job {job_id} was stored but could not be queued now ({exc}); it will run "
-                "when the queue is back"
+                "when the queue is back",
+                retry_after=BROKER_RETRY_AFTER_S,
             ) from exc
 
 
