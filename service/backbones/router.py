@@ -19,7 +19,9 @@ class BackboneLimits(BaseModel):
 
 
 class BackboneUsage(BaseModel):
-    """Since the process started: requests sent, inputs embedded, tokens, retries, failures."""
+    """This tenant's usage since this API process started: requests sent, inputs embedded,
+    tokens, retries, failures (work done by other processes, e.g. Celery workers, is not
+    counted here)."""
 
     requests: int
     inputs: int
@@ -49,5 +51,6 @@ class BackboneList(BaseModel):
 
 
 @router.get("", summary="List configured backbones (never their secrets)")
-def list_backbones(ctx: Ctx, _tenant: TenantId) -> BackboneList:
-    return BackboneList.model_validate({"items": describe_all(ctx.registry)})
+def list_backbones(ctx: Ctx, tenant: TenantId) -> BackboneList:
+    items = describe_all(ctx.registry, lambda name: ctx.cache.usage_of(tenant, name))
+    return BackboneList.model_validate({"items": items})

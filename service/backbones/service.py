@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from adapters import AdapterError, BackendRegistry, EmbeddingBackend
+from adapters import AdapterError, BackendRegistry, EmbeddingBackend, Usage
 from service.errors import ServiceUnavailable, ValidationFailed
 
 
@@ -68,5 +69,13 @@ async def get_backend(
     return backend
 
 
-def describe_all(registry: BackendRegistry) -> list[dict[str, Any]]:
-    return list(registry.describe())
+def describe_all(
+    registry: BackendRegistry, usage_of: Callable[[str], Usage] | None = None
+) -> list[dict[str, Any]]:
+    """Every backbone; ``usage_of(name)``: the caller's own usage (the backend's counters
+    are process-wide, i.e. every tenant's, and are not shown to a tenant)."""
+    out = list(registry.describe())
+    if usage_of is not None:
+        for item in out:
+            item["usage"] = usage_of(str(item["name"])).to_dict()
+    return out

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
-from adapters import EmbeddingBackend, InputPolicyError, identity_digest
+from adapters import EmbeddingBackend, InputPolicyError, Usage, identity_digest
 from service.db.session import Database
 from service.embeddings import repository as repo
 from service.errors import WorkCancelled
@@ -41,6 +41,13 @@ class EmbeddingCache:
     def __init__(self, db: Database, chunk_size: int = 256) -> None:
         self.db = db
         self.chunk_size = chunk_size
+        # per (tenant, backbone name), since this process started: what this tenant's work
+        # cost at the backbone (tokens and retries are the backend's own counts during the
+        # tenant's calls). GET /v1/backbones shows a tenant only its own.
+        self.usage: dict[tuple[str, str], Usage] = {}
+
+    def usage_of(self, tenant_id: str, backbone: str) -> Usage:
+        return self.usage.get((tenant_id, backbone)) or Usage()
 
     async def embed(
         self,
@@ -80,10 +87,22 @@ class EmbeddingCache:
             chunk = missing[start : start + self.chunk_size]
             chunk_keys = [unique[int(j)] for j in chunk]
             batch = [inputs[first_index[k]] for k in chunk_keys]
+            mine = self.usage.setdefault((tenant_id, backend.name), Usage())
+            before = backend.usage.to_dict()
             try:
                 got = await backend.embed(batch)  # type: ignore[arg-type]  # one modality per backend
             except InputPolicyError as exc:  # name the caller's input, not the chunk's
+                mine.failures += 1
                 raise InputPolicyError(exc.reason, first_index[chunk_keys[exc.index]]) from None
+            except Exception:
+                mine.failures += 1
+                raise
+            finally:
+                after = backend.usage.to_dict()
+                mine.requests += after["requests"] - before["requests"]
+                mine.tokens += after["tokens"] - before["tokens"]
+                mine.retries += after["retries"] - before["retries"]
+            mine.inputs += len(batch)
             metrics.BACKEND_BATCHES.inc()
             vecs = np.asarray(got, dtype=np.float32)
             await asyncio.to_thread(self._write, tenant_id, bh, chunk_keys, vecs)

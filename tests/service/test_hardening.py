@@ -691,3 +691,22 @@ def test_huge_integer_labels_in_uploads_are_422(hostile: Any) -> None:
     r = c.post("/v1/datasets", content=body, headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500 and set(r.json()) == {"error", "detail", "field"}
     assert _counts(run) == before
+
+
+# ------------------------------------------------------------------------ 5. smaller
+def test_backbone_usage_counters_are_per_tenant(serve: Any, fake_upstream: Any) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    a, b = run.client("a"), run.client("b")
+    ds = a.post("/v1/datasets", json={"name": "a", "records": sentiment_records(4)}).json()
+    created = post_head(a, ds["id"], "lp", lp_epochs=1, min_steps=0)
+    assert wait_job(a, created["job"]["id"])["status"] == "succeeded"
+
+    def usage(c: httpx.Client) -> dict[str, int]:
+        r = c.get("/v1/backbones")
+        assert r.status_code == 200, r.text
+        return dict(next(i for i in r.json()["items"] if i["name"] == "fake")["usage"])
+
+    ua, ub = usage(a), usage(b)
+    assert ua["inputs"] == len(sentiment_records(4)) and ua["requests"] >= 1
+    assert ua["tokens"] > 0
+    assert ub == {"requests": 0, "inputs": 0, "tokens": 0, "retries": 0, "failures": 0}
