@@ -56,7 +56,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         rf"\1\2\3{MASK}",
     ),
-    (re.compile(r"\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{6,}", re.IGNORECASE), rf"\1 {MASK}"),
+    (re.compile(r"\b([Bb]earer|BEARER)\s+[A-Za-z0-9._~+/=\-]{6,}"), rf"\1 {MASK}"),
+    (re.compile(r"\b(Basic|BASIC)\s+[A-Za-z0-9+/]{8,}={0,2}(?![\w])"), rf"\1 {MASK}"),
     # api_key=..., "password": "...", token: ...
     (
         re.compile(
