@@ -261,7 +261,7 @@ export async function headPage(host, ctx, headId) {
       h("button.small", {
         type: "button",
         onclick: () => download(feats.headExport.replace(/\{[^}]+\}/, encodeURIComponent(head.id)), `${head.id}.zip`).catch(ctx.showError),
-      }, "Export"),
+      }, "Export (.zip)"),
     );
   }
   actions.append(
