@@ -26,8 +26,16 @@ from service.jobs.models import JobKind
 from service.jobs.runner import JobQueue
 from service.settings import Settings
 from service.spectra import SpectrumOptions, summarize_spectrum
+from service.ttl_cache import TTLCache
 
 _CORE = ("singular_values", "sve", "lsvr", "effective_rank", "n_samples", "n_features")
+
+
+#: Dataset split spectra computed in this process (datasets are immutable; a deleted one
+#: is refused before the cache is read).
+_SPECTRA: TTLCache[tuple[str, str, str, str, bool, bool, int], SpectrumOut] = TTLCache(
+    256, 24 * 3600.0
+)
 
 
 def spectrum_out(d: dict[str, Any]) -> SpectrumOut:
@@ -87,16 +95,22 @@ async def dataset_spectrum(
             f"backbone: {backbone!r} embeds {backend.modality}, the dataset holds {modality}",
             field="backbone",
         )
+    cap = min(max_samples or settings.max_spectrum_samples, settings.max_spectrum_samples)
+    # a dataset never changes: its split's spectrum under one backbone identity and options
+    # is computed once (the dataset's existence was checked above)
+    key = (tenant_id, dataset_id, split, backend.identity, center, normalize, cap)
+    hit = _SPECTRA.get(key)
+    if hit is not None:
+        return DatasetSpectrum(dataset_id=dataset_id, split=split, backbone=backbone, spectrum=hit)
     ex = await asyncio.to_thread(load_examples, db, dataset_id, [split])
     x = await cache.cached(tenant_id, backend.identity, ex.keys)  # one bulk read
     if x is None:
         job_id = await _embed_job(db, queue, tenant_id, dataset_id, split, backbone)
         return SpectrumPending(status="embedding", job_id=job_id)
-    cap = min(max_samples or settings.max_spectrum_samples, settings.max_spectrum_samples)
     d = await asyncio.to_thread(summarize_spectrum, x, cap, 0, center=center, normalize=normalize)
-    return DatasetSpectrum(
-        dataset_id=dataset_id, split=split, backbone=backbone, spectrum=spectrum_out(d)
-    )
+    out = spectrum_out(d)
+    _SPECTRA.put(key, out)
+    return DatasetSpectrum(dataset_id=dataset_id, split=split, backbone=backbone, spectrum=out)
 
 
 async def _embed_job(

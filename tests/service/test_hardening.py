@@ -710,3 +710,34 @@ def test_backbone_usage_counters_are_per_tenant(serve: Any, fake_upstream: Any) 
     assert ua["inputs"] == len(sentiment_records(4)) and ua["requests"] >= 1
     assert ua["tokens"] > 0
     assert ub == {"requests": 0, "inputs": 0, "tokens": 0, "retries": 0, "failures": 0}
+
+
+def test_dataset_spectra_are_computed_once_per_split_backbone_and_options(
+    serve: Any, fake_upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.diagnostics.service as diag
+
+    calls: list[int] = []
+    real = diag.summarize_spectrum
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(diag, "summarize_spectrum", counting)
+    run = serve(None, [fake_spec(fake_upstream)])
+    a, b = run.client("a"), run.client("b")
+    ds = a.post("/v1/datasets", json={"name": "a", "records": sentiment_records(4)}).json()
+    path = f"/v1/datasets/{ds['id']}/spectrum"
+    r = a.get(path, params={"backbone": "fake", "split": "train"})
+    if r.status_code == 202:  # embedded by a job first
+        assert wait_job(a, r.json()["job_id"])["status"] == "succeeded"
+    first = a.get(path, params={"backbone": "fake", "split": "train"})
+    assert first.status_code == 200, first.text
+    again = a.get(path, params={"backbone": "fake", "split": "train"})
+    assert again.json() == first.json() and len(calls) == 1
+    other = a.get(path, params={"backbone": "fake", "split": "train", "center": "false"})
+    assert other.status_code == 200 and len(calls) == 2  # other options: computed
+    assert b.get(path, params={"backbone": "fake", "split": "train"}).status_code == 404
+    assert a.delete(f"/v1/datasets/{ds['id']}").status_code == 204
+    assert a.get(path, params={"backbone": "fake", "split": "train"}).status_code == 404
