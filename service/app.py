@@ -17,6 +17,7 @@ from service.backbones.router import router as backbones_router
 from service.backbones.service import Warmup
 from service.composition import build_context
 from service.context import AppContext
+from service.datasets.router import VECTOR_UPLOAD_PATH
 from service.datasets.router import router as datasets_router
 from service.db import migrate
 from service.diagnostics.router import router as diagnostics_router
@@ -143,5 +144,6 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         LimitAndObserve,
         max_bytes=settings.max_request_bytes,
         body_timeout_s=settings.request_body_timeout_s,
+        path_limits={VECTOR_UPLOAD_PATH: settings.max_vector_upload_bytes},
     )
     return app

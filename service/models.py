@@ -2,7 +2,7 @@
 
 from service.audits.models import Audit, AuditItem
 from service.auth.models import ApiKey, Tenant
-from service.datasets.models import Dataset, Example
+from service.datasets.models import Dataset, DatasetVectors, Example
 from service.db.base import Base
 from service.embeddings.models import CachedEmbedding
 from service.heads.models import Head
@@ -15,6 +15,7 @@ __all__ = [
     "Base",
     "CachedEmbedding",
     "Dataset",
+    "DatasetVectors",
     "Example",
     "Head",
     "Job",

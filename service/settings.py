@@ -109,6 +109,18 @@ class Settings(BaseSettings):
     max_records: int = Field(default=200_000, ge=1)
     max_text_chars: int = Field(default=32_768, ge=1)
     max_image_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    max_vector_records: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="Rows in one dataset created from precomputed vectors.",
+    )
+    max_vector_upload_bytes: int = Field(
+        default=8 * 1024**3,
+        ge=1024,
+        description="Body limit of POST /v1/datasets/vectors/upload (binary .npy / Parquet "
+        "vectors; every other route keeps max_request_bytes).",
+    )
+    max_vector_dim: int = Field(default=16_384, ge=1, description="Largest vector dimension.")
     max_predict_batch: int = Field(default=2048, ge=1)
     min_examples_per_class: int = Field(default=2, ge=1)
     max_spectrum_samples: int = Field(default=20_000, ge=10)

@@ -3,12 +3,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from service.datasets.models import Dataset, Example
+from service.datasets.models import Dataset, DatasetVectors, Example
 from service.datasets.validation import CleanDataset
+from service.datasets.vectors import CleanVectors
 from service.db.base import new_id
+
+#: bytes of float32 rows per dataset_vectors row
+VECTOR_CHUNK_BYTES = 4 * 1024 * 1024
+_EXAMPLE_COLUMNS = ("dataset_id", "position", "split", "label", "text", "image", "sha256")
 
 
 def create(
@@ -45,6 +51,102 @@ def create(
     for start in range(0, len(rows), 5000):
         session.execute(insert(Example), rows[start : start + 5000])
     return ds
+
+
+def create_vectors(session: Session, tenant_id: str, name: str, clean: CleanVectors) -> Dataset:
+    """A vector dataset: its examples (label, split, optional text) and its vectors."""
+    n, dim = (int(v) for v in clean.x.shape)
+    ds = Dataset(
+        id=new_id("ds"),
+        tenant_id=tenant_id,
+        name=name,
+        modality="vector",
+        label_kind=clean.label_kind,
+        n_examples=n,
+        counts={"splits": clean.counts, "classes": clean.classes},
+        backbone=clean.backbone,
+        backbone_identity=clean.backbone_identity,
+        dim=dim,
+    )
+    session.add(ds)
+    session.flush()
+    keys = clean.keys()
+    rows = zip(
+        [ds.id] * n,
+        range(n),
+        clean.splits,
+        clean.labels,
+        clean.texts,
+        [None] * n,
+        keys,
+        strict=True,
+    )
+    bulk_insert(session, "examples", _EXAMPLE_COLUMNS, rows)
+    per = max(1, VECTOR_CHUNK_BYTES // (4 * dim))
+    x = clean.x
+    chunks = (
+        (ds.id, c, start, min(per, n - start), x[start : start + per].astype("<f4").tobytes())
+        for c, start in enumerate(range(0, n, per))
+    )
+    bulk_insert(
+        session,
+        "dataset_vectors",
+        ("dataset_id", "chunk", "start", "n_rows", "data"),
+        chunks,
+        batch=16,
+    )
+    return ds
+
+
+def load_vectors(session: Session, ds: Dataset) -> np.ndarray:
+    """All of a vector dataset's vectors, (n_examples, dim) float32, in dataset order; read
+    chunk by chunk into one array."""
+    assert ds.dim is not None
+    out = np.empty((ds.n_examples, ds.dim), dtype=np.float32)
+    stmt = (
+        select(DatasetVectors.start, DatasetVectors.n_rows, DatasetVectors.data)
+        .where(DatasetVectors.dataset_id == ds.id)
+        .order_by(DatasetVectors.chunk)
+        .execution_options(yield_per=8)
+    )
+    filled = 0
+    for start, n_rows, data in session.execute(stmt):
+        out[start : start + n_rows] = np.frombuffer(data, dtype="<f4").reshape(n_rows, ds.dim)
+        filled += n_rows
+    if filled != ds.n_examples:
+        raise RuntimeError(f"dataset {ds.id}: {filled} vectors stored for {ds.n_examples} rows")
+    return out
+
+
+def bulk_insert(
+    session: Session,
+    table: str,
+    columns: Sequence[str],
+    rows: Any,
+    batch: int = 5000,
+) -> None:
+    """Insert tuples through the driver: binary COPY on PostgreSQL, executemany on SQLite."""
+    conn = session.connection()
+    raw: Any = conn.connection.driver_connection
+    cols = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})"
+    cur = raw.cursor()
+    try:
+        buf: list[Any] = []
+        for row in rows:
+            buf.append(row)
+            if len(buf) >= batch:
+                cur.executemany(sql, buf)
+                buf.clear()
+        if buf:
+            cur.executemany(sql, buf)
+    finally:
+        cur.close()
 
 
 def get(session: Session, tenant_id: str, dataset_id: str) -> Dataset | None:

@@ -7,14 +7,22 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from service.datasets import service
 from service.datasets.files import parse_metadata_form, parse_upload
-from service.datasets.schemas import DatasetCreate, DatasetOut, DatasetPage
+from service.datasets.schemas import (
+    BACKBONE_IDENTITY_DESCRIPTION,
+    DatasetCreate,
+    DatasetOut,
+    DatasetPage,
+    VectorDatasetCreate,
+)
+from service.datasets.vectors import VectorTable, is_arrow, parse_arrow, parse_meta, parse_npy
 from service.deps import Ctx, TenantId
-from service.errors import ERROR_RESPONSES, PayloadTooLarge
+from service.errors import ERROR_RESPONSES, PayloadTooLarge, ValidationFailed
 from service.json_types import METADATA_MAX_BYTES
 
 AFTER = "Cursor: the `next_after` of the previous page (offset then counts from it)."
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
+VECTOR_UPLOAD_PATH = "/v1/datasets/vectors/upload"
 
 
 @router.post("", status_code=201, summary="Create a dataset from JSON records")
@@ -60,6 +68,91 @@ async def upload_dataset(
         records = parse_upload(file.filename, file.content_type, data)
         with ctx.db.session() as s:
             return service.create_dataset(s, ctx.settings, tenant, name, records, meta)
+
+    return await to_thread.run_sync(_store)
+
+
+@router.post(
+    "/vectors", status_code=201, summary="Create a dataset from precomputed vectors (JSON)"
+)
+def create_vector_dataset(body: VectorDatasetCreate, ctx: Ctx, tenant: TenantId) -> DatasetOut:
+    """Labelled vectors from a declared backbone: heads train on them at once, with no
+    backbone call. Same label and split rules as text datasets; every vector must have the
+    first one's dimension and finite values. For large sets use `/v1/datasets/vectors/upload`.
+    """
+    with ctx.db.session() as s:
+        return service.create_vector_dataset_json(s, ctx.settings, tenant, body)
+
+
+@router.post(
+    "/vectors/upload",
+    status_code=201,
+    summary="Create a dataset from precomputed vectors (binary .npy or Parquet / Arrow file)",
+)
+async def upload_vector_dataset(
+    ctx: Ctx,
+    tenant: TenantId,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    backbone: Annotated[
+        str, Form(min_length=1, max_length=200, description="A name for the vectors' model.")
+    ],
+    backbone_identity: Annotated[
+        str, Form(min_length=1, max_length=2000, description=BACKBONE_IDENTITY_DESCRIPTION)
+    ],
+    vectors: Annotated[
+        UploadFile | None,
+        File(description=".npy float array (rows, dim), one row per record, in order."),
+    ] = None,
+    records: Annotated[
+        UploadFile | None,
+        File(description="With `vectors`: JSONL or CSV with `label` and optional `split`, `text`."),
+    ] = None,
+    file: Annotated[
+        UploadFile | None,
+        File(
+            description="Instead of vectors + records: one Parquet / Arrow IPC table with "
+            "columns `embedding` (list of floats), `label`, optional `split`, `text` "
+            "(needs the optional `arrow` extra)."
+        ),
+    ] = None,
+) -> DatasetOut:
+    """The body limit of this route is `max_vector_upload_bytes` (the others keep
+    `max_request_bytes`); files are read from the spooled upload, not copied into memory
+    first."""
+    if file is not None:
+        if vectors is not None or records is not None:
+            raise ValidationFailed(
+                "file: give either `file` or `vectors` + `records`", field="file"
+            )
+        if not is_arrow(file.filename):
+            raise ValidationFailed(
+                "file: expected a .parquet, .arrow or .feather file", field="file"
+            )
+        fileobj = file.file
+        table = await to_thread.run_sync(lambda: parse_arrow(fileobj, file.filename))
+    else:
+        if vectors is None or records is None:
+            raise ValidationFailed(
+                "vectors: give `vectors` (.npy) and `records` (JSONL / CSV), or one `file`",
+                field="vectors" if vectors is None else "records",
+            )
+        meta_bytes = await records.read(ctx.settings.max_request_bytes + 1)
+        if len(meta_bytes) > ctx.settings.max_request_bytes:
+            raise PayloadTooLarge("records: larger than the request limit", field="records")
+        vec_file, meta_name, meta_type = vectors.file, records.filename, records.content_type
+
+        def _parse() -> VectorTable:  # in a worker thread, not on the event loop
+            x = parse_npy(vec_file)
+            meta = parse_meta(meta_name, meta_type, meta_bytes)
+            return VectorTable(x=x, labels=meta.labels, splits=meta.splits, texts=meta.texts)
+
+        table = await to_thread.run_sync(_parse)
+
+    def _store() -> DatasetOut:
+        with ctx.db.session() as s:
+            return service.create_vector_dataset(
+                s, ctx.settings, tenant, name, backbone, backbone_identity, table
+            )
 
     return await to_thread.run_sync(_store)
 

@@ -56,6 +56,62 @@ class DatasetCreate(BaseModel):
     metadata: Metadata = Field(default_factory=dict)
 
 
+class VectorRecord(BaseModel):
+    """One labelled precomputed vector (datasets created from embeddings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedding: list[float] = Field(
+        min_length=1, description="The vector, from the backbone named by `backbone_identity`."
+    )
+    label: Label = Field(
+        description="Class label: a string or an integer, the same kind throughout."
+    )
+    split: str = Field(default="train", description="As for text records.")
+    text: str | None = Field(
+        default=None, description="Optional: the input the vector was computed from (kept)."
+    )
+
+
+BACKBONE_IDENTITY_DESCRIPTION = (
+    "The identity of the model that computed the vectors, e.g. `openai:text-embedding-3-small` "
+    "or the `identity` GET /v1/backbones reports for a configured backbone. Heads trained on "
+    "this dataset carry it, and predicting with `embeddings` checks it when the request names "
+    "one."
+)
+
+
+class VectorDatasetCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "reviews-3small",
+                    "backbone": "text-embedding-3-small",
+                    "backbone_identity": "openai:text-embedding-3-small",
+                    "records": [
+                        {"embedding": [0.1, -0.2, 0.3], "label": "pos"},
+                        {"embedding": [0.0, 0.4, -0.1], "label": "neg"},
+                    ],
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200, description="A name for the dataset.")
+    backbone: str = Field(
+        min_length=1,
+        max_length=200,
+        description="A name for the model that computed the vectors; a head may name it (or a "
+        "configured backbone of the same identity) as its `backbone`.",
+    )
+    backbone_identity: str = Field(
+        min_length=1, max_length=2000, description=BACKBONE_IDENTITY_DESCRIPTION
+    )
+    records: list[VectorRecord] = Field(min_length=1, description="The labelled vectors.")
+
+
 class SplitSummary(BaseModel):
     count: int
     labels: dict[str, int] = Field(description="Examples per label in this split.")
@@ -64,13 +120,20 @@ class SplitSummary(BaseModel):
 class DatasetOut(BaseModel):
     id: str
     name: str
-    modality: Literal["text", "image"]
+    modality: Literal["text", "image", "vector"] = Field(
+        description="`vector`: created from precomputed embeddings (see `backbone_identity`)."
+    )
     label_kind: Literal["str", "int"]
     n_examples: int
     classes: list[Label]
     splits: dict[str, SplitSummary]
     metadata: Metadata
     created_at: datetime
+    backbone: str | None = Field(default=None, description="Vector datasets: the model's name.")
+    backbone_identity: str | None = Field(
+        default=None, description="Vector datasets: the identity of the model of the vectors."
+    )
+    dim: int | None = Field(default=None, description="Vector datasets: the vector dimension.")
 
 
 class DatasetPage(BaseModel):

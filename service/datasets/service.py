@@ -3,12 +3,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from service.datasets import repository as repo
 from service.datasets.models import Dataset
-from service.datasets.schemas import DatasetOut, DatasetPage, Record, SplitSummary
+from service.datasets.schemas import (
+    DatasetOut,
+    DatasetPage,
+    Record,
+    SplitSummary,
+    VectorDatasetCreate,
+)
 from service.datasets.validation import check_name, validate_records
+from service.datasets.vectors import VectorTable, table_from_records, validate_table
 from service.db.session import Database
 from service.errors import Conflict, NotFound, ValidationFailed
 from service.jobs import repository as jobs_repo
@@ -52,6 +60,9 @@ def to_out(ds: Dataset) -> DatasetOut:
         },
         metadata=dict(ds.user_metadata or {}),
         created_at=ds.created_at,
+        backbone=ds.backbone,
+        backbone_identity=ds.backbone_identity,
+        dim=ds.dim,
     )
 
 
@@ -70,6 +81,49 @@ def create_dataset(
     clean = validate_records(records, settings)
     ds = repo.create(session, tenant_id, name, clean, metadata)
     return to_out(ds)
+
+
+def create_vector_dataset(
+    session: Session,
+    settings: Settings,
+    tenant_id: str,
+    name: str,
+    backbone: str,
+    backbone_identity: str,
+    table: VectorTable,
+) -> DatasetOut:
+    """A dataset of precomputed vectors (checked as a whole first); heads train on it at
+    once, with no backbone call."""
+    for value, field in (
+        (name, "name"),
+        (backbone, "backbone"),
+        (backbone_identity, "backbone_identity"),
+    ):
+        check_name(value, field)
+    clean = validate_table(table, backbone, backbone_identity, settings)
+    return to_out(repo.create_vectors(session, tenant_id, name, clean))
+
+
+def create_vector_dataset_json(
+    session: Session, settings: Settings, tenant_id: str, body: VectorDatasetCreate
+) -> DatasetOut:
+    for value, field in (
+        (body.name, "name"),
+        (body.backbone, "backbone"),
+        (body.backbone_identity, "backbone_identity"),
+    ):
+        check_name(value, field)
+    table = table_from_records(body.records, settings)
+    clean = validate_table(
+        table, body.backbone, body.backbone_identity, settings, vectors_field="records"
+    )
+    return to_out(repo.create_vectors(session, tenant_id, body.name, clean))
+
+
+def load_vectors(db: Database, ds: Dataset) -> np.ndarray:
+    """A vector dataset's vectors (n, dim) float32 in dataset order; synchronous."""
+    with db.session() as s:
+        return repo.load_vectors(s, ds)
 
 
 def get_dataset(session: Session, tenant_id: str, dataset_id: str) -> Dataset:

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from service.datasets.schemas import SPLIT_PATTERN, Record
@@ -138,9 +139,27 @@ def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
             raw = decode_image(r.image, f"{f}.image", settings.max_image_bytes)
             clean.append(CleanRecord(r.split, label, None, raw, hashlib.sha256(raw).hexdigest()))
 
+    counts, classes = summarize_labels(
+        [r2.split for r2 in clean], [r2.label for r2 in clean], label_kind, settings
+    )
+    return CleanDataset(
+        modality=modality,
+        label_kind=label_kind,
+        records=clean,
+        counts=counts,
+        classes=classes,
+    )
+
+
+def summarize_labels(
+    splits: Sequence[str], labels: list[str], label_kind: str, settings: Settings
+) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """Counts per split and label, and the classes (those of train), after the train rules:
+    a train split with at least two classes of ``min_examples_per_class`` examples each, and
+    no label outside train. Errors name ``records[i].label`` / ``records``."""
     counts: dict[str, Counter[str]] = {}
-    for r2 in clean:
-        counts.setdefault(r2.split, Counter())[r2.label] += 1
+    for split, label in zip(splits, labels, strict=True):
+        counts.setdefault(split, Counter())[label] += 1
     train = counts.get("train")
     if not train:
         raise ValidationFailed("records: no record has split 'train'", field="records")
@@ -151,24 +170,17 @@ def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
         )
     for label, n in sorted(train.items()):
         if n < settings.min_examples_per_class:
-            idx = next(i for i, r2 in enumerate(clean) if r2.label == label)
+            idx = labels.index(label)
             raise ValidationFailed(
                 f"records[{idx}].label: class {label!r} has {n} training example(s); "
                 f"at least {settings.min_examples_per_class} are needed",
                 field=f"records[{idx}].label",
             )
-    for i, r2 in enumerate(clean):
-        if r2.split != "train" and r2.label not in train:
+    for i, (split, label) in enumerate(zip(splits, labels, strict=True)):
+        if split != "train" and label not in train:
             raise ValidationFailed(
-                f"records[{i}].label: label {r2.label!r} in split {r2.split!r} "
-                "never appears in train",
+                f"records[{i}].label: label {label!r} in split {split!r} never appears in train",
                 field=f"records[{i}].label",
             )
     classes = sorted(train, key=(lambda s: int(s)) if label_kind == "int" else None)
-    return CleanDataset(
-        modality=modality,
-        label_kind=label_kind,
-        records=clean,
-        counts={s: dict(sorted(c.items())) for s, c in counts.items()},
-        classes=classes,
-    )
+    return {s: dict(sorted(c.items())) for s, c in counts.items()}, classes

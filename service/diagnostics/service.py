@@ -3,11 +3,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from adapters import BackendRegistry
 from service.backbones.service import get_backend
 from service.datasets import service as datasets_service
+from service.datasets.models import Dataset
 from service.datasets.service import load_examples
 from service.db.session import Database
 from service.diagnostics.schemas import (
@@ -78,16 +80,34 @@ async def dataset_spectrum(
 ) -> DatasetSpectrum | SpectrumPending:
     """200 with the spectrum when the split is cached; else a job embeds it (202)."""
 
-    def _dataset() -> tuple[str, dict[str, Any]]:
+    def _dataset() -> Dataset:
         with db.session() as s:
             ds = datasets_service.get_dataset(s, tenant_id, dataset_id)
-            return ds.modality, dict(ds.counts.get("splits", {}))
+            s.expunge(ds)
+            return ds
 
-    modality, splits = await asyncio.to_thread(_dataset)
+    ds = await asyncio.to_thread(_dataset)
+    modality, splits = ds.modality, dict(ds.counts.get("splits", {}))
     if split not in splits:
         raise ValidationFailed(
             f"split: dataset has no split {split!r} (has: {', '.join(sorted(splits))})",
             field="split",
+        )
+    cap = min(max_samples or settings.max_spectrum_samples, settings.max_spectrum_samples)
+    if ds.backbone_identity is not None:  # a vector dataset: its own vectors, no backbone
+        if backbone != ds.backbone:
+            raise ValidationFailed(
+                f"backbone: the dataset holds vectors of {ds.backbone!r}; ask for that",
+                field="backbone",
+            )
+        ex = await asyncio.to_thread(load_examples, db, dataset_id)
+        rows = np.flatnonzero(np.asarray(ex.splits) == split)
+        xv = (await asyncio.to_thread(datasets_service.load_vectors, db, ds))[rows]
+        d = await asyncio.to_thread(
+            summarize_spectrum, xv, cap, 0, center=center, normalize=normalize
+        )
+        return DatasetSpectrum(
+            dataset_id=dataset_id, split=split, backbone=backbone, spectrum=spectrum_out(d)
         )
     backend = await get_backend(registry, backbone)
     if backend.modality != modality:

@@ -9,7 +9,7 @@ from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from adapters import BackendRegistry, EmbeddingBackend
+from adapters import AdapterError, BackendRegistry, EmbeddingBackend
 from service.backbones.service import known_backend
 from service.datasets import repository as datasets_repo
 from service.datasets.models import Dataset
@@ -91,22 +91,62 @@ def replay(session: Session, tenant_id: str, key: str, body: HeadCreate) -> tupl
     return head, job
 
 
+def vector_backbone(ds: Dataset, name: str, backend: EmbeddingBackend | None) -> str:
+    """The identity a head on a vector dataset gets: the dataset's declared one. ``name`` is
+    the dataset's own `backbone` name, or a configured backbone of that same identity (whose
+    head can then also predict from inputs)."""
+    assert ds.backbone_identity is not None
+    if backend is not None and name != ds.backbone:
+        if backend.identity != ds.backbone_identity:
+            raise ValidationFailed(
+                f"backbone: {name!r} has identity {backend.identity!r}; the dataset's vectors "
+                f"come from {ds.backbone_identity!r}",
+                field="backbone",
+            )
+        try:
+            dim: int | None = backend.dim
+        except AdapterError:  # a local model not loaded yet: its identity was checked
+            dim = None
+        if dim is not None and dim != ds.dim:
+            raise ValidationFailed(
+                f"backbone: {name!r} embeds {dim}-d vectors, the dataset's are {ds.dim}-d",
+                field="backbone",
+            )
+    elif backend is None and name != ds.backbone:
+        raise ValidationFailed(
+            f"backbone: the dataset holds vectors of {ds.backbone!r} "
+            f"({ds.backbone_identity}); name that, or a configured backbone of that identity",
+            field="backbone",
+        )
+    return ds.backbone_identity
+
+
 def create_head(
     session: Session,
     tenant_id: str,
     body: HeadCreate,
-    backend: EmbeddingBackend,
+    backend: EmbeddingBackend | None,
     idempotency_key: str | None = None,
 ) -> tuple[Head, Job]:
+    """``backend`` is the configured backbone of that name (None: none is; allowed only for
+    a vector dataset that names the model as its `backbone`)."""
     ds = datasets_repo.get(session, tenant_id, body.dataset_id)
     if ds is None:
         raise NotFound(f"dataset {body.dataset_id!r} not found", field="dataset_id")
-    if backend.modality != ds.modality:
-        raise ValidationFailed(
-            f"backbone: {body.backbone!r} embeds {backend.modality}, "
-            f"the dataset holds {ds.modality}",
-            field="backbone",
-        )
+    if ds.backbone_identity is not None:
+        identity = vector_backbone(ds, body.backbone, backend)
+    else:
+        if backend is None:
+            raise ValidationFailed(
+                f"backbone: unknown backbone {body.backbone!r}", field="backbone"
+            )
+        if backend.modality != ds.modality:
+            raise ValidationFailed(
+                f"backbone: {body.backbone!r} embeds {backend.modality}, "
+                f"the dataset holds {ds.modality}",
+                field="backbone",
+            )
+        identity = backend.identity
     check_config(body.method, body.preset, body.overrides)
     head = Head(
         id=new_id("hd"),
@@ -114,7 +154,7 @@ def create_head(
         dataset_id=ds.id,
         name=body.name,
         backbone=body.backbone,
-        backbone_identity=backend.identity,
+        backbone_identity=identity,
         method=body.method,
         preset=body.preset,
         overrides=body.overrides,
@@ -162,8 +202,13 @@ async def submit_head(
     replayed = await to_thread.run_sync(_replayed)
     if replayed is not None:
         return replayed
-    # not loaded here: a local backbone loads in the job (POST /v1/heads returns at once)
-    backend = known_backend(registry, body.backbone)
+    # not loaded here: a local backbone loads in the job (POST /v1/heads returns at once);
+    # a vector dataset may name its own model, which no configured backbone is
+    backend: EmbeddingBackend | None = None
+    if body.backbone in registry.names() or not await to_thread.run_sync(
+        _is_vector_dataset, db, tenant_id, body.dataset_id
+    ):
+        backend = known_backend(registry, body.backbone)  # 422: unknown backbone
     await queue.check(tenant_id)
 
     def _create() -> HeadCreated:
@@ -180,6 +225,12 @@ async def submit_head(
     created = await to_thread.run_sync(_create)
     await queue.submit(created.job.id)
     return created
+
+
+def _is_vector_dataset(db: Database, tenant_id: str, dataset_id: str) -> bool:
+    with db.session() as s:
+        ds = datasets_repo.get(s, tenant_id, dataset_id)
+        return ds is not None and ds.backbone_identity is not None
 
 
 def get_head(session: Session, tenant_id: str, head_id: str) -> Head:

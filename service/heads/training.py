@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from adapters import BackendRegistry
-from service.datasets.service import load_examples
+from service.datasets.service import load_examples, load_vectors
 from service.db.session import Database
 from service.embeddings.service import EmbeddingCache
 from service.heads import service as heads_service
@@ -48,26 +48,33 @@ class TrainJob:
             return {"head_id": head.id, "reused": True}
         if ds is None:
             raise JobFailed("DatasetDeleted", "the dataset was deleted before training")
-        backend = self.registry.get(head.backbone)
-        await backend.ensure_ready()
-        if backend.identity != head.backbone_identity:
-            raise JobFailed(
-                "BackboneChanged",
-                f"backbone {head.backbone!r} changed configuration since the head was "
-                "created; create a new head",
-            )
-
-        # 1. embed -----------------------------------------------------------------
+        # 1. embed (or, for a vector dataset, read its vectors: no backbone call) -----
         t0 = time.perf_counter()
         ex = await asyncio.to_thread(load_examples, self.db, ds.id)
-        x = await self.cache.embed(  # (N, D)
-            job.tenant_id,
-            backend,
-            ex.inputs,
-            keys=ex.keys,
-            on_progress=jc.embed_progress,
-            should_cancel=jc.cancel_requested,
-        )
+        if ds.backbone_identity is not None:
+            if head.backbone_identity != ds.backbone_identity:
+                raise JobFailed(
+                    "BackboneChanged", "the head's backbone identity is not the dataset's"
+                )
+            x = await asyncio.to_thread(load_vectors, self.db, ds)
+            await jc.embed_progress(len(ex.keys), len(ex.keys))
+        else:
+            backend = self.registry.get(head.backbone)
+            await backend.ensure_ready()
+            if backend.identity != head.backbone_identity:
+                raise JobFailed(
+                    "BackboneChanged",
+                    f"backbone {head.backbone!r} changed configuration since the head was "
+                    "created; create a new head",
+                )
+            x = await self.cache.embed(  # (N, D)
+                job.tenant_id,
+                backend,
+                ex.inputs,
+                keys=ex.keys,
+                on_progress=jc.embed_progress,
+                should_cancel=jc.cancel_requested,
+            )
         embed_s = time.perf_counter() - t0
 
         labels: list[Any] = [int(v) for v in ex.labels] if ds.label_kind == "int" else ex.labels

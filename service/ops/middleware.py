@@ -49,20 +49,29 @@ def _envelope(status: int, error: str, detail: str) -> tuple[dict[str, Any], byt
 
 
 class LimitAndObserve:
-    def __init__(self, app: ASGIApp, max_bytes: int, body_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        body_timeout_s: float = 60.0,
+        path_limits: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.body_timeout_s = body_timeout_s
+        #: exact paths with their own body limit (bulk binary uploads)
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             start, body = _envelope(
-                413, "PayloadTooLarge", f"request body larger than {self.max_bytes} bytes"
+                413, "PayloadTooLarge", f"request body larger than {max_bytes} bytes"
             )
             await send(start)
             await send({"type": "http.response.body", "body": body})
@@ -84,8 +93,8 @@ class LimitAndObserve:
                 raise _BodyTimeout(self.body_timeout_s) from None
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge(self.max_bytes)
+                if seen > max_bytes:
+                    raise _TooLarge(max_bytes)
                 body_done = not msg.get("more_body", False)
             else:
                 body_done = True

@@ -22,6 +22,13 @@ class PredictRequest(BaseModel):
     embeddings: list[list[float]] | None = Field(
         default=None, min_length=1, description="Pre-computed backbone vectors."
     )
+    backbone_identity: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="With `embeddings`: the identity of the model that computed them; when "
+        "given it must be the head's `backbone_identity` (409 otherwise), so vectors of "
+        "another model are refused rather than scored.",
+    )
     top_k: int | None = Field(
         default=None, ge=1, le=1000, description="Return only the k most probable classes per row."
     )
@@ -30,6 +37,8 @@ class PredictRequest(BaseModel):
     def _one_of(self) -> PredictRequest:
         if (self.inputs is None) == (self.embeddings is None):
             raise ValueError("give exactly one of `inputs` or `embeddings`")
+        if self.backbone_identity is not None and self.embeddings is None:
+            raise ValueError("`backbone_identity` goes with `embeddings`")
         return self
 
 

@@ -128,6 +128,12 @@ async def predict(
         )
     head, clf = await _load(db, head_cache, tenant_id, head_id)
     if body.embeddings is not None:
+        if body.backbone_identity is not None and body.backbone_identity != head.backbone_identity:
+            raise Conflict(
+                f"backbone_identity: these embeddings come from {body.backbone_identity!r}, "
+                f"the head was trained on vectors of {head.backbone_identity!r}",
+                field="backbone_identity",
+            )
         x = _check_embeddings(body.embeddings, head.dim)
     else:
         assert body.inputs is not None
