@@ -8,8 +8,12 @@
    synthetic stand-in of the same shape).
 3. Predict throughput vs a bare FastAPI endpoint (runs benchmarks/bench_predict.py).
 4. Embedding-cache read / write throughput, SQLite vs PostgreSQL (a fresh database, dropped
-   afterwards), through service.embeddings.repository.read_vectors / write_vectors.
+   afterwards), 20k x 384 and 100k x 1536, through service.embeddings.repository
+   read_matrix / write_matrix, with the pre-issue-15 code side by side.
 5. Adapter overhead vs the raw openai SDK (runs benchmarks/bench_adapter_overhead.py).
+6. Spectrum of N = 100k, D = 3072 (seconds, peak RSS).
+7. A 1M x 384 vector dataset created, a head trained and evaluated (benchmarks/bench_byo.py).
+8. Small predicts' p99 while a 2,048-text predict runs (benchmarks/bench_predict_load.py).
 Writes benchmarks/results/perf.md (and prints it).
 """
 
@@ -27,6 +31,7 @@ import uuid
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -184,11 +189,76 @@ def predict(quick: bool) -> None:
 # --- 4. cache throughput -----------------------------------------------------------------
 
 
-def _cache_round(url: str, n: int, dim: int, chunk: int) -> dict[str, float]:
+def _legacy_write(session: Any, tenant: str, bh: str, pairs: list[tuple[str, np.ndarray]]) -> None:
+    """The cache's write before issue 15: one SQLAlchemy parameter dict per row."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    from service.embeddings.models import CachedEmbedding
+
+    rows = [
+        {
+            "tenant_id": tenant,
+            "backbone_hash": bh,
+            "input_sha256": k,
+            "dim": int(v.shape[0]),
+            "vector": np.ascontiguousarray(v, dtype="<f4").tobytes(),
+        }
+        for k, v in pairs
+    ]
+    pg = session.get_bind().dialect.name == "postgresql"
+    stmt = (pg_insert if pg else sqlite_insert)(CachedEmbedding).on_conflict_do_nothing(
+        index_elements=["tenant_id", "backbone_hash", "input_sha256"]
+    )
+    session.execute(stmt, rows)
+
+
+def _legacy_read(session: Any, tenant: str, bh: str, keys: list[str]) -> dict[str, np.ndarray]:
+    """The cache's read before issue 15: SQLAlchemy rows, IN lists of 500 (SQLite) or a
+    text-format unnest join (PostgreSQL), one frombuffer per row into a dict."""
+    from sqlalchemy import select, text
+
+    from service.embeddings.models import CachedEmbedding
+
+    out: dict[str, np.ndarray] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        q = text(
+            "SELECT e.input_sha256, e.dim, e.vector FROM unnest(CAST(:keys AS text[])) AS k(key) "
+            "JOIN embeddings e ON e.tenant_id = :tenant AND e.backbone_hash = :bh "
+            "AND e.input_sha256 = k.key"
+        )
+        chunks = [
+            session.execute(q, {"keys": keys[i : i + 5000], "tenant": tenant, "bh": bh}).all()
+            for i in range(0, len(keys), 5000)
+        ]
+    else:
+        c = CachedEmbedding
+        chunks = [
+            session.execute(
+                select(c.input_sha256, c.dim, c.vector).where(
+                    c.tenant_id == tenant,
+                    c.backbone_hash == bh,
+                    c.input_sha256.in_(keys[i : i + 500]),
+                )
+            ).all()
+            for i in range(0, len(keys), 500)
+        ]
+    for rows in chunks:
+        for key, dim, blob in rows:
+            vec = np.frombuffer(blob, dtype="<f4")
+            if vec.shape[0] == dim:
+                out[key] = vec
+    return out
+
+
+def _cache_round(url: str, n: int, dim: int, chunk: int, legacy: bool = False) -> dict[str, float]:
+    """Write n vectors in transactions of ``chunk`` (as EmbeddingCache commits each backend
+    batch), then read them all back (median of 3); ``legacy``: the pre-issue-15 code too, on
+    its own keys in the same database."""
     from service.auth.service import get_or_create_tenant
     from service.db.migrate import upgrade
     from service.db.session import Database
-    from service.embeddings.repository import read_vectors, write_vectors
+    from service.embeddings.repository import read_matrix, write_matrix
 
     upgrade(url)
     db = Database(url)
@@ -196,71 +266,145 @@ def _cache_round(url: str, n: int, dim: int, chunk: int) -> dict[str, float]:
         with db.session() as s:
             tenant = get_or_create_tenant(s, "perf").id
         rng = np.random.default_rng(0)
-        vecs = rng.normal(size=(n, dim)).astype(np.float32)
+        vecs = rng.standard_normal((n, dim), dtype=np.float32)
         keys = [uuid.uuid4().hex + uuid.uuid4().hex for _ in range(n)]
-        bh = "b" * 64
+        out: dict[str, float] = {}
         t0 = time.perf_counter()
-        for i in range(0, n, chunk):  # one transaction per chunk, as EmbeddingCache writes
+        for i in range(0, n, chunk):
             with db.session() as s:
-                write_vectors(
-                    s, tenant, bh, list(zip(keys[i : i + chunk], vecs[i : i + chunk], strict=True))
-                )
-        t_w = time.perf_counter() - t0
+                write_matrix(s, tenant, "b" * 64, keys[i : i + chunk], vecs[i : i + chunk])
+        out["write_s"] = time.perf_counter() - t0
         reads = []
         for _ in range(3):
             t0 = time.perf_counter()
             with db.session() as s:
-                got = read_vectors(s, tenant, bh, keys)
+                pos, got = read_matrix(s, tenant, "b" * 64, keys, dim)
             reads.append(time.perf_counter() - t0)
-        assert len(got) == n and np.array_equal(got[keys[7]], vecs[7])
-        return {"write_s": t_w, "read_s": statistics.median(reads)}
+        assert pos.size == n and np.array_equal(got, vecs)
+        out["read_s"] = statistics.median(reads)
+        if legacy:
+            lkeys = [uuid.uuid4().hex + uuid.uuid4().hex for _ in range(n)]
+            t0 = time.perf_counter()
+            for i in range(0, n, chunk):
+                with db.session() as s:
+                    _legacy_write(
+                        s,
+                        tenant,
+                        "c" * 64,
+                        list(zip(lkeys[i : i + chunk], vecs[i : i + chunk], strict=True)),
+                    )
+            out["legacy_write_s"] = time.perf_counter() - t0
+            reads = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                with db.session() as s:
+                    found = _legacy_read(s, tenant, "c" * 64, lkeys)
+                    legacy_x = np.stack([found[k] for k in lkeys])
+                reads.append(time.perf_counter() - t0)
+            assert np.array_equal(legacy_x, vecs)
+            out["legacy_read_s"] = statistics.median(reads)
+        return out
     finally:
         db.dispose()
 
 
-def cache(n: int, dim: int, pg_url: str | None) -> None:
-    emit(
-        f"## 4. Embedding cache throughput: {n} vectors x {dim} float32 "
-        f"({n * dim * 4 / 2**20:.0f} MiB)"
-    )
-    emit("")
-    emit(
-        "service.embeddings.repository.write_vectors (512 per transaction, as EmbeddingCache) "
-        "and read_vectors (all keys, median of 3), fresh database each."
-    )
-    emit("")
-    res: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as d:
-        res["SQLite (file, WAL)"] = _cache_round(f"sqlite:///{d}/perf.db", n, dim, 512)
-    if pg_url:
-        import psycopg
+def _pg_db(pg_url: str) -> tuple[str, Any]:
+    import psycopg
 
-        base, _, _ = pg_url.rpartition("/")
-        name = f"nmtune_perf_{uuid.uuid4().hex[:8]}"
-        admin = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    base, _, _ = pg_url.rpartition("/")
+    name = f"nmtune_perf_{uuid.uuid4().hex[:8]}"
+    admin = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
         with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
-        try:
-            res["PostgreSQL"] = _cache_round(f"{base}/{name}", n, dim, 512)
-        finally:
-            with psycopg.connect(admin, autocommit=True) as c:
-                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    emit("| store | write vectors/s | read vectors/s | write MiB/s | read MiB/s |")
-    emit("|---|---|---|---|---|")
-    mib = n * dim * 4 / 2**20
-    for k, v in res.items():
-        emit(
-            f"| {k} | {n / v['write_s']:,.0f} | {n / v['read_s']:,.0f} | "
-            f"{mib / v['write_s']:.1f} | {mib / v['read_s']:.1f} |"
-        )
-    if len(res) == 2:
-        s, p = res["SQLite (file, WAL)"], res["PostgreSQL"]
-        emit("")
-        emit(
-            f"Ratio PostgreSQL / SQLite throughput: write {s['write_s'] / p['write_s']:.2f}, "
-            f"read {s['read_s'] / p['read_s']:.2f}. Read / write throughput: SQLite "
-            f"{s['write_s'] / s['read_s']:.1f}, PostgreSQL {p['write_s'] / p['read_s']:.1f}."
-        )
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return f"{base}/{name}", drop
+
+
+def cache(sizes: list[tuple[int, int]], pg_url: str | None, legacy_max: int) -> None:
+    emit(
+        "## 4. Embedding cache throughput (targets: read >= 200k/s SQLite, >= 100k/s "
+        "PostgreSQL; write >= 50k/s)"
+    )
+    emit("")
+    emit(
+        "service.embeddings.repository.write_matrix in transactions of 256 rows (as EmbeddingCache "
+        "commits each backend batch) and read_matrix of all keys (median of 3), a fresh database "
+        "per size; `before` = the pre-issue-15 code (SQLAlchemy row dicts, IN lists of 500 / "
+        "text-format bytea) on the same database, same run."
+    )
+    emit("")
+    emit(
+        "| size | store | write vectors/s | read vectors/s | read MiB/s | before: write / read "
+        "vectors/s | speed-up write / read |"
+    )
+    emit("|---|---|---|---|---|---|---|")
+    for n, dim in sizes:
+        stores: list[tuple[str, str, Any]] = []
+        with tempfile.TemporaryDirectory() as d:
+            res = _cache_round(f"sqlite:///{d}/perf.db", n, dim, 256, legacy=n <= legacy_max)
+            stores.append(("SQLite (file, WAL)", "", res))
+        if pg_url:
+            url, drop = _pg_db(pg_url)
+            try:
+                stores.append(
+                    ("PostgreSQL", "", _cache_round(url, n, dim, 256, legacy=n <= legacy_max))
+                )
+            finally:
+                drop()
+        mib = n * dim * 4 / 2**20
+        for name, _, r in stores:
+            before = speed = "-"
+            if "legacy_read_s" in r:
+                before = f"{n / r['legacy_write_s']:,.0f} / {n / r['legacy_read_s']:,.0f}"
+                w_up = r["legacy_write_s"] / r["write_s"]
+                speed = f"{w_up:.1f}x / {r['legacy_read_s'] / r['read_s']:.1f}x"
+            emit(
+                f"| {n:,} x {dim} | {name} | {n / r['write_s']:,.0f} | "
+                f"**{n / r['read_s']:,.0f}** | {mib / r['read_s']:.0f} | {before} | {speed} |"
+            )
+    emit("")
+
+
+# --- 6. spectrum, 7. vector datasets, 8. small predicts under load --------------------------
+
+
+def spectrum_big(n: int, dim: int) -> None:
+    import resource
+
+    from tuner.spectrum import spectrum as tuner_spectrum
+
+    emit(f"## 6. Spectrum of N = {n:,}, D = {dim:,} (float32 features)")
+    emit("")
+    x = np.random.default_rng(0).standard_normal((n, dim), dtype=np.float32)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    sp = tuner_spectrum(x)
+    dt = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    emit(
+        f"tuner.spectrum (all {n:,} rows, no subsample): {dt:.1f} s; peak RSS {peak:,.0f} MiB "
+        f"(the features alone are {x.nbytes / 2**20:,.0f} MiB; peak before the call "
+        f"{before:,.0f} MiB); effective rank {sp.effective_rank:.0f}."
+    )
+    emit("")
+
+
+def _script(args: list[str], title: str, timeout: int = 3600) -> None:
+    emit(title)
+    emit("")
+    emit(f"`python {' '.join(args)}` output:")
+    emit("")
+    r = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout
+    )
+    lines = (r.stdout + (r.stderr if r.returncode else "")).strip().splitlines()
+    for line in lines[-40:]:
+        if not line.startswith("{"):
+            emit(line)
     emit("")
 
 
@@ -295,13 +439,21 @@ def main() -> None:
     )
     ap.add_argument("--vectors", type=int, default=20_000)
     ap.add_argument(
-        "--only", nargs="*", default=None, help="sections to run: step train predict cache adapter"
+        "--big-vectors", type=int, default=100_000, help="rows of the 1536-d cache round"
+    )
+    ap.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="sections to run: step train predict cache adapter spectrum byo load",
     )
     a = ap.parse_args()
     import torch
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-    sections = set(a.only or ["step", "train", "predict", "cache", "adapter"])
+    sections = set(
+        a.only or ["step", "train", "predict", "cache", "adapter", "spectrum", "byo", "load"]
+    )
     emit("# Performance benchmark")
     emit("")
     emit(
@@ -323,7 +475,37 @@ def main() -> None:
     if "predict" in sections:
         predict(a.quick)
     if "cache" in sections:
-        cache(2000 if a.quick else a.vectors, 384, None if a.no_postgres else a.pg_url)
+        sizes = [(2000, 384)] if a.quick else [(a.vectors, 384), (a.big_vectors, 1536)]
+        cache(sizes, None if a.no_postgres else a.pg_url, a.vectors)
+    if "spectrum" in sections:
+        spectrum_big(5000 if a.quick else 100_000, 256 if a.quick else 3072)
+    if "byo" in sections:
+        rows = "20000" if a.quick else "1000000"
+        _script(
+            [
+                "benchmarks/bench_byo.py",
+                "--rows",
+                rows,
+                "--method",
+                "lr",
+                "--overrides",
+                '{"lr_c": 1.0}',
+            ],
+            "## 7. A vector dataset of 1M x 384: created, a head trained and evaluated",
+        )
+    if "load" in sections:
+        big = "256" if a.quick else "2048"
+        _script(
+            [
+                "benchmarks/bench_predict_load.py",
+                "--big",
+                big,
+                "--samples",
+                "10" if a.quick else "30",
+            ],
+            "## 8. Small predicts while a 2,048-text predict runs "
+            "(target: loaded p99 <= 3x unloaded)",
+        )
     if "adapter" in sections:
         adapter(a.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,11 @@ def build_context(
     """Everything one process needs (API or worker): one Database, one registry."""
     db = db or Database(settings.database_url.get_secret_value())
     registry = registry or BackendRegistry.from_specs(settings.backbones)
-    cache = EmbeddingCache(db, chunk_size=settings.embed_chunk_size)
+    cache = EmbeddingCache(
+        db,
+        chunk_size=settings.embed_chunk_size,
+        batch_budget_s=settings.embed_batch_budget_ms / 1000,
+    )
     handlers = job_handlers(db, registry, cache, settings)
     engine = JobEngine(db, handlers, settings)
     runner: JobRunner

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     stale_after_s: float = Field(default=60.0, gt=0)
     embed_chunk_size: int = Field(default=256, ge=1, le=100_000)
+    embed_batch_budget_ms: float = Field(
+        default=50.0,
+        ge=0,
+        description="Local backbones: concurrent requests are batched together, shortest "
+        "first, in batches of about this much model time, so a large request delays a small "
+        "one by at most about one batch (0: no dynamic batching).",
+    )
     celery_broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     celery_queue: str = "nmtune"
     celery_task_time_limit_s: int = Field(default=6 * 3600, ge=60)

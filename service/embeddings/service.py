@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from adapters import EmbeddingBackend, InputPolicyError, Usage, identity_digest
 from service.db.session import Database
 from service.embeddings import repository as repo
+from service.embeddings.batching import DynamicBatcher, wants_batching
 from service.errors import WorkCancelled
 from service.ops import metrics
 
@@ -38,9 +40,16 @@ class EmbeddingCancelled(WorkCancelled):
 
 
 class EmbeddingCache:
-    def __init__(self, db: Database, chunk_size: int = 256) -> None:
+    """``batch_budget_s`` > 0: local backbones are dynamically batched across concurrent
+    callers (service.embeddings.batching), each batch about that much model time."""
+
+    def __init__(self, db: Database, chunk_size: int = 256, batch_budget_s: float = 0.05) -> None:
         self.db = db
         self.chunk_size = chunk_size
+        self.batch_budget_s = batch_budget_s
+        self._batchers: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[int, DynamicBatcher]
+        ] = weakref.WeakKeyDictionary()
         # per (tenant, backbone name), since this process started: what this tenant's work
         # cost at the backbone (tokens and retries are the backend's own counts during the
         # tenant's calls). GET /v1/backbones shows a tenant only its own.
@@ -48,6 +57,17 @@ class EmbeddingCache:
 
     def usage_of(self, tenant_id: str, backbone: str) -> Usage:
         return self.usage.get((tenant_id, backbone)) or Usage()
+
+    def batcher(self, backend: EmbeddingBackend) -> DynamicBatcher | None:
+        """This event loop's batcher of ``backend`` (None: the backend is called directly)."""
+        if self.batch_budget_s <= 0 or not wants_batching(backend):
+            return None
+        per_loop = self._batchers.setdefault(asyncio.get_running_loop(), {})
+        found = per_loop.get(id(backend))
+        if found is None or found.backend is not backend:
+            max_batch = int(getattr(backend, "batch_size", self.chunk_size))
+            found = per_loop[id(backend)] = DynamicBatcher(backend, max_batch, self.batch_budget_s)
+        return found
 
     async def embed(
         self,
@@ -90,7 +110,8 @@ class EmbeddingCache:
             mine = self.usage.setdefault((tenant_id, backend.name), Usage())
             before = backend.usage.to_dict()
             try:
-                got = await backend.embed(batch)  # type: ignore[arg-type]  # one modality per backend
+                batcher = self.batcher(backend)
+                got = await (batcher.embed(batch) if batcher else backend.embed(batch))  # type: ignore[arg-type]
             except InputPolicyError as exc:  # name the caller's input, not the chunk's
                 mine.failures += 1
                 raise InputPolicyError(exc.reason, first_index[chunk_keys[exc.index]]) from None

@@ -73,6 +73,37 @@ def test_cache_round_sqlite(tmp_path: Path) -> None:
     assert r["write_s"] > 0 and r["read_s"] > 0
 
 
+def test_cache_round_postgres_equals_sqlite_shape(tmp_path: Path) -> None:
+    import bench_perf
+
+    r = bench_perf._cache_round(f"sqlite:///{tmp_path}/c2.db", 200, 8, 64, legacy=True)
+    assert r["write_s"] > 0 and r["read_s"] > 0 and r["legacy_read_s"] > 0
+
+
+def test_gpu_bench_small_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    import bench_gpu
+
+    argv = sys.argv
+    sys.argv = ["bench_gpu.py", "--small", "--device", "cpu", "--epochs", "1", "--no-sklearn"]
+    sys.argv += ["--heads", "lr"]
+    try:
+        bench_gpu.main()
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr().out
+    assert "| lr (C=1, one fit) |" in out
+    assert '"device": "cpu"' in out
+
+
+def test_byo_bench_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench_byo
+
+    monkeypatch.setenv("BENCH_TMP", str(tmp_path))
+    r = bench_byo.run(600, 8, "lr", None, {"lr_c": 1.0})
+    assert r["rows"] == 600 and r["test_accuracy"] > 0.5
+    assert r["peak_rss_mib"] > 0 and set(r["train_job_s"]) == {"load", "fit", "evaluate"}
+
+
 def test_learning_curve_units_and_summary() -> None:
     import bench_learning_curve as lc
 
