@@ -8,7 +8,8 @@ one SQLAlchemy row object per vector:
   in binary format so ``bytea`` is not hex-decoded), get back ``(position, blob)`` pairs and
   decode them with one ``np.frombuffer`` into a (m, dim) float32 array;
 - writes are one ``executemany`` on SQLite and one ``INSERT ... SELECT FROM unnest(...)``
-  with binary array parameters on PostgreSQL; both ``ON CONFLICT DO NOTHING`` (rows another
+  with binary array parameters on PostgreSQL (``synchronous_commit`` off for that
+  transaction: cache rows can be recomputed); both ``ON CONFLICT DO NOTHING`` (rows another
   writer stored first are kept).
 """
 
@@ -125,7 +126,11 @@ def write_matrix(
     keys: Sequence[str],
     vectors: np.ndarray,
 ) -> None:
-    """Insert ``vectors[i]`` under ``keys[i]``; rows already stored are kept."""
+    """Insert ``vectors[i]`` under ``keys[i]``; rows already stored are kept.
+
+    On PostgreSQL the surrounding transaction commits without waiting for the WAL flush
+    (``SET LOCAL synchronous_commit``): give it a transaction of its own, as EmbeddingCache does.
+    """
     if len(keys) != len(vectors):
         raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
     if not len(keys):
@@ -148,6 +153,11 @@ def write_matrix(
         chunk = list(keys[start:stop])
         if dialect == "postgresql":
             with raw.cursor() as cur:
+                if start == 0:
+                    # cache rows can always be recomputed: this transaction's commit need not
+                    # wait for the WAL flush (a server crash may lose the last few commits;
+                    # a killed job or API process loses nothing)
+                    cur.execute("SET LOCAL synchronous_commit TO OFF")
                 cur.execute(_PG_WRITE, (tenant_id, backbone_hash, dim, now, chunk, blobs))
         else:
             cur = raw.cursor()
