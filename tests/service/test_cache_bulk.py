@@ -125,12 +125,16 @@ def test_read_matrix_spans_several_statements(
 class _Backend:
     """A deterministic backend that counts what it was asked to embed."""
 
+    name = "bulk"
     modality = "text"
     identity = "test:bulk:v1"
     dim = 6
 
     def __init__(self) -> None:
+        from adapters import Usage
+
         self.seen: list[str] = []
+        self.usage = Usage()
 
     async def ensure_ready(self) -> None:
         return None
