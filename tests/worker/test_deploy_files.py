@@ -35,6 +35,8 @@ def test_compose_file_is_valid_and_wired() -> None:
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
     assert services["worker"]["command"][0] == "worker"
+    for name in ("migrate", "worker"):  # the image's HEALTHCHECK is the API's
+        assert services[name]["healthcheck"] == {"disable": True}, name
 
 
 def test_host_compose_runs_the_same_stack_on_the_host_network() -> None:
