@@ -8,8 +8,9 @@
 #                    only when the base has no python3 (defaults: python3 python3-venv / python3)
 #   TORCH_VERSION    torch release (default 2.13.0)
 #   TORCH_INDEX_URL  where torch comes from: the CPU index (default) or a CUDA index
-#   TORCH_WHEEL_DIR  a folder of the build context: a torch-*.whl there is installed instead
-#                    of the index (default deploy/wheels, empty in git)
+#   TORCH_WHEEL      file name of a torch wheel in TORCH_WHEEL_DIR (a folder of the build
+#                    context, default deploy/wheels, empty in git) installed instead of the
+#                    index; its dependencies come from PIP_INDEX_URL (default: empty, the index)
 #   PIP_INDEX_URL    index for everything else (default PyPI)
 #   BUILD_CA_DIR     a folder of the build context: *.crt there (e.g. the CA bundle of a
 #                    TLS-intercepting proxy) is what pip trusts in the build stage only
@@ -20,8 +21,10 @@
 # CUDA:  docker build -t nmtune:cuda \
 #          --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 \
 #          --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 .
-# Here (no registry): deploy/base-image.sh; cp /opt/wheels/torch-*.whl deploy/wheels/;
-#        docker build --network host --build-arg BASE_IMAGE=nmtune-base:bookworm -t nmtune .
+# Wheel: cp torch-2.13.0+cpu-cp311-*.whl deploy/wheels/ && docker build \
+#          --build-arg TORCH_WHEEL=torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl .
+# Here (no registry): deploy/base-image.sh, then the wheel build above with --network host
+#          --build-arg BASE_IMAGE=nmtune-base:bookworm (docs/production.md)
 # Secrets never go into build arguments (they are visible in `docker history`).
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
@@ -32,6 +35,7 @@ FROM ${BUILDER_IMAGE} AS build
 ARG PYTHON_APT_PACKAGES="python3 python3-venv"
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_WHEEL=""
 ARG TORCH_WHEEL_DIR=deploy/wheels
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG BUILD_CA_DIR=deploy/certs
@@ -50,14 +54,13 @@ RUN if ls /build-ca/*.crt >/dev/null 2>&1; then cat /build-ca/*.crt > /build-ca.
 # torch first (a wheel file from the context, else the CPU or CUDA index); the project's range
 # (torch>=2.2,<3) is then met and pip leaves it alone
 COPY ${TORCH_WHEEL_DIR}/ /wheels/
-RUN set -e; wheel="$(ls /wheels/torch-*.whl 2>/dev/null | head -n1 || true)"; \
-    if [ -n "$wheel" ]; then \
-      pip install --no-deps "$wheel" && pip install "torch==${TORCH_VERSION}"; \
+RUN if [ -n "${TORCH_WHEEL}" ]; then \
+      pip install --no-deps "/wheels/${TORCH_WHEEL}" && pip install "torch==${TORCH_VERSION}"; \
     else \
       pip install --index-url "${TORCH_INDEX_URL}" --extra-index-url "${PIP_INDEX_URL}" \
         "torch==${TORCH_VERSION}"; \
-    fi; \
-    python -c "import torch; print('torch', torch.__version__)"
+    fi \
+    && python -c "import torch; print('torch', torch.__version__)"
 WORKDIR /src
 # the dependencies, from pyproject.toml alone: this layer (and the runtime's copy of the venv)
 # stays cached while only the code changes

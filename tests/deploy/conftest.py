@@ -118,7 +118,8 @@ def stage_ca_bundle() -> Path | None:
 
 def stage_torch_wheel() -> Path | None:
     """Put the CPU torch wheel from pip's find-links into deploy/wheels (a hard link when the
-    file system allows); None when there is none (the build then uses the CPU index)."""
+    file system allows) for the TORCH_WHEEL build argument; None when there is none (the
+    build then uses the CPU index)."""
     for folder in _find_links():
         for wheel in sorted(folder.glob(f"torch-{TORCH_VERSION}*cp311*.whl")):
             target = WHEEL_DIR / wheel.name
@@ -168,6 +169,7 @@ def image(engine: str) -> Image:
             "host",
             "--build-arg",
             f"BASE_IMAGE={BASE_IMAGE}",
+            *(["--build-arg", f"TORCH_WHEEL={wheel.name}"] if wheel else []),
             "-t",
             IMAGE,
             str(ROOT),

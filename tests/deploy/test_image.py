@@ -3,14 +3,19 @@ files in any layer (read from `docker save`, not from the Dockerfile)."""
 
 from __future__ import annotations
 
+import functools
+import http.server
+import os
 import re
 import subprocess
 import tarfile
+import threading
+from pathlib import Path
 from typing import IO
 
 import pytest
 
-from tests.deploy.conftest import Image, docker
+from tests.deploy.conftest import ROOT, Image, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
 
@@ -96,3 +101,43 @@ def test_image_is_non_root_with_healthcheck_and_no_secrets(image: Image) -> None
     assert files > 1000
     assert not hits, hits
     assert not keys, keys
+
+
+@pytest.mark.skipif(
+    os.environ.get("NMTUNE_DOCKER_VARIANTS") != "1",
+    reason="a second image build (torch from an index): set NMTUNE_DOCKER_VARIANTS=1",
+)
+def test_image_builds_with_torch_from_an_index(image: Image, tmp_path: Path) -> None:
+    """The index path of the Dockerfile (what the CPU and CUDA indexes take), against a PEP 503
+    index on loopback that serves the CPU wheel: no Dockerfile change, only build args."""
+    wheel = ROOT / "deploy" / "wheels" / str(image.torch_wheel)
+    if not image.torch_wheel or not wheel.is_file():
+        pytest.skip("no torch wheel on this machine to serve as an index")
+    folder = tmp_path / "simple" / "torch"
+    folder.mkdir(parents=True)
+    os.link(wheel, folder / wheel.name)
+    (folder / "index.html").write_text(f'<a href="{wheel.name}">{wheel.name}</a>\n')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    tag = f"{image.tag}-index"
+    try:
+        build = subprocess.run(
+            [
+                "docker", "build", "--network", "host",
+                "--build-arg", f"BASE_IMAGE={image.base}",
+                "--build-arg", f"TORCH_INDEX_URL=http://127.0.0.1:{server.server_port}/simple",
+                "-t", tag, str(ROOT),
+            ],
+            capture_output=True, text=True, timeout=1800, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-2000:]
+    assert "Processing /wheels/" not in build.stdout  # the wheel file was not used
+    version = docker(
+        "run", "--rm", "--network", "host", "--entrypoint", "python3", tag,
+        "-c", "import torch; print(torch.__version__)",
+    ).stdout.strip()  # fmt: skip
+    assert version == "2.13.0+cpu", version

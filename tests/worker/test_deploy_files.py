@@ -84,6 +84,7 @@ def test_dockerfile_is_multi_stage_non_root_with_build_args() -> None:
     for arg in (
         "BUILDER_IMAGE",
         "TORCH_INDEX_URL",
+        "TORCH_WHEEL",
         "TORCH_WHEEL_DIR",
         "PIP_INDEX_URL",
         "BUILD_CA_DIR",
