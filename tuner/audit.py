@@ -17,10 +17,11 @@ Uncertainty in Dataset Labels", JAIR 70, 2021), written from the paper:
    off-diagonal"): in each given class i, the ``n * sum_{j != i} Q[i, j]`` rows with the
    highest score, among those whose most probable class is not i.
 
-``method="auto"`` adds one cleaning round (the paper's section 6 retrains on the pruned
+``method="cleaned"`` adds one cleaning round (the paper's section 6 retrains on the pruned
 data): the rows flagged by a first pass are left out of every fold's training part (they
-still get out-of-fold probabilities) and steps 2-4 run again on the new ``P``. A model that
-does not learn the flips it is asked to find ranks them better, most of all at high noise.
+still get out-of-fold probabilities) and steps 2-4 run again on the new ``P``. On MiniLM
+embeddings of VADER it did not rank better than one pass (benchmarks/results/
+label_audit.md), so ``method="auto"`` (the default) is one confident-learning pass today.
 
 **Scores** are in [0, 1], higher = more likely mislabelled: ``(1 + m) / 2`` with the
 normalised margin ``m = max_{j != y} P[i, j] - P[i, y]`` (the paper's "normalized margin"
@@ -42,14 +43,15 @@ import torch
 
 from tuner.errors import TrainingCancelled, TunerInputError
 from tuner.inputs import check_features, encode_labels
-from tuner.logreg import c_grid, fit_logreg_cv, fit_logreg_folds
+from tuner.logreg import fit_logreg_cv, fit_logreg_folds
 from tuner.splits import stratified_folds
 from tuner.training import resolve_device
 
 __all__ = ["AUDIT_METHODS", "AUDIT_SCORES", "AuditProgress", "LabelAudit", "audit_labels"]
 
-#: "auto": confident learning + one cleaning round; "confident_learning": one pass.
-AUDIT_METHODS = ("auto", "confident_learning")
+#: "auto" (the recommended method; today = "confident_learning"): one pass; "cleaned": a
+#: second pass with the first pass's flagged rows left out of the training folds.
+AUDIT_METHODS = ("auto", "confident_learning", "cleaned")
 AUDIT_SCORES = ("margin", "self_confidence")
 
 Probs = npt.NDArray[np.float64]
@@ -154,8 +156,8 @@ def audit_labels(
     score: str = "margin",
     repeats: int = 2,
     c: float | None = None,
-    cs: int = 10,
-    max_iter: int = 200,
+    cs: int = 5,
+    max_iter: int = 100,
     device: str = "cpu",
     callback: AuditProgress | None = None,
 ) -> LabelAudit:
@@ -165,13 +167,15 @@ def audit_labels(
     ----------
     X : (n, D) array-like of finite numbers.
     y : (n,) labels (str or int), at least 2 distinct, each with at least ``folds`` rows.
-    method : "auto" (confident learning + one cleaning round) or "confident_learning".
+    method : "auto" (default; today one confident-learning pass), "confident_learning" or
+        "cleaned" (a second pass without the first pass's flagged rows in training).
     folds : k of the stratified k-fold split that gives out-of-fold probabilities (>= 2).
     random_state : seed of the fold assignments (repeat r uses random_state + r).
     score : "margin" (normalised margin, default) or "self_confidence" (1 - p(given)).
     repeats : fold assignments averaged (>= 1).
     c : the logistic regression's inverse L2 strength; None = chosen by ``folds``-fold CV
-        over ``cs`` values on a log grid [1e-4, 1e4].
+        over ``cs`` values on a log grid [1e-2, 1e2] (best held-out accuracy on the given
+        labels; ties -> the smaller C).
     max_iter : L-BFGS iterations per solve.
     device : torch device of the solver ("cpu", "cuda", "auto").
     callback : ``callback(phase, done, total)`` after each solve; returning False cancels
@@ -206,7 +210,7 @@ def audit_labels(
             f"(smallest has {int(counts.min())}); lower folds or add examples"
         )
     dev = resolve_device(device)
-    passes = 2 if method == "auto" else 1
+    passes = 2 if method == "cleaned" else 1
     total = (0 if c is not None else 1) + passes * repeats
     done = [0]
 
@@ -216,8 +220,9 @@ def audit_labels(
             raise TrainingCancelled(f"audit cancelled by the callback ({phase})")
 
     if c is None:
+        grid = [float(v) for v in np.logspace(-2, 2, cs)] if cs > 1 else [1.0]
         c = fit_logreg_cv(
-            x, yi, n_classes, c_grid(cs), folds, random_state, max_iter=max_iter, device=dev
+            x, yi, n_classes, grid, folds, random_state, max_iter=max_iter, device=dev
         ).c
         tick("select_c")
     keep = np.ones(yi.size)  # (n,) training weight of each row
@@ -225,13 +230,13 @@ def audit_labels(
         x, yi, n_classes, c, folds, repeats, random_state, keep, max_iter, dev, tick
     )
     thresholds, cj, joint, flagged, scores = _confident_learning(probs, yi, n_classes, score)
-    if method == "auto" and flagged.any() and not flagged.all():
+    if method == "cleaned" and flagged.any() and not flagged.all():
         keep = (~flagged).astype(np.float64)
         probs = _out_of_fold(
             x, yi, n_classes, c, folds, repeats, random_state, keep, max_iter, dev, tick
         )
         thresholds, cj, joint, flagged, scores = _confident_learning(probs, yi, n_classes, score)
-    elif method == "auto":
+    elif method == "cleaned":
         for _ in range(repeats):
             tick("out_of_fold")
     return LabelAudit(

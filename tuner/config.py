@@ -114,6 +114,13 @@ class HeadConfig:
     # Start mlp / nmtune from the lr solution (classifier = lr's weights).
     init_from_lr: bool = False
     class_weight: str | None = None
+    # Classification loss of the torch heads (lp, mlp, nmtune; lr always solves CE): "ce",
+    # or a noise-robust one, "gce" (generalized CE, exponent gce_q) or "sce" (symmetric CE,
+    # sce_alpha * CE + sce_beta * reverse CE). See tuner.losses.classification_loss.
+    loss: str = "ce"
+    gce_q: float = 0.7
+    sce_alpha: float = 0.1
+    sce_beta: float = 1.0
     # lr: inverse L2 strength C (None = chosen by stratified k-fold CV over lr_cs values
     # logspace(-4, 4), as scikit-learn's LogisticRegressionCV), L-BFGS iterations per C.
     lr_c: float | None = None
@@ -281,6 +288,10 @@ _RULES: dict[str, Rule] = {
     "init_classifier_from_lp": boolean,
     "init_from_lr": boolean,
     "class_weight": optional(choice("balanced")),
+    "loss": choice("ce", "gce", "sce"),
+    "gce_q": number(0.0, 1.0, lo_open=True),
+    "sce_alpha": number(0.0, 100.0),
+    "sce_beta": number(0.0, 100.0),
     "lr_c": optional(number(0.0, 1e8, lo_open=True)),
     "lr_cs": integer(1, 100),
     "lr_max_iter": integer(1, 100_000),
@@ -392,6 +403,11 @@ def resolve_config(
     if method in ("mlp", "nmtune", "auto"):
         deviations.append(
             "single view: one fixed embedding per input instead of two augmented views"
+        )
+    if method == "lr" and values.get("loss", "ce") != "ce":
+        deviations.append(
+            f"loss={values['loss']!r} has no effect on lr (it solves cross entropy to "
+            "convergence; robust losses train lp, mlp and nmtune heads)"
         )
     for name in sorted(checked):
         if name in RUN_SETTINGS:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "augment",
+    "classification_loss",
     "compute_loss",
     "cov_loss",
     "cov_svd_losses",
@@ -28,6 +29,8 @@ __all__ = [
 
 _NORM_EPS = 1e-12
 _EIG_ABS_EPS = 1e-30
+#: log(0) of the one-hot label distribution in the reverse cross entropy (Wang et al. 2019)
+_RCE_LOG_ZERO = -4.0
 
 
 def mse_consistency_loss(z: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -170,6 +173,43 @@ def cov_svd_losses(z: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, torch.Ten
     return _cov_from_gram(zw, gram), _svd_from_s(_singular_values(gram), k, zw.dtype)
 
 
+def classification_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    config: HeadConfig,
+    class_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The classification term chosen by ``config.loss``, a (weighted) mean over the batch.
+
+    - ``ce``: cross entropy.
+    - ``gce``: generalized cross entropy (Zhang and Sabuncu, NeurIPS 2018),
+      ``(1 - p_y^q) / q`` with ``q = config.gce_q`` in (0, 1]: q -> 0 is CE, q = 1 is the
+      mean absolute error, which is robust to label noise but slow to fit.
+    - ``sce``: symmetric cross entropy (Wang et al., ICCV 2019),
+      ``sce_alpha * CE + sce_beta * RCE`` with the reverse CE ``-A (1 - p_y)``, A = log 0
+      clipped to -4.
+
+    Parameters
+    ----------
+    logits : (B, C); y : (B,) class indices; class_weight : optional (C,) weights (the mean
+    is then ``sum w_y l / sum w_y``, as ``F.cross_entropy``).
+    """
+    logits = logits.float()
+    if config.loss == "ce":
+        return F.cross_entropy(logits, y, weight=class_weight)
+    log_p = F.log_softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)  # (B,)
+    if config.loss == "gce":
+        q = config.gce_q
+        per_row = (1.0 - torch.exp(q * log_p)) / q  # (B,)
+    else:
+        rce = -_RCE_LOG_ZERO * (1.0 - torch.exp(log_p))  # (B,)
+        per_row = config.sce_alpha * (-log_p) + config.sce_beta * rce
+    if class_weight is None:
+        return per_row.mean()
+    w = class_weight[y]  # (B,)
+    return (w * per_row).sum() / w.sum().clamp_min(1e-12)
+
+
 def compute_loss(
     logits: torch.Tensor,
     z: torch.Tensor,
@@ -180,7 +220,9 @@ def compute_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L = CE + w_mse L_mse + w_cov L_cov + w_svd L_svd (method.md §3).
 
-    Terms whose weight is 0 are not computed (reported as 0).
+    Terms whose weight is 0 are not computed (reported as 0). The classification term
+    (reported as ``ce``) is :func:`classification_loss`: CE unless ``config.loss`` picks a
+    noise-robust one.
 
     Parameters
     ----------
@@ -192,7 +234,7 @@ def compute_loss(
     total, terms
         ``terms`` holds detached ce, mse, cov, svd, total.
     """
-    ce = F.cross_entropy(logits.float(), y, weight=class_weight)
+    ce = classification_loss(logits, y, config, class_weight)
     total = ce
     zero = torch.zeros((), device=logits.device)
     terms = {"ce": ce, "mse": zero, "cov": zero, "svd": zero}

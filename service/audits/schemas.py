@@ -27,12 +27,13 @@ class AuditCreate(BaseModel):
         max_length=50,
         description="Splits whose labels are audited together (default: train).",
     )
-    method: Literal["auto", "confident_learning"] = Field(
+    method: Literal["auto", "confident_learning", "cleaned"] = Field(
         default="auto",
         description="confident_learning: out-of-fold probabilities of a cross-validated "
         "logistic regression, per-class thresholds, calibrated confident joint (Northcutt et "
-        "al., JAIR 2021). auto: the same plus one cleaning round (flagged rows left out of "
-        "the training folds, probabilities recomputed).",
+        "al., JAIR 2021). cleaned: the same plus one cleaning round (flagged rows left out "
+        "of the training folds, probabilities recomputed). auto (default): the recommended "
+        "method, today confident_learning.",
     )
     score: Literal["margin", "self_confidence"] = Field(
         default="margin",

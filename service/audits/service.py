@@ -145,7 +145,13 @@ async def submit_audit(
 
     def _exists() -> None:
         with db.session() as s:
-            _get_dataset(s, tenant_id, dataset_id)
+            ds = _get_dataset(s, tenant_id, dataset_id)
+            if ds.backbone_identity is not None:
+                raise ValidationFailed(
+                    f"dataset_id: {dataset_id!r} is a vector dataset; audits embed examples "
+                    "through a backbone and cannot audit uploaded vectors yet",
+                    field="dataset_id",
+                )
 
     await to_thread.run_sync(_exists)
     backend = await get_backend(registry, body.backbone)
@@ -329,17 +335,36 @@ def on_audit_job_ended(session: Session, job: Job, status: JobStatus) -> None:
 
 
 # ------------------------------------------------------------- for the heads domain
-def training_weights(
-    session: Session, tenant_id: str, dataset_id: str, audit_id: str
-) -> dict[int, tuple[float, bool]]:
-    """position -> (score, flagged) of a ready audit of this dataset (422 otherwise)."""
+def check_usable(session: Session, tenant_id: str, dataset_id: str, audit_id: str) -> Audit:
+    """A ready audit of this tenant's dataset (404 for none, 422 when not ready)."""
     audit = repo.get(session, tenant_id, dataset_id, audit_id)
     if audit is None:
-        raise ValidationFailed(
+        raise NotFound(
             f"audit_id: no audit {audit_id!r} of dataset {dataset_id!r}", field="audit_id"
         )
     if audit.status != AuditStatus.READY:
         raise ValidationFailed(
-            f"audit_id: audit {audit_id!r} is {audit.status}, not ready", field="audit_id"
+            f"audit_id: audit {audit_id!r} is {audit.status}; train through it once it is ready",
+            field="audit_id",
         )
-    return repo.weights_by_position(session, audit_id)
+    return audit
+
+
+def flagged_positions(db: Database, audit_id: str) -> tuple[set[int], dict[str, Any]] | None:
+    """(positions of the flagged examples, a record of the audit) for the training job;
+    None when the audit was deleted since the head was created."""
+    with db.session() as s:
+        audit = s.get(Audit, audit_id)
+        if audit is None or audit.status != AuditStatus.READY:
+            return None
+        flags = repo.weights_by_position(s, audit_id)
+        record = {
+            "audit_id": audit.id,
+            "backbone": audit.backbone,
+            "splits": list(audit.splits),
+            "options": dict(audit.options or {}),
+            "n_audited": audit.n_examples,
+            "n_flagged": audit.n_flagged,
+            "estimated_noise_rate": (audit.summary or {}).get("estimated_noise_rate"),
+        }
+    return {p for p, (_, flagged) in flags.items() if flagged}, record

@@ -125,6 +125,26 @@ class Timings(BaseModel):
     train: float
 
 
+class AuditExcluded(BaseModel):
+    train: int
+    validation: int
+    target_validation: int
+
+
+class AuditUseRecord(BaseModel):
+    """How a head trained through a label audit (POST /v1/heads with ``audit_id``)."""
+
+    audit_id: str
+    use: str = Field(description="exclude_flagged: flagged rows left out of training.")
+    backbone: str
+    splits: list[str]
+    options: dict[str, Scalar]
+    n_audited: int
+    n_flagged: int
+    estimated_noise_rate: float | None
+    excluded: AuditExcluded = Field(description="Rows left out, per split.")
+
+
 class HeadConfigOut(BaseModel):
     """Every resolved hyper-parameter (tuner's HeadConfig), how the head was selected, and
     the training run's record."""
@@ -154,6 +174,10 @@ class HeadConfigOut(BaseModel):
     init_classifier_from_lp: bool
     init_from_lr: bool
     class_weight: str | None
+    loss: str = Field(default="ce", description="ce, or the noise-robust gce / sce.")
+    gce_q: float = 0.7
+    sce_alpha: float = 0.1
+    sce_beta: float = 1.0
     lr_c: float | None
     lr_cs: int
     lr_max_iter: int
@@ -189,3 +213,6 @@ class HeadConfigOut(BaseModel):
     timings_s: Timings | None = None
     n_validation_given: int | None = None
     n_target_validation: int | None = None
+    audit: AuditUseRecord | None = Field(
+        default=None, description="The label audit trained through, if any."
+    )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -70,12 +70,26 @@ class HeadCreate(BaseModel):
     overrides: Overrides = Field(
         default_factory=dict,
         description="Hyper-parameters that replace the preset's (e.g. epochs, lr, w_mse, w_cov, "
-        "w_svd, svd_top_k, residual_init, feature_dropout, batch_size); unknown names are "
+        "w_svd, svd_top_k, residual_init, feature_dropout, batch_size; loss: ce, or the "
+        "noise-robust gce / sce with gce_q, sce_alpha, sce_beta); unknown names are "
         "rejected with the field at fault.",
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     name: str = Field(default="", max_length=200)
     metadata: Metadata = Field(default_factory=dict)
+    audit_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=80,
+        description="A ready label audit of this dataset (POST /v1/datasets/{id}/audit) to "
+        "train through: see `audit_use`. The head's `config.audit` records what was done.",
+    )
+    audit_use: Literal["exclude_flagged"] = Field(
+        default="exclude_flagged",
+        description="exclude_flagged: the audit's flagged train / validation examples are "
+        "left out of training and selection (test and ood splits are still evaluated in "
+        "full). Combine with a noise-robust loss override (`loss`: gce or sce) if wanted.",
+    )
 
 
 class HeadOut(BaseModel):

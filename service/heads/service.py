@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapters import AdapterError, BackendRegistry, EmbeddingBackend
+from service.audits import service as audits_service
 from service.backbones.service import known_backend
 from service.datasets import repository as datasets_repo
 from service.datasets.models import Dataset
@@ -148,6 +149,10 @@ def create_head(
             )
         identity = backend.identity
     check_config(body.method, body.preset, body.overrides)
+    params: dict[str, Any] = {"backbone": body.backbone, "method": body.method}
+    if body.audit_id is not None:
+        audits_service.check_usable(session, tenant_id, ds.id, body.audit_id)
+        params.update(audit_id=body.audit_id, audit_use=body.audit_use)
     head = Head(
         id=new_id("hd"),
         tenant_id=tenant_id,
@@ -172,7 +177,7 @@ def create_head(
         JobKind.TRAIN,
         head_id=head.id,
         dataset_id=ds.id,
-        params={"backbone": body.backbone, "method": body.method},
+        params=params,
     )
     return head, job
 

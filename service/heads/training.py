@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from adapters import BackendRegistry
+from service.audits import service as audits_service
 from service.datasets.service import load_examples, load_vectors
 from service.db.session import Database
 from service.embeddings.service import EmbeddingCache
@@ -84,6 +85,11 @@ class TrainJob:
         val_idx = np.flatnonzero(split_arr == "validation")
         # labelled target-domain validation data (splits validation:ood:<name>): selection
         target_idx = np.flatnonzero(np.char.startswith(split_arr.astype(str), "validation:ood:"))
+        audit_record: dict[str, Any] | None = None
+        if jc.params.get("audit_id"):  # train through a label audit: drop its flagged rows
+            train_idx, val_idx, target_idx, audit_record = await self._through_audit(
+                str(jc.params["audit_id"]), train_idx, val_idx, target_idx
+            )
 
         # 2. train -----------------------------------------------------------------
         overrides = dict(head.overrides)
@@ -136,6 +142,7 @@ class TrainJob:
                 "timings_s": {"embed": round(embed_s, 3), "train": round(train_s, 3)},
                 "n_validation_given": int(val_idx.size),
                 "n_target_validation": int(target_idx.size),
+                "audit": audit_record,
             }
         )
         trained = {
@@ -149,6 +156,29 @@ class TrainJob:
         await asyncio.to_thread(heads_service.mark_ready, self.db, head.id, trained)
         await jc.progress("evaluate", 1, 1)
         return {"head_id": head.id, "reused": False}
+
+    async def _through_audit(
+        self, audit_id: str, train_idx: np.ndarray, val_idx: np.ndarray, target_idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Rows trained on / selecting without the audit's flagged examples (row index ==
+        example position: every example is loaded in order), and the record of it."""
+        found = await asyncio.to_thread(audits_service.flagged_positions, self.db, audit_id)
+        if found is None:
+            raise JobFailed("AuditDeleted", f"audit {audit_id!r} was deleted or is not ready")
+        flagged, record = found
+        drop = np.fromiter(flagged, dtype=np.int64, count=len(flagged))
+
+        def keep(idx: np.ndarray) -> np.ndarray:
+            return idx[~np.isin(idx, drop)]
+
+        kept = keep(train_idx), keep(val_idx), keep(target_idx)
+        excluded = {
+            "train": int(train_idx.size - kept[0].size),
+            "validation": int(val_idx.size - kept[1].size),
+            "target_validation": int(target_idx.size - kept[2].size),
+        }
+        record = {**record, "use": "exclude_flagged", "excluded": excluded}
+        return kept[0], kept[1], kept[2], record
 
 
 def evaluate(

@@ -124,3 +124,44 @@ def test_learning_curve_units_and_summary() -> None:
     assert rows[2]["picked"] == "lr"  # below auto_min_per_class only lr is fitted
     text = lc.summarise(rows, ["lrcv", "lr", "auto"])
     assert "| toy | 8 | 16 |" in text and "## auto" in text
+
+
+def test_label_audit_flips_and_report(tmp_path: Path) -> None:
+    import bench_label_audit as bla
+
+    y = np.repeat(np.arange(3), 200)
+    for kind in ("uniform", "class-conditional"):
+        noisy, flip = bla.flip_labels(y, 3, bla.Setting(kind, 0.2), seed=1)
+        assert abs(flip.mean() - 0.2) < 0.05
+        assert (noisy[flip] != y[flip]).all() and (noisy[~flip] == y[~flip]).all()
+        if kind == "class-conditional":  # c -> c + 1, at rates that differ per class
+            assert ((noisy[flip] - y[flip]) % 3 == 1).all()
+            rates = [flip[y == c].mean() for c in range(3)]
+            assert max(rates) - min(rates) > 0.1
+    rng = np.random.default_rng(0)
+    labels = np.array(["neg", "pos"])[rng.integers(0, 2, 240)]
+    x = (rng.normal(size=(240, 8)) + 2.0 * (labels == "pos")[:, None]).astype(np.float32)
+    row = bla.run_setting(
+        "toy", x, labels, bla.Setting("uniform", 0.2), 0, with_heads=True, method="auto"
+    )
+    assert row["n_train"] == 180 and 0.5 < row["auroc"] <= 1.0 and row["anchor_auroc"] > 0.5
+    assert set(row["heads"]) == {
+        "lr_clean",
+        "lr_noisy",
+        "lr_audit",
+        "lp_gce_noisy",
+        "lp_gce_audit",
+        "sklearn_noisy",
+    }
+    md = bla.report(
+        [row],
+        {
+            "when": "now",
+            "machine": "m",
+            "max_per_task": 240,
+            "seed": 0,
+            "method": "auto",
+            "cleanlab": "no",
+        },
+    )
+    assert "| toy | uniform 20% |" in md and "Against the issue's targets" in md

@@ -22,6 +22,18 @@ def _dataset(c: Any, records: list[dict[str, Any]] | None = None) -> str:
     return str(r.json()["id"])
 
 
+FAST = {"epochs": 2, "lp_epochs": 2, "min_steps": 20}
+
+
+def _head(c: Any, ds: str, **body: Any) -> dict[str, Any]:
+    r = c.post("/v1/heads", json={"dataset_id": ds, "backbone": "fake", **body})
+    assert r.status_code == 202, r.text
+    job = wait_job(c, r.json()["job"]["id"], timeout=120)
+    assert job["status"] == "succeeded", job
+    head: dict[str, Any] = c.get(f"/v1/heads/{r.json()['head']['id']}").json()
+    return head
+
+
 def _audit(c: Any, ds: str, **body: Any) -> dict[str, Any]:
     r = c.post(f"/v1/datasets/{ds}/audit", json={"backbone": "fake", **body})
     assert r.status_code == 202, r.text
@@ -121,6 +133,23 @@ def test_audit_end_to_end(fake_run: Any, fake_upstream: FakeOpenAIServer) -> Non
     assert_error(c.get(f"/v1/datasets/{ds_b}/audits/{aid}"), 404, "NotFound", "dataset_id")
     assert_error(b.get(f"/v1/datasets/{ds_b}/audits/{aid}"), 404, "NotFound", "audit_id")
 
+    # a head trained through the audit: flagged train rows left out, the record says so
+    n_flagged_train = sum(1 for e in page["items"] if e["flagged"] and e["split"] == "train")
+    head = _head(c, ds, audit_id=aid, method="lp", overrides={"loss": "gce", **FAST})
+    cfg = head["config"]
+    assert cfg["audit"]["audit_id"] == aid and cfg["audit"]["use"] == "exclude_flagged"
+    assert cfg["audit"]["excluded"]["train"] == n_flagged_train
+    assert cfg["n_train"] == 18 - n_flagged_train
+    assert cfg["loss"] == "gce" and any(d.startswith("loss='gce'") for d in cfg["deviations"])
+    plain = _head(c, ds, method="lr")
+    assert plain["config"]["audit"] is None and plain["config"]["loss"] == "ce"
+    # an audit of another dataset, or of another tenant, cannot be used
+    other = _dataset(c)
+    r = c.post("/v1/heads", json={"dataset_id": other, "backbone": "fake", "audit_id": aid})
+    assert_error(r, 404, "NotFound", "audit_id")
+    r = b.post("/v1/heads", json={"dataset_id": ds_b, "backbone": "fake", "audit_id": aid})
+    assert_error(r, 404, "NotFound", "audit_id")
+
     assert c.delete(f"/v1/datasets/{ds}/audits/{aid}").status_code == 204
     assert_error(c.get(f"/v1/datasets/{ds}/audits/{aid}"), 404, "NotFound", "audit_id")
 
@@ -187,6 +216,11 @@ def test_audit_cancelled_while_running(serve: Any, fake_upstream: FakeOpenAIServ
     assert audit["examples"] is None
     r = c.get(f"/v1/datasets/{ds}/audits/{created['audit']['id']}/export")
     assert_error(r, 409, "Conflict", "audit_id")
+    r = c.post(
+        "/v1/heads",
+        json={"dataset_id": ds, "backbone": "fake", "audit_id": created["audit"]["id"]},
+    )
+    assert_error(r, 422, "ValidationError", "audit_id")
 
 
 FLIPPED = (0, 7, 14)  # rows whose label is flipped (rows alternate pos / neg)

@@ -55,7 +55,7 @@ def test_clean_labels_are_rarely_flagged() -> None:
     assert audit.noise_rate < 0.02
 
 
-@pytest.mark.parametrize("method", ["auto", "confident_learning"])
+@pytest.mark.parametrize("method", ["auto", "confident_learning", "cleaned"])
 @pytest.mark.parametrize("score", ["margin", "self_confidence"])
 def test_methods_and_scores(method: str, score: str) -> None:
     x, _, noisy, flip = _noisy(rate=0.3, sep=2.0, seed=1)
@@ -99,7 +99,12 @@ def test_progress_and_cancel() -> None:
     x, _, noisy, _ = _noisy(seed=5)
     seen: list[tuple[str, int, int]] = []
     audit_labels(x, noisy, repeats=2, callback=lambda p, d, t: seen.append((p, d, t)) is None)
-    assert seen[0][0] == "select_c" and seen[-1][1] == seen[-1][2] == 5
+    assert seen[0][0] == "select_c" and seen[-1][1] == seen[-1][2] == 3
+    seen.clear()
+    audit_labels(
+        x, noisy, c=1.0, method="cleaned", callback=lambda p, d, t: seen.append((p, d, t)) is None
+    )
+    assert [d for _, d, _ in seen] == [1, 2, 3, 4] and seen[-1][2] == 4
     with pytest.raises(TrainingCancelled):
         audit_labels(x, noisy, c=1.0, callback=lambda p, d, t: False)
 

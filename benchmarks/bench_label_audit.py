@@ -1,0 +1,361 @@
+"""Label-noise audit benchmark (issue 11): flip training labels, audit, train through it.
+
+For each task (VADER movies / tweets / amazon / nyt, WordNet, fortunes; MiniLM embeddings
+through the project's SQL embedding cache, a seeded subsample of ``--max-per-task`` rows),
+a seeded stratified 75 / 25 train / test split; then for each noise setting (uniform: a
+flipped label becomes one of the other classes at random; class-conditional: class c flips to
+class c+1 at a rate that differs per class, mean = the nominal rate), seeded:
+
+- ranking: AUROC and average precision of ``tuner.audit.audit_labels(...).scores`` against
+  the truly flipped rows, next to the anchor (out-of-fold self-confidence 1 - p(given) of
+  scikit-learn's ``LogisticRegression()`` on 5 stratified folds: what cleanlab ranks by);
+- flagged: precision and recall; estimated noise rate vs the true one, and the naive
+  disagreement rate (anchor argmax != given label);
+- heads (``--heads-at`` rates): test accuracy of tuner's lr head on clean labels, on noisy
+  labels, on noisy labels without the flagged rows; lp with the generalized cross entropy on
+  noisy labels (with / without the flagged rows); scikit-learn LogisticRegression() on the
+  noisy labels. The tuner lr heads use the audit's C (chosen by CV on the noisy labels).
+- cleanlab's ``find_label_issues`` on the same out-of-fold probabilities when cleanlab is
+  installed (benchmark extra only; never a runtime dependency).
+
+Run: ``python benchmarks/bench_label_audit.py`` (writes benchmarks/results/label_audit.md
+and .json; partial results are written after every setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy_data import DEFAULT_DATA
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+#: the issue's anchor on the full VADER movies set (AUROC of OOF self-confidence, uniform)
+ISSUE_ANCHOR = {0.1: 0.874, 0.2: 0.824, 0.4: 0.686}
+
+logger = logging.getLogger("bench_label_audit")
+
+
+@dataclass
+class Setting:
+    kind: str  # "uniform" | "class-conditional"
+    rate: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} {round(self.rate * 100)}%"
+
+
+def flip_labels(
+    y: np.ndarray, n_classes: int, setting: Setting, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(noisy labels, flipped mask); seeded."""
+    rng = np.random.default_rng(seed)
+    if setting.kind == "uniform":
+        rates = np.full(n_classes, setting.rate)
+        target = (y + rng.integers(1, n_classes, y.size)) % n_classes
+    else:  # class-conditional: c -> c + 1 at rate r * w_c, w_c from 0.5 to 1.5, mean 1
+        w = rng.permutation(np.linspace(0.5, 1.5, n_classes)) if n_classes > 1 else np.ones(1)
+        rates = np.clip(setting.rate * w, 0.0, 0.95)
+        target = (y + 1) % n_classes
+    flip = rng.random(y.size) < rates[y]
+    return np.where(flip, target, y), flip
+
+
+def split(y: np.ndarray, seed: int, test: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    tr: list[np.ndarray] = []
+    te: list[np.ndarray] = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_te = round(float(test * idx.size))
+        te.append(idx[:n_te])
+        tr.append(idx[n_te:])
+    return np.sort(np.concatenate(tr)), np.sort(np.concatenate(te))
+
+
+def anchor_probs(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    """Out-of-fold LogisticRegression() probabilities (5 stratified folds)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    cv = StratifiedKFold(5, shuffle=True, random_state=seed)
+    out: np.ndarray = cross_val_predict(
+        LogisticRegression(max_iter=1000), x, y, cv=cv, method="predict_proba"
+    )
+    return out
+
+
+def cleanlab_flags(y: np.ndarray, probs: np.ndarray) -> np.ndarray | None:
+    try:
+        from cleanlab.filter import find_label_issues  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    out: np.ndarray = find_label_issues(y, probs)
+    return out
+
+
+def heads(
+    x_tr: np.ndarray,
+    y_clean: np.ndarray,
+    y_noisy: np.ndarray,
+    flagged: np.ndarray,
+    x_te: np.ndarray,
+    y_te: np.ndarray,
+    c: float,
+    seed: int,
+) -> dict[str, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    from tuner import NMTuneClassifier
+
+    keep = ~flagged
+
+    def acc(clf: Any, xs: np.ndarray, ys: np.ndarray) -> float:
+        clf.fit(xs, ys)
+        return float((clf.predict(x_te) == y_te).mean())
+
+    def lr() -> Any:
+        return NMTuneClassifier(method="lr", lr_c=c, random_state=seed)
+
+    def gce() -> Any:
+        return NMTuneClassifier(
+            method="lp", loss="gce", lp_epochs=10, val_fraction=0.0, random_state=seed
+        )
+
+    return {
+        "lr_clean": acc(lr(), x_tr, y_clean),
+        "lr_noisy": acc(lr(), x_tr, y_noisy),
+        "lr_audit": acc(lr(), x_tr[keep], y_noisy[keep]),
+        "lp_gce_noisy": acc(gce(), x_tr, y_noisy),
+        "lp_gce_audit": acc(gce(), x_tr[keep], y_noisy[keep]),
+        "sklearn_noisy": acc(LogisticRegression(max_iter=1000), x_tr, y_noisy),
+    }
+
+
+def run_setting(
+    task: str,
+    x: np.ndarray,
+    labels: np.ndarray,
+    setting: Setting,
+    seed: int,
+    with_heads: bool,
+    method: str,
+) -> dict[str, Any]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from tuner.audit import audit_labels
+
+    classes, y = np.unique(labels, return_inverse=True)
+    k = len(classes)
+    tr, te = split(y, seed)
+    y_tr = y[tr]
+    noisy, flip = flip_labels(y_tr, k, setting, seed + 1)
+    t0 = time.perf_counter()
+    audit = audit_labels(x[tr], noisy, method=method, random_state=seed)
+    audit_s = time.perf_counter() - t0
+    p_anchor = anchor_probs(x[tr], noisy, seed)
+    anchor_scores = 1.0 - p_anchor[np.arange(noisy.size), noisy]
+    fl = audit.flagged
+    row: dict[str, Any] = {
+        "task": task,
+        "setting": setting.name,
+        "kind": setting.kind,
+        "rate": setting.rate,
+        "n_train": int(tr.size),
+        "n_test": int(te.size),
+        "n_classes": k,
+        "true_noise": float(flip.mean()),
+        "auroc": float(roc_auc_score(flip, audit.scores)),
+        "ap": float(average_precision_score(flip, audit.scores)),
+        "anchor_auroc": float(roc_auc_score(flip, anchor_scores)),
+        "anchor_ap": float(average_precision_score(flip, anchor_scores)),
+        "precision": float(flip[fl].mean()) if fl.any() else float("nan"),
+        "recall": float(fl[flip].mean()) if flip.any() else float("nan"),
+        "n_flagged": int(fl.sum()),
+        "est_noise": float(audit.noise_rate),
+        "naive_noise": float((p_anchor.argmax(1) != noisy).mean()),
+        "c": audit.c,
+        "audit_s": round(audit_s, 1),
+    }
+    cl = cleanlab_flags(noisy, audit.probabilities)
+    if cl is not None:
+        row["cleanlab_precision"] = float(flip[cl].mean()) if cl.any() else float("nan")
+        row["cleanlab_recall"] = float(cl[flip].mean())
+    if with_heads:
+        row["heads"] = heads(x[tr], y_tr, noisy, fl, x[te], y[te], audit.c, seed)
+    return row
+
+
+def _f(v: Any, nd: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{nd}f}"
+
+
+def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    out = [
+        "# Label-noise audit (issue 11)",
+        "",
+        f"Run: {meta['when']}, {meta['machine']}. MiniLM (all-MiniLM-L6-v2) embeddings through "
+        f"the SQL cache; each task a seeded subsample of at most {meta['max_per_task']} rows "
+        "(2-core budget; classes with < 10 rows in it dropped), 75 / 25 stratified train / "
+        f"test; labels of the train part flipped (seed {meta['seed']}). Audit: "
+        f"`audit_labels(method={meta['method']!r})` defaults (5 folds, 2 fold assignments, "
+        "C by 5-fold CV over 5 values in [1e-2, 1e2]). Anchor: out-of-fold self-confidence "
+        "1 - p(given) of scikit-learn `LogisticRegression()` (5 stratified folds). "
+        f"cleanlab: {meta['cleanlab']}.",
+        "",
+        "## Ranking and estimate",
+        "",
+        "| task | noise | n train | AUROC | anchor AUROC | diff | AP | anchor AP | "
+        "flag precision | flag recall | est. noise | true noise | naive | audit s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['task']} | {r['setting']} | {r['n_train']} | {_f(r['auroc'])} | "
+            f"{_f(r['anchor_auroc'])} | {r['auroc'] - r['anchor_auroc']:+.3f} | {_f(r['ap'])} | "
+            f"{_f(r['anchor_ap'])} | {_f(r['precision'], 2)} | {_f(r['recall'], 2)} | "
+            f"{_f(r['est_noise'])} | {_f(r['true_noise'])} | {_f(r['naive_noise'])} | "
+            f"{r['audit_s']} |"
+        )
+    with_heads = [r for r in rows if "heads" in r]
+    if with_heads:
+        out += [
+            "",
+            "## Test accuracy of heads trained on the noisy labels",
+            "",
+            "lr: tuner's lr at the audit's C; lr+audit: without the flagged rows; lp+GCE: "
+            "linear probe with the generalized cross entropy (q = 0.7, 10 epochs); sklearn: "
+            "`LogisticRegression()` on the noisy labels.",
+            "",
+            "| task | noise | lr clean | lr noisy | lr + audit | lp+GCE noisy | lp+GCE + audit "
+            "| sklearn noisy | audit - clean | audit - sklearn |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in with_heads:
+            h = r["heads"]
+            best = max(h["lr_audit"], h["lp_gce_audit"])
+            out.append(
+                f"| {r['task']} | {r['setting']} | {_f(h['lr_clean'])} | {_f(h['lr_noisy'])} | "
+                f"{_f(h['lr_audit'])} | {_f(h['lp_gce_noisy'])} | {_f(h['lp_gce_audit'])} | "
+                f"{_f(h['sklearn_noisy'])} | {h['lr_audit'] - h['lr_clean']:+.3f} | "
+                f"{best - h['sklearn_noisy']:+.3f} |"
+            )
+    out += ["", "## Against the issue's targets", "", *targets(rows), ""]
+    return "\n".join(out)
+
+
+def targets(rows: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for kind in ("uniform", "class-conditional"):
+        for rate in (0.1, 0.2, 0.4):
+            sel = [r for r in rows if r["kind"] == kind and abs(r["rate"] - rate) < 1e-9]
+            if not sel:
+                continue
+            d = np.array([r["auroc"] - r["anchor_auroc"] for r in sel])
+            e = np.array([abs(r["est_noise"] - r["true_noise"]) for r in sel])
+            lines.append(
+                f"- {kind} {round(rate * 100)}% ({len(sel)} tasks): AUROC - anchor mean "
+                f"{d.mean():+.3f} (target >= +0.02: {'met' if d.mean() >= 0.02 else 'NOT met'}), "
+                f"min {d.min():+.3f} (target >= 0: {'met' if d.min() >= 0 else 'NOT met'}); "
+                f"|estimated - true noise| mean {e.mean():.3f}, max {e.max():.3f} "
+                f"(target <= 0.03: {'met' if e.max() <= 0.03 else 'NOT met'})"
+            )
+    for rate, tgt, key in (
+        (0.2, "within 2 points of the clean head", "clean"),
+        (0.4, ">= 2 points above sklearn LR on noisy labels", "sklearn"),
+    ):
+        sel = [r for r in rows if "heads" in r and abs(r["rate"] - rate) < 1e-9]
+        if not sel:
+            continue
+        if key == "clean":
+            d = np.array([r["heads"]["lr_audit"] - r["heads"]["lr_clean"] for r in sel])
+            ok = d.min() >= -0.02
+        else:
+            d = np.array(
+                [
+                    max(r["heads"]["lr_audit"], r["heads"]["lp_gce_audit"])
+                    - r["heads"]["sklearn_noisy"]
+                    for r in sel
+                ]
+            )
+            ok = d.min() >= 0.02
+        lines.append(
+            f"- heads at {round(rate * 100)}% ({len(sel)} settings): audit head {tgt}: "
+            f"mean {d.mean():+.3f}, min {d.min():+.3f} ({'met' if ok else 'NOT met'})"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument(
+        "--tasks",
+        default="vader-movies,vader-tweets,wordnet,fortunes,vader-amazon,vader-nyt",
+    )
+    ap.add_argument("--rates", default="0.1,0.2,0.4")
+    ap.add_argument("--kinds", default="uniform,class-conditional")
+    ap.add_argument("--heads-at", default="0.2,0.4", help="rates at which heads are trained")
+    ap.add_argument("--max-per-task", type=int, default=1200)
+    ap.add_argument("--method", default="auto")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="label_audit")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("tuner").setLevel(logging.WARNING)
+    from label_audit_data import load_embedded
+
+    tasks = args.tasks.split(",")
+    data = load_embedded(args.data, tasks, args.max_per_task)
+    rates = [float(r) for r in args.rates.split(",")]
+    heads_at = {float(r) for r in args.heads_at.split(",") if r}
+    try:
+        import cleanlab  # type: ignore[import-not-found]
+
+        cl = f"cleanlab {cleanlab.__version__} `find_label_issues` on our out-of-fold probabilities"
+    except ImportError:
+        cl = "not installed (optional; the flag columns then show nmtune only)"
+    meta = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": "2 shared CPU cores",
+        "max_per_task": args.max_per_task,
+        "seed": args.seed,
+        "method": args.method,
+        "cleanlab": cl,
+    }
+    rows: list[dict[str, Any]] = []
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        x, labels = data[task]
+        for kind in args.kinds.split(","):
+            for rate in rates:
+                s = Setting(kind, rate)
+                row = run_setting(task, x, labels, s, args.seed, rate in heads_at, args.method)
+                rows.append(row)
+                logger.info(
+                    "%s %s: AUROC %.3f (anchor %.3f) est %.3f true %.3f (%ss)",
+                    task,
+                    s.name,
+                    row["auroc"],
+                    row["anchor_auroc"],
+                    row["est_noise"],
+                    row["true_noise"],
+                    row["audit_s"],
+                )
+                (RESULTS / f"{args.out}.json").write_text(json.dumps(rows, indent=1))
+                (RESULTS / f"{args.out}.md").write_text(report(rows, meta))
+
+
+if __name__ == "__main__":
+    main()
