@@ -22,8 +22,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json, settings.secret_values())
+    from service.ops.http_protocol import ENVELOPE_PROTOCOL
+
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        http=ENVELOPE_PROTOCOL,  # uvicorn's own 400s in the error envelope
     )
     return 0
 

@@ -741,3 +741,49 @@ def test_dataset_spectra_are_computed_once_per_split_backbone_and_options(
     assert b.get(path, params={"backbone": "fake", "split": "train"}).status_code == 404
     assert a.delete(f"/v1/datasets/{ds['id']}").status_code == 204
     assert a.get(path, params={"backbone": "fake", "split": "train"}).status_code == 404
+
+
+@pytest.mark.parametrize("protocol", ["h11", "httptools"])
+def test_uvicorn_level_400s_carry_the_envelope(tmp_path: Path, protocol: str) -> None:
+    import uvicorn
+
+    from service.app import create_app
+    from service.ops import http_protocol
+    from tests.service.conftest import free_port
+
+    cls = (
+        http_protocol.EnvelopeH11Protocol
+        if protocol == "h11"
+        else getattr(http_protocol, "EnvelopeHttpToolsProtocol", None)
+    )
+    if cls is None:
+        pytest.skip("httptools is not installed")
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    upgrade(url)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(make_settings(url, [])),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            http=cls,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 30
+        while not server.started:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        out = _raw_http(f"http://127.0.0.1:{port}", b"GARBAGE \x01\x02 HTTP/9\r\n\r\n")
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), out[:200]
+        assert b"application/json" in head
+        import json
+
+        assert set(json.loads(body)) == {"error", "detail", "field"}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
