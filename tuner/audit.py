@@ -20,8 +20,9 @@ Uncertainty in Dataset Labels", JAIR 70, 2021), written from the paper:
 ``method="cleaned"`` adds one cleaning round (the paper's section 6 retrains on the pruned
 data): the rows flagged by a first pass are left out of every fold's training part (they
 still get out-of-fold probabilities) and steps 2-4 run again on the new ``P``. On MiniLM
-embeddings of VADER it did not rank better than one pass (benchmarks/results/
-label_audit.md), so ``method="auto"`` (the default) is one confident-learning pass today.
+embeddings of VADER movies (1,200 rows, one exploratory run) it did not rank better than one
+pass (AUROC 0.789 vs 0.814 at 10 % uniform noise, 0.809 vs 0.812 at 20 %), so
+``method="auto"`` (the default) is one confident-learning pass today.
 
 **Scores** are in [0, 1], higher = more likely mislabelled: ``(1 + m) / 2`` with the
 normalised margin ``m = max_{j != y} P[i, j] - P[i, y]`` (the paper's "normalized margin"
