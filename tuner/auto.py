@@ -28,7 +28,7 @@ from tuner.selection import Fitted, cv_curve, fit_single, lr_fitted, refit_at_ep
 from tuner.splits import Signal
 from tuner.training import ProgressCallback, resolve_device
 
-__all__ = ["candidate_configs", "fit_auto", "select_candidate"]
+__all__ = ["candidate_configs", "fit_auto", "loo_epoch_scores", "select_candidate"]
 
 Array = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
@@ -216,6 +216,33 @@ def _select_on_rows(
     return pick, fits[pick]
 
 
+def loo_epoch_scores(rows: Sequence[Sequence[float]]) -> tuple[list[float], int]:
+    """Per-fold scores with the epoch chosen on the *other* folds, and the epoch chosen on all.
+
+    Parameters
+    ----------
+    rows : sequence of F per-fold curves of equal length E (held-out accuracy per epoch).
+
+    Returns
+    -------
+    scores : F floats; fold i scored at ``argmax`` of the mean curve over folds j != i.
+    epoch : index of the first maximum of the mean curve over all folds (the refit's epoch).
+
+    The maximum over epochs of a mean curve is an optimistic estimate of the chosen epoch's
+    accuracy (it picks the epoch whose folds happened to score high); a head with a long
+    curve gains more from that than lr, whose curve is one point. Choosing each fold's epoch
+    on the other folds removes that bias without training anything more (cross-fitting).
+    """
+    a = np.asarray(rows, dtype=np.float64)  # (F, E)
+    total = a.sum(axis=0)  # (E,)
+    epoch = int(np.argmax(total))
+    if a.shape[0] < 2 or a.shape[1] == 1:
+        return [float(v) for v in a[:, epoch]], epoch
+    others = (total[None, :] - a) / (a.shape[0] - 1)  # (F, E): mean curve of the other folds
+    picks = np.argmax(others, axis=1)  # (F,)
+    return [float(a[i, e]) for i, e in enumerate(picks)], epoch
+
+
 def _select_by_cv(
     config: HeadConfig,
     cands: list[tuple[dict[str, Any], HeadConfig]],
@@ -225,15 +252,24 @@ def _select_by_cv(
     callback: ProgressCallback | None,
     started: float,
 ) -> tuple[int, Fitted]:
-    """Repeated k-fold CV on every row (time-bounded), then the pick refitted on all rows."""
+    """Repeated k-fold CV on every row (time-bounded), then the pick refitted on all rows.
+
+    A repeat after the first runs only to confirm a pick other than the simplest candidate
+    (a departure from the safe default must survive a second fold assignment), within
+    ``auto_time_budget_s``. Candidates that start from the same lr solution share each
+    fold's lr solve.
+    """
     folds = config.auto_cv_folds
     curves: list[list[list[float]]] = [[] for _ in cands]
     repeats = 0
+    pick, means = 0, [(float("nan"), float("nan"))] * len(cands)
+    rule = "best" if config.auto_rule == "cv" else config.auto_rule
     for r in range(config.auto_cv_repeats):
         spent = time.perf_counter() - started
         budget = config.auto_time_budget_s
-        if r > 0 and budget and spent * (r + 1) / r > budget:
-            break  # the next repeat would end past the time budget
+        if r > 0 and (pick == 0 or (budget and spent * (r + 1) / r > budget)):
+            break  # the simplest head stands, or the next repeat would end past the budget
+        lr_cache: dict[tuple[Any, ...], LogRegFit] = {}
         for (rec, cfg), rows in zip(cands, curves, strict=True):
             _, fold_rows = cv_curve(
                 cfg,
@@ -245,22 +281,22 @@ def _select_by_cv(
                 init_c=shared.c_for(cfg),
                 callback=callback,
                 candidate=rec["index"],
+                lr_cache=lr_cache,
             )
             rows.extend(fold_rows)
         repeats += 1
-    means: list[tuple[float, float]] = []
-    for (rec, cfg), rows in zip(cands, curves, strict=True):
-        curve = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
-        e = int(np.argmax(curve))  # first maximum: the earliest epoch
-        rec["cv_curve"] = curve.tolist()
-        rec["cv_scores"] = [float(row[e]) for row in rows]
-        rec["cv_mean"] = rec["val_accuracy"] = float(curve[e])
-        rec["val_macro_f1"] = None
-        # curve index 0 is epoch 0 (the lr start) for heads grown from lr, else epoch 1
-        rec["best_epoch"] = e + (0 if _grows_from_lr(cfg) else 1)
-        means.append((float(curve[e]), float("nan")))
-    rule = "best" if config.auto_rule == "cv" else config.auto_rule
-    pick = select_candidate(means, int(signal.y.size), rule)
+        means = []
+        for (rec, cfg), rows in zip(cands, curves, strict=True):
+            fold_scores, e = loo_epoch_scores(rows)
+            curve = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
+            rec["cv_curve"] = curve.tolist()
+            rec["cv_scores"] = fold_scores
+            rec["cv_mean"] = rec["val_accuracy"] = float(np.mean(fold_scores))
+            rec["val_macro_f1"] = None
+            # curve index 0 is epoch 0 (the lr start) for heads grown from lr, else epoch 1
+            rec["best_epoch"] = e + (0 if _grows_from_lr(cfg) else 1)
+            means.append((float(rec["cv_mean"]), float("nan")))
+        pick = select_candidate(means, int(signal.y.size), rule)
     rec, cfg = cands[pick]
     winner = _refit(cfg, signal, n_classes, int(rec["best_epoch"]), shared, callback, pick)
     winner.score = float(rec["cv_mean"])

@@ -210,12 +210,16 @@ def cv_curve(
     init_c: float | None = None,
     callback: ProgressCallback | None = None,
     candidate: int = 0,
+    lr_cache: dict[tuple[Any, ...], LogRegFit] | None = None,
 ) -> tuple[npt.NDArray[np.float64], list[list[float]]]:
     """Mean held-out accuracy per epoch over stratified folds (one k-fold per seed).
 
     For a torch head the curve has one value per epoch (index 0 = epoch 0, the lr start,
     when ``init_c`` is given; else index 0 = epoch 1); for lr (method 'lr', C = ``init_c``)
     it is a single value. Returns (curve, per-fold accuracies at each curve point).
+
+    ``lr_cache``: per-fold lr solutions keyed by (C, seed, fold, class weighting, iterations),
+    shared between calls (auto's candidates that grow from the same lr solve it once a fold).
     """
     device = resolve_device(config.device)
     k = fold_count(y, folds)
@@ -225,14 +229,16 @@ def cv_curve(
     forward = _fold_callback(callback)
     grows_from_lr = config.method == "lr" or init_c is not None
     c = init_c if init_c is not None else (config.lr_c or 1.0)
+    cache: dict[tuple[Any, ...], LogRegFit] = {} if lr_cache is None else lr_cache
     for seed in seeds:
-        for held in stratified_folds(y, k, seed):
+        for i, held in enumerate(stratified_folds(y, k, seed)):
             rest = np.setdiff1d(np.arange(y.size), held, assume_unique=True)
-            lr = (
-                solve_lr_at(config, x[rest], y[rest], n_classes, c, device)
-                if grows_from_lr
-                else None
-            )
+            lr = None
+            if grows_from_lr:
+                key = (c, seed, i, config.class_weight, config.lr_max_iter)
+                if key not in cache:
+                    cache[key] = solve_lr_at(config, x[rest], y[rest], n_classes, c, device)
+                lr = cache[key]
             if config.method == "lr":
                 assert lr is not None
                 head = linear_head(lr, x.shape[1], n_classes, device)

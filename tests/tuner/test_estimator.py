@@ -66,7 +66,6 @@ def test_every_method_learns(data: Any, method: str) -> None:
         assert [(c["method"], c["preset"]) for c in clf.candidates_] == [
             ("lr", "robust"),
             ("nmtune", "robust"),
-            ("nmtune", "robust"),
             ("nmtune", "paper-code"),
         ]
         assert clf.candidates_[1]["overrides"] == {"hidden_ratio": 1.0}

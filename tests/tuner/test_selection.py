@@ -54,7 +54,7 @@ def test_few_shot_fits_learn(per_class: int) -> None:
             assert all(len(c["cv_scores"]) == k for c in scored)
             if per_class < cfg.auto_min_per_class:  # too few rows to rank heads: lr only
                 assert [c["method"] for c in scored] == ["lr"] and clf.method_ == "lr"
-                assert len(clf.candidates_) == 4
+                assert len(clf.candidates_) == 3
     # few-shot must not trail lr (the robust head starts at lr and keeps epoch 0 if better)
     assert acc["nmtune"] >= acc["lr"] - 0.05, acc
     assert acc["auto"] >= acc["lr"] - 0.05, acc
@@ -163,3 +163,63 @@ def test_separable_task_every_method() -> None:
     for method in ("lr", "lp", "mlp", "nmtune", "auto"):
         clf = NMTuneClassifier(method=method, device="cpu").fit(xtr, ytr)
         assert clf.score(xte, yte) >= 0.95, (method, clf.score(xte, yte))
+
+
+def test_loo_epoch_scores_remove_the_max_over_epochs_optimism() -> None:
+    """Each fold is scored at the epoch its *other* folds choose: for curves that are pure
+    noise around 0.5 the plain max of the mean curve is biased up, the cross-fitted score
+    is not; a one-point curve (lr) keeps its plain mean; the refit epoch is the argmax."""
+    from tuner.auto import loo_epoch_scores
+
+    rng = np.random.default_rng(0)
+    plain, crossed = [], []
+    for _ in range(200):
+        rows = 0.5 + rng.normal(scale=0.05, size=(3, 30))  # 3 folds, 30 epochs, no signal
+        plain.append(rows.mean(axis=0).max())
+        crossed.append(np.mean(loo_epoch_scores(rows.tolist())[0]))
+    assert np.mean(plain) > 0.53  # optimistic by about 1.5 fold-noise SDs / sqrt(3)
+    assert abs(np.mean(crossed) - 0.5) < 0.005  # unbiased
+    scores, epoch = loo_epoch_scores([[0.7], [0.8], [0.9]])
+    assert scores == [0.7, 0.8, 0.9] and epoch == 0
+    rows = [[0.1, 0.9, 0.2], [0.3, 0.2, 0.8], [0.2, 0.6, 0.5]]
+    scores, epoch = loo_epoch_scores(rows)
+    # fold 0: others' mean = [.25, .4, .65] -> epoch 2 -> 0.2; fold 1: [.15, .75, .35] -> 1
+    # -> 0.2; fold 2: [.2, .55, .5] -> 1 -> 0.6; all folds: [.2, .567, .5] -> epoch 1
+    assert scores == pytest.approx([0.2, 0.2, 0.6]) and epoch == 1
+
+
+def test_auto_shares_per_fold_lr_solves_and_confirms_only_a_departure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """lr and robust nmtune grow from the same lr solution: under CV each fold's lr is solved
+    once for both. A second CV repeat runs only when the pick is not the simplest head."""
+    import tuner.selection as selection
+
+    calls: list[int] = []
+    real = selection.solve_lr_at
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selection, "solve_lr_at", counting)
+    xtr, ytr, _, _ = few_shot(40)  # 160 rows, 4 classes: CV selection
+    grid = [{"method": "lr"}, {"method": "nmtune", "preset": "robust", "hidden_ratio": 1.0}]
+    kw = {"auto_candidates": grid, "epochs": 3, "min_steps": 6, "auto_cv_repeats": 2}
+    clf = NMTuneClassifier(method="auto", device="cpu", random_state=0, **kw).fit(xtr, ytr)
+    repeats = len(clf.candidates_[0]["cv_scores"]) // 3
+    assert len(calls) == 3 * repeats  # one lr solve per fold, not one per candidate and fold
+    picked = next(c["index"] for c in clf.candidates_ if c["selected"])
+    if repeats == 1:  # an lr pick after the first repeat ends the CV
+        assert picked == 0
+    # a grid whose simplest head cannot win (an untrained lp, not grown from lr) forces the confirmation repeat
+    grid2 = [
+        {"method": "lp", "init_from_lr": False, "lp_epochs": 1, "lp_lr": 1e-6, "min_steps": 1},
+        grid[1],
+    ]
+    forced = NMTuneClassifier(
+        method="auto", device="cpu", random_state=0, **{**kw, "auto_candidates": grid2}
+    ).fit(xtr, ytr)
+    assert [c["selected"] for c in forced.candidates_] == [False, True]
+    assert len(forced.candidates_[1]["cv_scores"]) == 6  # 2 repeats x 3 folds
+    assert forced.validation_.endswith("(2 x 3-fold)")
