@@ -25,7 +25,7 @@ from tuner.errors import ConfigError
 from tuner.logreg import LogRegFit
 from tuner.lr import lr_record, solve_lr, solve_lr_at
 from tuner.selection import Fitted, cv_curve, fit_single, lr_fitted, refit_at_epoch
-from tuner.splits import Signal
+from tuner.splits import Signal, fold_count, stratified_folds
 from tuner.training import ProgressCallback, resolve_device
 
 __all__ = ["candidate_configs", "fit_auto", "loo_epoch_scores", "select_candidate"]
@@ -185,23 +185,42 @@ def _select_on_rows(
     callback: ProgressCallback | None,
     device: torch.device,
 ) -> tuple[int, Fitted]:
-    """Holdout / target: every candidate trained on ``x_train``, scored on the selection rows."""
+    """Holdout / target: every candidate trained on ``x_train``, scored on the selection rows.
+
+    A torch head keeps its best epoch on the selection rows, which makes that epoch's score
+    optimistic; it is compared by a cross-fitted score instead: the selection rows are dealt
+    into two stratified halves, and each half is scored at the epoch the other half chooses.
+    """
     sel = signal.sel
     assert sel is not None, "holdout and target signals carry selection rows"
+    halves = np.zeros(sel[1].size, dtype=np.int64)
+    if fold_count(sel[1], 2) == 2 and sel[1].size >= 4:
+        halves[stratified_folds(sel[1], 2, config.seed)[1]] = 1
     fits: list[Fitted] = []
+    compared: list[tuple[float, float]] = []
     for rec, cfg in cands:
         if cfg.method == "lr":
             # trained on x_train only (never on the rows it is scored on)
             fit = shared.fit_for(cfg, signal.x_train, signal.y_train, n_classes, device)
             f = lr_fitted(fit, cfg, n_classes, device, sel)
+            score = f.score
         else:
             c = shared.c_for(cfg)
             f = fit_single(
-                cfg, signal, n_classes, callback=callback, candidate=rec["index"], lr_c=c
+                cfg,
+                signal,
+                n_classes,
+                callback=callback,
+                candidate=rec["index"],
+                lr_c=c,
+                val_groups=halves,
             )
-        rec.update(val_accuracy=f.score, val_macro_f1=f.macro_f1, best_epoch=f.best_epoch)
+            score = _crossfit_holdout(f.history, halves, f.score)
+            rec["val_accuracy_best_epoch"] = f.score
+        rec.update(val_accuracy=score, val_macro_f1=f.macro_f1, best_epoch=f.best_epoch)
         fits.append(f)
-    pick = select_candidate([(f.score, f.macro_f1) for f in fits], sel[1].size, config.auto_rule)
+        compared.append((score, f.macro_f1))
+    pick = select_candidate(compared, sel[1].size, config.auto_rule)
     cfg = cands[pick][1]
     if cfg.method == "lr" and signal.kind == "holdout":
         # lr was scored on rows it did not see; the head kept is refitted at the same C on
@@ -241,6 +260,19 @@ def loo_epoch_scores(rows: Sequence[Sequence[float]]) -> tuple[list[float], int]
     others = (total[None, :] - a) / (a.shape[0] - 1)  # (F, E): mean curve of the other folds
     picks = np.argmax(others, axis=1)  # (F,)
     return [float(a[i, e]) for i, e in enumerate(picks)], epoch
+
+
+def _crossfit_holdout(
+    history: list[dict[str, Any]], halves: npt.NDArray[np.int64], fallback: float
+) -> float:
+    """Row-weighted mean over the two halves of each half's accuracy at the epoch chosen on
+    the other half (``fallback`` when the history has no per-half accuracies)."""
+    rows = [h["val_group_accuracy"] for h in history if h.get("val_group_accuracy") is not None]
+    if not rows or len(rows[0]) != 2:
+        return fallback
+    per_half, _ = loo_epoch_scores(np.asarray(rows, dtype=np.float64).T.tolist())
+    sizes = np.bincount(halves, minlength=2).astype(np.float64)
+    return float(np.dot(per_half, sizes) / sizes.sum())
 
 
 def _select_by_cv(

@@ -102,11 +102,13 @@ def fit_single(
     callback: ProgressCallback | None = None,
     candidate: int = 0,
     lr_c: float | None = None,
+    val_groups: npt.NDArray[np.int64] | None = None,
 ) -> Fitted:
     """Fit one head of ``config.method`` under ``signal``.
 
     ``lr_c``: the C to use for an lr solution (lr itself, or the start of an
-    ``init_from_lr`` head) instead of ``config.lr_c`` / choosing it again.
+    ``init_from_lr`` head) instead of ``config.lr_c`` / choosing it again. ``val_groups``:
+    groups of the selection rows (holdout / target) whose accuracy each epoch records.
     """
     device = resolve_device(config.device)
     lr_cfg = config if lr_c is None else dataclasses.replace(config, lr_c=lr_c)
@@ -158,6 +160,7 @@ def fit_single(
         init=init,
         callback=callback,
         candidate=candidate,
+        val_groups=None if sel is None else val_groups,
     )
     details.update(res.details)
     return Fitted(

@@ -144,9 +144,19 @@ def predict_logits(model: HeadModule, x: torch.Tensor, chunk: int = 8192) -> tor
     return torch.cat(out) if out else torch.zeros((0, model.classifier.out_features))
 
 
-def _evaluate(model: HeadModule, x: torch.Tensor, y: npt.NDArray[np.int64]) -> tuple[float, float]:
+def _evaluate(
+    model: HeadModule,
+    x: torch.Tensor,
+    y: npt.NDArray[np.int64],
+    groups: npt.NDArray[np.int64] | None = None,
+) -> tuple[tuple[float, float], list[float] | None]:
+    """((accuracy, macro-F1) on (x, y), accuracy of each group of rows or None)."""
     pred = predict_logits(model, x).argmax(dim=1).cpu().numpy()
-    return index_scores(y, pred, model.classifier.out_features)
+    per_group = None
+    if groups is not None:
+        hit = pred == y
+        per_group = [float(hit[groups == g].mean()) for g in range(int(groups.max()) + 1)]
+    return index_scores(y, pred, model.classifier.out_features), per_group
 
 
 def train_head(
@@ -161,6 +171,7 @@ def train_head(
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
     callback: ProgressCallback | None = None,
     candidate: int = 0,
+    val_groups: npt.NDArray[np.int64] | None = None,
 ) -> TrainResult:
     """Train one torch head of ``config.method`` ('lp', 'mlp', 'nmtune').
 
@@ -168,7 +179,10 @@ def train_head(
     macro-F1, then the earliest); with ``stop_at`` the state after that many epochs (the
     schedule is the full one, so it matches a cross-validated epoch curve); else the last.
     ``init`` = (weight (C, D), bias (C,)) starts the classifier there (the lr solution);
-    epoch 0, the initial state, is then a candidate too.
+    epoch 0, the initial state, is then a candidate too. ``val_groups`` (one group index per
+    validation row, 0..G-1): each history entry also records the accuracy of every group
+    (``val_group_accuracy``), so a caller can choose the epoch on some groups and score it on
+    the others.
 
     Inputs are already validated: x (N, D) float32 finite, y (N,) indices in [0, C).
     Deterministic for a given ``config.seed`` on CPU; the global torch RNG state is restored.
@@ -189,6 +203,7 @@ def train_head(
             init=init,
             callback=callback,
             candidate=candidate,
+            val_groups=val_groups,
         )
 
 
@@ -205,6 +220,7 @@ def _train(
     init: tuple[torch.Tensor, torch.Tensor] | None,
     callback: ProgressCallback | None,
     candidate: int,
+    val_groups: npt.NDArray[np.int64] | None = None,
 ) -> TrainResult:
     started = time.perf_counter()
     dim = x_train.shape[1]
@@ -270,10 +286,12 @@ def _train(
     best_epoch = 0
     best_state = _snapshot(model)
     if init is not None and xv is not None and y_val is not None:
-        best_key = _evaluate(model, xv, y_val)
+        best_key, groups = _evaluate(model, xv, y_val, val_groups)
         history.append(
             _record(config, candidate, 0, {}, best_key, float(schedule(0)) * config.head_lr)
         )
+        if groups is not None:
+            history[-1]["val_group_accuracy"] = groups
 
     # 5. Epochs of shuffled mini-batches.
     for epoch in range(1, last_epoch + 1):
@@ -294,8 +312,9 @@ def _train(
 
         # 6. Validation; keep the best state (accuracy, ties by macro-F1, then earliest).
         scores = (float("nan"), float("nan"))
+        groups = None
         if xv is not None and y_val is not None:
-            scores = _evaluate(model, xv, y_val)
+            scores, groups = _evaluate(model, xv, y_val, val_groups)
             if scores > best_key:
                 best_key, best_epoch, best_state = scores, epoch, _snapshot(model)
         elif epoch == last_epoch:
@@ -303,6 +322,8 @@ def _train(
         history.append(
             _record(config, candidate, epoch, losses, scores, float(scheduler.get_last_lr()[0]))
         )
+        if groups is not None:
+            history[-1]["val_group_accuracy"] = groups
         logger.debug(
             "%s[%d] epoch %d/%d %s val=%s", config.method, candidate, epoch, epochs, losses, scores
         )

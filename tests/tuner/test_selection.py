@@ -212,7 +212,8 @@ def test_auto_shares_per_fold_lr_solves_and_confirms_only_a_departure(
     picked = next(c["index"] for c in clf.candidates_ if c["selected"])
     if repeats == 1:  # an lr pick after the first repeat ends the CV
         assert picked == 0
-    # a grid whose simplest head cannot win (an untrained lp, not grown from lr) forces the confirmation repeat
+    # a grid whose simplest head cannot win (an untrained lp, not grown from lr) forces the
+    # confirmation repeat
     grid2 = [
         {"method": "lp", "init_from_lr": False, "lp_epochs": 1, "lp_lr": 1e-6, "min_steps": 1},
         grid[1],
