@@ -192,7 +192,6 @@ def test_default_auto_grid_and_candidate_presets() -> None:
     assert c.candidate_overrides() == [
         {"method": "lr"},
         {"method": "nmtune", "hidden_ratio": 1.0, "preset": "robust"},
-        {"method": "nmtune", "preset": "robust"},
         {"method": "nmtune", "preset": "paper-code"},
     ]
     c2 = resolve_config(
