@@ -113,7 +113,17 @@ class Candidate(BaseModel):
     cv_curve: list[float | None] | None = None
     cv_scores: list[float | None] | None = None
     cv_mean: float | None = None
-    val_accuracy: float | None = None
+    val_accuracy: float | None = Field(
+        default=None,
+        description="The score auto compared: the cross-validated mean under CV; on a holdout "
+        "or target data, lr's accuracy or a torch head's cross-fitted accuracy (each half of "
+        "the rows scored at the epoch the other half chooses).",
+    )
+    val_accuracy_best_epoch: float | None = Field(
+        default=None,
+        description="Torch head on a holdout / target data: accuracy of its kept (best) epoch "
+        "on all selection rows (optimistic: the epoch was chosen on them).",
+    )
     val_macro_f1: float | None = None
     best_epoch: int | None = None
     selected: bool = False

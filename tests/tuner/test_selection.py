@@ -224,3 +224,29 @@ def test_auto_shares_per_fold_lr_solves_and_confirms_only_a_departure(
     assert [c["selected"] for c in forced.candidates_] == [False, True]
     assert len(forced.candidates_[1]["cv_scores"]) == 6  # 2 repeats x 3 folds
     assert forced.validation_.endswith("(2 x 3-fold)")
+
+
+def test_holdout_scores_of_torch_candidates_are_cross_fitted() -> None:
+    """On a holdout, a torch candidate is compared by each half of the selection rows scored
+    at the epoch the other half chooses (row-weighted), not by its best epoch's score."""
+    from tuner.auto import _crossfit_holdout
+
+    history = [
+        {"val_group_accuracy": [0.5, 0.9]},  # epoch 0
+        {"val_group_accuracy": [0.9, 0.5]},  # epoch 1
+        {"val_group_accuracy": [0.7, 0.7]},  # epoch 2
+    ]
+    halves = np.array([0, 0, 0, 1])  # 3 rows in half 0, 1 in half 1
+    # half 0 scored at half 1's best epoch (0) -> 0.5; half 1 at half 0's best (1) -> 0.5
+    assert _crossfit_holdout(history, halves, 0.9) == pytest.approx(0.5)
+    assert _crossfit_holdout([{"val_accuracy": 0.8}], halves, 0.8) == 0.8  # no halves: as is
+
+    xtr, ytr, xva, yva = few_shot(60)  # 240 training rows; 400 validation rows: holdout
+    grid = [{"method": "lr"}, {"method": "nmtune", "preset": "robust", "hidden_ratio": 1.0}]
+    kw = {"auto_candidates": grid, "epochs": 4, "min_steps": 8, "auto_signal": "holdout"}
+    clf = NMTuneClassifier(method="auto", device="cpu", random_state=0, **kw)
+    clf.fit(xtr, ytr, xva, yva)
+    assert clf.selection_["signal"] == "holdout"
+    lr_rec, nm_rec = clf.candidates_
+    assert "val_accuracy_best_epoch" not in lr_rec
+    assert 0.0 <= nm_rec["val_accuracy"] <= 1.0 and 0.0 <= nm_rec["val_accuracy_best_epoch"] <= 1.0
