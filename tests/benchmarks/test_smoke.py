@@ -99,7 +99,7 @@ def test_byo_bench_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     import bench_byo
 
     monkeypatch.setenv("BENCH_TMP", str(tmp_path))
-    r = bench_byo.run(600, 8, "lr", None, {"lr_c": 1.0})
+    r = bench_byo.run(600, 64, "lr", None, {"lr_c": 1.0})  # 10 classes: separable in 64-d
     assert r["rows"] == 600 and r["test_accuracy"] > 0.5
     assert r["peak_rss_mib"] > 0 and set(r["train_job_s"]) == {"load", "fit", "evaluate"}
 
