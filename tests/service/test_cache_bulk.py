@@ -57,7 +57,9 @@ def test_bulk_write_stores_what_the_orm_reads(any_db_url: str) -> None:
         assert dim == 24 and blob == x[i].astype("<f4").tobytes()
     assert _orm_rows(db, other, "b" * 64) == {}
     with db.session() as s:
-        created = s.scalar(select(CachedEmbedding.created_at).limit(1))
+        created = s.scalar(
+            select(CachedEmbedding.created_at).where(CachedEmbedding.tenant_id == tid).limit(1)
+        )
     assert created is not None and abs((utcnow() - created).total_seconds()) < 600
     db.dispose()
 
