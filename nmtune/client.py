@@ -84,19 +84,27 @@ def _dataframe_columns(
     )
 
 
-def _create_dataset(name: str, records: list[dict[str, Any]], metadata: Any) -> Call:
+def _create_dataset(
+    name: str, records: list[dict[str, Any]], metadata: Any, long_texts: str | None = None
+) -> Call:
     body: dict[str, Any] = {"name": name, "records": records}
     if metadata:
         body["metadata"] = dict(metadata)
+    if long_texts is not None:
+        body["long_texts"] = long_texts
     return Call("POST", "/v1/datasets", json=body, idempotent=False)
 
 
-def _upload(path: str | Path, name: str | None, metadata: Any) -> Call:
+def _upload(
+    path: str | Path, name: str | None, metadata: Any, long_texts: str | None = None
+) -> Call:
     p = Path(path)
     kind = "text/csv" if p.suffix.lower() == ".csv" else "application/jsonl"
     data: dict[str, Any] = {"name": name or p.stem}
     if metadata:
         data["metadata"] = json.dumps(dict(metadata))
+    if long_texts is not None:
+        data["long_texts"] = long_texts
     return Call(
         "POST",
         "/v1/datasets/upload",
@@ -275,14 +283,16 @@ class Datasets:
         images: Sequence[str] | None = None,
         records: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
+        long_texts: str | None = None,
     ) -> Dataset:
         """From parallel lists (``splits``: one per row, one name for all, or None for
-        train), or from ``records`` as the API takes them."""
+        train), or from ``records`` as the API takes them. ``long_texts="truncate"`` cuts
+        texts over the server's limit (recorded in ``truncation``) instead of a 422."""
         if records is None:
             if labels is None:
                 raise ValueError("labels are required (or pass records=)")
             records = _records(texts, labels, splits, images)
-        return Dataset.from_json(self._c.json(_create_dataset(name, records, metadata)))
+        return Dataset.from_json(self._c.json(_create_dataset(name, records, metadata, long_texts)))
 
     def from_dataframe(
         self,
@@ -299,10 +309,15 @@ class Datasets:
         return self.create(texts, labels, splits, name=name, metadata=metadata)
 
     def upload(
-        self, path: str | Path, *, name: str | None = None, metadata: dict[str, Any] | None = None
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        long_texts: str | None = None,
     ) -> Dataset:
         """From a JSONL or CSV file (columns text|image, label[, split])."""
-        return Dataset.from_json(self._c.json(_upload(path, name, metadata)))
+        return Dataset.from_json(self._c.json(_upload(path, name, metadata, long_texts)))
 
     def get(self, dataset: Any) -> Dataset:
         return Dataset.from_json(self._c.json(Call("GET", f"/v1/datasets/{_id(dataset)}")))
@@ -575,12 +590,14 @@ class AsyncDatasets:
         images: Sequence[str] | None = None,
         records: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
+        long_texts: str | None = None,
     ) -> Dataset:
         if records is None:
             if labels is None:
                 raise ValueError("labels are required (or pass records=)")
             records = _records(texts, labels, splits, images)
-        return Dataset.from_json(await self._c.json(_create_dataset(name, records, metadata)))
+        call = _create_dataset(name, records, metadata, long_texts)
+        return Dataset.from_json(await self._c.json(call))
 
     async def from_dataframe(
         self,
@@ -596,9 +613,14 @@ class AsyncDatasets:
         return await self.create(texts, labels, splits, name=name, metadata=metadata)
 
     async def upload(
-        self, path: str | Path, *, name: str | None = None, metadata: dict[str, Any] | None = None
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        long_texts: str | None = None,
     ) -> Dataset:
-        return Dataset.from_json(await self._c.json(_upload(path, name, metadata)))
+        return Dataset.from_json(await self._c.json(_upload(path, name, metadata, long_texts)))
 
     async def get(self, dataset: Any) -> Dataset:
         return Dataset.from_json(await self._c.json(Call("GET", f"/v1/datasets/{_id(dataset)}")))

@@ -23,6 +23,7 @@ def create(
     name: str,
     clean: CleanDataset,
     metadata: dict[str, Any] | None = None,
+    max_text_chars: int | None = None,
 ) -> Dataset:
     ds = Dataset(
         id=new_id("ds"),
@@ -31,7 +32,11 @@ def create(
         modality=clean.modality,
         label_kind=clean.label_kind,
         n_examples=len(clean.records),
-        counts={"splits": clean.counts, "classes": clean.classes},
+        counts={
+            "splits": clean.counts,
+            "classes": clean.classes,
+            **_truncation(clean, max_text_chars),
+        },
         user_metadata=dict(metadata or {}),
     )
     session.add(ds)
@@ -51,6 +56,24 @@ def create(
     for start in range(0, len(rows), 5000):
         session.execute(insert(Example), rows[start : start + 5000])
     return ds
+
+
+#: cut records listed in a dataset's truncation record (all are counted)
+TRUNCATION_LISTED = 1000
+
+
+def _truncation(clean: CleanDataset, max_chars: int | None) -> dict[str, Any]:
+    if not clean.truncated:
+        return {}
+    return {
+        "truncation": {
+            "max_chars": max_chars,
+            "count": len(clean.truncated),
+            "records": [
+                {"position": p, "original_chars": n} for p, n in clean.truncated[:TRUNCATION_LISTED]
+            ],
+        }
+    }
 
 
 def create_vectors(session: Session, tenant_id: str, name: str, clean: CleanVectors) -> Dataset:

@@ -9,9 +9,11 @@ from service.datasets import service
 from service.datasets.files import parse_metadata_form, parse_upload
 from service.datasets.schemas import (
     BACKBONE_IDENTITY_DESCRIPTION,
+    LONG_TEXTS_DESCRIPTION,
     DatasetCreate,
     DatasetOut,
     DatasetPage,
+    LongTexts,
     VectorDatasetCreate,
 )
 from service.datasets.vectors import VectorTable, is_arrow, parse_arrow, parse_meta, parse_npy
@@ -31,11 +33,12 @@ def create_dataset(body: DatasetCreate, ctx: Ctx, tenant: TenantId) -> DatasetOu
 
     Validated as a whole before anything is written: splits, labels (all strings or all
     integers; every non-train label must appear in train; at least two classes with enough
-    training examples each), text length, image encoding.
+    training examples each), text length (or truncation, with `long_texts: truncate`), image
+    encoding.
     """
     with ctx.db.session() as s:
         return service.create_dataset(
-            s, ctx.settings, tenant, body.name, body.records, body.metadata
+            s, ctx.settings, tenant, body.name, body.records, body.metadata, body.long_texts
         )
 
 
@@ -57,6 +60,7 @@ async def upload_dataset(
             description="The dataset's `metadata` as a JSON object (see DatasetCreate).",
         ),
     ] = None,
+    long_texts: Annotated[LongTexts, Form(description=LONG_TEXTS_DESCRIPTION)] = "reject",
 ) -> DatasetOut:
     """Same checks as the JSON route; errors name the line at fault."""
     meta = parse_metadata_form(metadata)
@@ -67,7 +71,7 @@ async def upload_dataset(
     def _store() -> DatasetOut:  # parsing too runs in the thread, never on the event loop
         records = parse_upload(file.filename, file.content_type, data)
         with ctx.db.session() as s:
-            return service.create_dataset(s, ctx.settings, tenant, name, records, meta)
+            return service.create_dataset(s, ctx.settings, tenant, name, records, meta, long_texts)
 
     return await to_thread.run_sync(_store)
 

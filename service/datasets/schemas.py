@@ -33,6 +33,31 @@ class Record(BaseModel):
     )
 
 
+LongTexts = Literal["reject", "truncate"]
+
+LONG_TEXTS_DESCRIPTION = (
+    "What to do with a text longer than the server's `max_text_chars` (NMTUNE_MAX_TEXT_CHARS): "
+    "`reject` (default) refuses the dataset with a 422 naming the record; `truncate` keeps its "
+    "first `max_text_chars` characters (the backbone truncates at its token limit anyway) and "
+    "the dataset's `truncation` records which records were cut and how long they were."
+)
+
+
+class TruncatedRecord(BaseModel):
+    position: int = Field(description="Index of the record in the request / file.")
+    original_chars: int = Field(description="Its length before truncation.")
+
+
+class Truncation(BaseModel):
+    """Texts cut to ``max_chars`` at creation (``long_texts: truncate``)."""
+
+    max_chars: int
+    count: int = Field(description="How many texts were cut.")
+    records: list[TruncatedRecord] = Field(
+        description="The cut records, in order (the first 1,000 when more were cut)."
+    )
+
+
 class DatasetCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -54,6 +79,7 @@ class DatasetCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="A name for the dataset.")
     records: list[Record] = Field(min_length=1, description="The labelled examples.")
     metadata: Metadata = Field(default_factory=dict)
+    long_texts: LongTexts = Field(default="reject", description=LONG_TEXTS_DESCRIPTION)
 
 
 class VectorRecord(BaseModel):
@@ -134,6 +160,9 @@ class DatasetOut(BaseModel):
         default=None, description="Vector datasets: the identity of the model of the vectors."
     )
     dim: int | None = Field(default=None, description="Vector datasets: the vector dimension.")
+    truncation: Truncation | None = Field(
+        default=None, description="Texts cut at creation (`long_texts: truncate`); else null."
+    )
 
 
 class DatasetPage(BaseModel):

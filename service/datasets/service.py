@@ -13,6 +13,7 @@ from service.datasets.schemas import (
     DatasetPage,
     Record,
     SplitSummary,
+    Truncation,
     VectorDatasetCreate,
 )
 from service.datasets.validation import check_name, validate_records
@@ -63,6 +64,11 @@ def to_out(ds: Dataset) -> DatasetOut:
         backbone=ds.backbone,
         backbone_identity=ds.backbone_identity,
         dim=ds.dim,
+        truncation=(
+            Truncation.model_validate(ds.counts["truncation"])
+            if ds.counts.get("truncation")
+            else None
+        ),
     )
 
 
@@ -73,13 +79,14 @@ def create_dataset(
     name: str,
     records: list[Record],
     metadata: dict[str, Any] | None = None,
+    long_texts: str = "reject",
 ) -> DatasetOut:
     check_name(name, "name")
     bad = first_bad(metadata or {}, "metadata")
     if bad is not None:
         raise ValidationFailed(f"{bad[0]}: holds {bad[1]}", field=bad[0])
-    clean = validate_records(records, settings)
-    ds = repo.create(session, tenant_id, name, clean, metadata)
+    clean = validate_records(records, settings, long_texts)
+    ds = repo.create(session, tenant_id, name, clean, metadata, settings.max_text_chars)
     return to_out(ds)
 
 

@@ -8,7 +8,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.datasets.schemas import SPLIT_PATTERN, Record
 from service.errors import PayloadTooLarge, ValidationFailed
@@ -46,6 +46,8 @@ class CleanDataset:
     records: list[CleanRecord]
     counts: dict[str, dict[str, int]]
     classes: list[str]
+    # (position, original length) of each text cut to max_text_chars (long_texts="truncate")
+    truncated: list[tuple[int, int]] = field(default_factory=list)
 
 
 def decode_image(value: str, field: str, max_bytes: int) -> bytes:
@@ -83,7 +85,15 @@ def check_name(value: str, field: str) -> str:
     return value
 
 
-def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
+def validate_records(
+    records: list[Record], settings: Settings, long_texts: str = "reject"
+) -> CleanDataset:
+    """Check the records as a whole. ``long_texts``: "reject" a text over
+    ``settings.max_text_chars`` (422 naming it) or "truncate" it to that many characters
+    (recorded in ``CleanDataset.truncated``)."""
+    if long_texts not in ("reject", "truncate"):
+        raise ValidationFailed("long_texts: must be 'reject' or 'truncate'", field="long_texts")
+    truncated: list[tuple[int, int]] = []
     if len(records) > settings.max_records:
         raise PayloadTooLarge(
             f"records: {len(records)} records, at most {settings.max_records} allowed",
@@ -123,7 +133,11 @@ def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
                 )
             if r.text is None:
                 raise ValidationFailed(f"{f}.text: missing", field=f"{f}.text")
-            text = check_text(r.text, f"{f}.text", settings.max_text_chars)
+            text = r.text
+            if long_texts == "truncate" and len(text) > settings.max_text_chars:
+                truncated.append((i, len(text)))
+                text = text[: settings.max_text_chars]
+            text = check_text(text, f"{f}.text", settings.max_text_chars)
             clean.append(
                 CleanRecord(
                     r.split, label, text, None, hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -148,6 +162,7 @@ def validate_records(records: list[Record], settings: Settings) -> CleanDataset:
         records=clean,
         counts=counts,
         classes=classes,
+        truncated=truncated,
     )
 
 
