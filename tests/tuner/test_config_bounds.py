@@ -37,6 +37,9 @@ HUGE = {
     "auto_cv_max_rows": 10**12,
     "auto_time_budget_s": 1e12,
     "auto_min_per_class": 10**12,
+    "gce_q": 1e9,
+    "sce_alpha": 1e9,
+    "sce_beta": 1e9,
 }
 
 
