@@ -296,9 +296,9 @@ def test_keyboard_only_and_laptop_width(ui: UiServer, page_log: tuple[Any, Conso
     zone = page.get_by_role(
         "button", name="Drop a JSONL or CSV file here, or press Enter to choose one"
     )
-    zone.focus()
+    page.wait_for_load_state("networkidle")  # the list has loaded: no re-render to come
     with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
+        zone.press("Enter")  # focuses the (current) drop zone, then presses Enter
     chooser.value.set_files(
         files=[{"name": "kb.jsonl", "mimeType": "application/x-ndjson", "buffer": b"{}\n"}]
     )
