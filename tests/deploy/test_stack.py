@@ -214,7 +214,8 @@ def test_stack_on_containers_survives_a_stopped_worker(
                 "dataset_id": ds["id"],
                 "backbone": "fake",
                 "method": "lp",
-                "overrides": {"lp_epochs": 400},
+                # long enough to be stopped mid-way on a quiet machine (~5 ms an epoch)
+                "overrides": {"lp_epochs": 4000},
             },
         )
         assert r.status_code == 202, r.text
