@@ -28,6 +28,7 @@ from service.audits.schemas import (
 from service.backbones.service import get_backend
 from service.datasets import repository as datasets_repo
 from service.datasets.models import Dataset
+from service.datasets.service import get_dataset
 from service.db.base import new_id, utcnow
 from service.db.session import Database
 from service.errors import Conflict, NotFound, ValidationFailed
@@ -56,13 +57,6 @@ def to_out(audit: Audit, job_id: str | None) -> AuditOut:
         created_at=audit.created_at,
         finished_at=audit.finished_at,
     )
-
-
-def _get_dataset(session: Session, tenant_id: str, dataset_id: str) -> Dataset:
-    ds = datasets_repo.get(session, tenant_id, dataset_id)
-    if ds is None:
-        raise NotFound(f"dataset {dataset_id!r} not found", field="dataset_id")
-    return ds
 
 
 def check_request(ds: Dataset, body: AuditCreate) -> None:
@@ -99,7 +93,7 @@ def check_request(ds: Dataset, body: AuditCreate) -> None:
 def create_audit(
     session: Session, tenant_id: str, dataset_id: str, body: AuditCreate, backend: EmbeddingBackend
 ) -> tuple[Audit, Job]:
-    ds = _get_dataset(session, tenant_id, dataset_id)
+    ds = get_dataset(session, tenant_id, dataset_id)
     if backend.modality != ds.modality:
         raise ValidationFailed(
             f"backbone: {body.backbone!r} embeds {backend.modality}, "
@@ -145,7 +139,7 @@ async def submit_audit(
 
     def _exists() -> None:
         with db.session() as s:
-            ds = _get_dataset(s, tenant_id, dataset_id)
+            ds = get_dataset(s, tenant_id, dataset_id)
             if ds.backbone_identity is not None:
                 raise ValidationFailed(
                     f"dataset_id: {dataset_id!r} is a vector dataset; audits embed examples "
@@ -168,7 +162,7 @@ async def submit_audit(
 
 
 def get_audit(session: Session, tenant_id: str, dataset_id: str, audit_id: str) -> Audit:
-    _get_dataset(session, tenant_id, dataset_id)
+    get_dataset(session, tenant_id, dataset_id)
     audit = repo.get(session, tenant_id, dataset_id, audit_id)
     if audit is None:
         raise NotFound(f"audit {audit_id!r} not found", field="audit_id")
@@ -205,7 +199,7 @@ def audit_detail(
     out = to_out(audit, audit.job_id)
     examples = None
     if audit.status == AuditStatus.READY:
-        kind = _get_dataset(session, tenant_id, dataset_id).label_kind
+        kind = get_dataset(session, tenant_id, dataset_id).label_kind
         rows, total = repo.items_page(session, audit, flagged_only, sort, limit, offset)
         examples = ExamplePage(
             items=[_example(r, kind) for r in rows],
@@ -221,7 +215,7 @@ def audit_detail(
 def list_audits(
     session: Session, tenant_id: str, dataset_id: str, limit: int, offset: int
 ) -> AuditPage:
-    _get_dataset(session, tenant_id, dataset_id)
+    get_dataset(session, tenant_id, dataset_id)
     items, total = repo.page(session, tenant_id, dataset_id, limit, offset)
     return AuditPage(
         items=[to_out(a, a.job_id) for a in items],
@@ -256,7 +250,7 @@ def export_lines(
                 f"audit {audit_id!r} is {audit.status}; exports exist once it is ready",
                 field="audit_id",
             )
-        kind = _get_dataset(s, tenant_id, dataset_id).label_kind
+        kind = get_dataset(s, tenant_id, dataset_id).label_kind
         s.expunge(audit)
 
     def lines() -> Iterator[str]:
