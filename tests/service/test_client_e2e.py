@@ -94,7 +94,9 @@ def test_client_end_to_end(serve: Any, fake_upstream: Any, tmp_path: Path) -> No
 
     # every request the client sent is an operation of the served spec
     spec_json = run.client().get("/openapi.json").json()
-    assert len(sent) > 20
+    # (how many requests depends on how often wait() polled: count distinct operations)
+    ops = {(r.method, re.sub(r"/(ds|hd|job)_[0-9a-f]+", "/{id}", r.url.path)) for r in sent}
+    assert len(ops) >= 10, sorted(ops)
     assert [p for r in sent for p in check_request(spec_json, r)] == []
 
     # the async client on the same server
