@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests import logscan
 from tests.fakes.openai_server import FakeOpenAIServer
 
 FAST_RETRY: dict[str, Any] = {
@@ -33,6 +34,7 @@ def compat_spec(base_url: str, **overrides: Any) -> dict[str, Any]:
         **FAST_RETRY,
     }
     spec.update(overrides)
+    logscan.register_backbone(spec, "tests.adapters.conftest.compat_spec")
     return spec
 
 

@@ -26,6 +26,7 @@ from service.auth.service import create_key
 from service.db.migrate import upgrade
 from service.db.session import Database
 from service.settings import Settings
+from tests import logscan
 from tests.fakes.openai_server import FakeOpenAIServer
 
 PG_ADMIN = os.environ.get("NMTUNE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -83,6 +84,7 @@ def minilm_spec(name: str = "minilm") -> dict[str, Any]:
 
 
 def fake_spec(server: FakeOpenAIServer, name: str = "fake") -> dict[str, Any]:
+    logscan.register_secret("sk-test-secret", "tests.service.conftest.fake_spec")
     return {
         "name": name,
         "kind": "openai-compatible",
@@ -259,6 +261,8 @@ def start_api(
     env: dict[str, str], port: int, log: Path, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """Run `nmtune serve` as a subprocess on 127.0.0.1:port; return once /healthz answers."""
+    logscan.register_env(env, "start_api")
+    logscan.register_log(log)
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from service.db.migrate import upgrade
+from tests import logscan
 from tests.service.conftest import PG_ADMIN, _pg_available, free_port, start_api
 from tests.service.conftest import fake_upstream as fake_upstream  # re-exported fixture
 from tests.service.conftest import serve as serve  # re-exported fixture
@@ -166,6 +167,8 @@ class Procs:
 
     def worker(self, env: dict[str, str], name: str = "worker") -> subprocess.Popen[bytes]:
         log = self.tmp / f"{name}.log"
+        logscan.register_env(env, f"Procs.worker {name}")
+        logscan.register_log(log)
         proc = subprocess.Popen(
             [
                 sys.executable,
