@@ -157,6 +157,13 @@ class Settings(BaseSettings):
         description="Redis URL shared by every API process for the rate limit (default: the "
         "broker's Redis with runner=celery, else in-process memory).",
     )
+    rate_limit_key_prefix: str = Field(
+        default="nmtune-ratelimit",
+        min_length=1,
+        max_length=200,
+        description="Prefix of the rate limit's keys in Redis (one per deployment sharing "
+        "a Redis; processes that share a limit must use the same prefix).",
+    )
     max_streams_per_tenant: int = Field(
         default=8, ge=1, description="Concurrent job event streams (SSE) per tenant."
     )

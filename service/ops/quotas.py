@@ -44,7 +44,11 @@ class TenantRateLimiter:
             parse(settings.rate_limit) if settings.rate_limit.strip() else None
         )
         url = storage_url(settings)
-        options = {"implementation": "redispy"} if "redis" in url.split("://")[0] else {}
+        options: dict[str, str] = (
+            {"implementation": "redispy", "key_prefix": settings.rate_limit_key_prefix}
+            if "redis" in url.split("://")[0]
+            else {}
+        )
         self.storage = storage_from_string(url, **options)
         self.limiter = MovingWindowRateLimiter(self.storage)  # type: ignore[arg-type]
 
