@@ -147,6 +147,14 @@ class Settings(BaseSettings):
         "runner_concurrency - 1, at least 1, so another tenant always finds a free slot). "
         "Jobs are picked round robin across tenants.",
     )
+    max_train_work: float = Field(
+        default=1e16,
+        gt=0,
+        description="Compute budget of one head's training, in estimated multiply-adds "
+        "(tuner.budget: epochs x rows x width, CV fits, auto's candidates). Overrides may "
+        "not raise a job above this (or above the same job without overrides) -> 422 naming "
+        "the overrides.",
+    )
     rate_limit: str = Field(
         default="1200/minute",
         description="Requests per tenant (the `limits` notation, e.g. `100/second`, "

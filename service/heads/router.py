@@ -38,7 +38,13 @@ async def create_head(
     with the chosen method and preset, evaluate every split, store the weights. Poll
     GET /v1/jobs/{job_id} or stream /v1/jobs/{job_id}/events."""
     return await service.submit_head(
-        body, tenant, idempotency_key, db=ctx.db, registry=ctx.registry, queue=ctx.queue
+        body,
+        tenant,
+        idempotency_key,
+        db=ctx.db,
+        registry=ctx.registry,
+        queue=ctx.queue,
+        max_train_work=ctx.settings.max_train_work,
     )
 
 

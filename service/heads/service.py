@@ -27,6 +27,8 @@ from service.jobs.handlers import JobFailed
 from service.jobs.models import Job, JobKind, JobStatus
 from service.jobs.runner import JobQueue
 from tuner import ConfigError, resolve_config
+from tuner.budget import training_work
+from tuner.config import HeadConfig
 
 
 def to_out(head: Head, job_id: str | None) -> HeadOut:
@@ -62,12 +64,53 @@ def config_error_field(exc: ConfigError) -> str:
     return f"overrides.{exc.field}"
 
 
-def check_config(method: str, preset: str, overrides: dict[str, Any]) -> None:
+def check_config(method: str, preset: str, overrides: dict[str, Any]) -> HeadConfig:
     try:
-        resolve_config(method, preset, overrides)
+        return resolve_config(method, preset, overrides)
     except ConfigError as exc:
         path = config_error_field(exc)
         raise ValidationFailed(f"{path}: {exc}", field=path) from exc
+
+
+#: the dimension assumed for the budget when a remote backbone's is not known yet
+BUDGET_DEFAULT_DIM = 1024
+
+
+def check_budget(
+    config: HeadConfig,
+    body: HeadCreate,
+    ds: Dataset,
+    backend: EmbeddingBackend | None,
+    max_train_work: float,
+) -> None:
+    """422 if the overrides raise the estimated training work (``tuner.budget``) above
+    ``max_train_work`` and above the same job without overrides (defaults always pass)."""
+    if not body.overrides:
+        return
+    splits = ds.counts.get("splits", {})
+    train = splits.get("train")
+    n_rows = int(sum(train.values())) if isinstance(train, dict) else int(ds.n_examples)
+    n_classes = len(ds.counts.get("classes", [])) or 2
+    dim = ds.dim
+    if dim is None and backend is not None:
+        try:
+            dim = backend.dim
+        except (AdapterError, AttributeError):
+            dim = None
+    dim = int(dim or BUDGET_DEFAULT_DIM)
+    work = training_work(config, n_rows, dim, n_classes)
+    if work.total <= max_train_work:
+        return
+    baseline = training_work(resolve_config(body.method, body.preset, {}), n_rows, dim, n_classes)
+    if work.total <= baseline.total:
+        return
+    named = [f"overrides.{k}" for k in body.overrides if k in work.fields] or ["overrides"]
+    raise ValidationFailed(
+        f"{', '.join(named)}: the estimated training work, {work.total:.3g} multiply-adds "
+        f"({work.explanation}), exceeds the compute budget max_train_work "
+        f"{max_train_work:.3g}; lower {', '.join(n.removeprefix('overrides.') for n in named)}",
+        field=named[0],
+    )
 
 
 def request_digest(body: HeadCreate) -> str:
@@ -128,6 +171,7 @@ def create_head(
     body: HeadCreate,
     backend: EmbeddingBackend | None,
     idempotency_key: str | None = None,
+    max_train_work: float | None = None,
 ) -> tuple[Head, Job]:
     """``backend`` is the configured backbone of that name (None: none is; allowed only for
     a vector dataset that names the model as its `backbone`)."""
@@ -148,7 +192,9 @@ def create_head(
                 field="backbone",
             )
         identity = backend.identity
-    check_config(body.method, body.preset, body.overrides)
+    config = check_config(body.method, body.preset, body.overrides)
+    if max_train_work is not None:
+        check_budget(config, body, ds, backend, max_train_work)
     params: dict[str, Any] = {"backbone": body.backbone, "method": body.method}
     if body.audit_id is not None:
         audits_service.check_usable(session, tenant_id, ds.id, body.audit_id)
@@ -194,6 +240,7 @@ async def submit_head(
     db: Database,
     registry: BackendRegistry,
     queue: JobQueue,
+    max_train_work: float | None = None,
 ) -> HeadCreated:
     """Create a head and queue its training job (or replay an earlier identical request)."""
 
@@ -219,7 +266,9 @@ async def submit_head(
     def _create() -> HeadCreated:
         try:
             with db.session() as s:
-                out = created_out(*create_head(s, tenant_id, body, backend, idempotency_key))
+                out = created_out(
+                    *create_head(s, tenant_id, body, backend, idempotency_key, max_train_work)
+                )
         except IntegrityError:  # a concurrent request with the same key won the race
             again = _replayed()
             if again is None:
