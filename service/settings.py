@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     max_spectrum_samples: int = Field(default=20_000, ge=10)
     head_cache_size: int = Field(default=32, ge=1)
     page_size_max: int = Field(default=200, ge=1)
+    list_per_class_max: int = Field(
+        default=100,
+        ge=0,
+        description="GET /v1/heads lists leave out per_class and confusion_matrix of splits "
+        "with more labels than this (per_class_omitted: true); GET /v1/heads/{id} has them.",
+    )
 
     # per-tenant quotas and fairness (docs/production.md) ------------------------------
     max_jobs_per_tenant: int = Field(

@@ -66,7 +66,9 @@ def list_heads(
     ] = None,
 ) -> HeadPage:
     with ctx.db.session() as s:
-        return service.list_heads(s, tenant, limit, offset, dataset_id, after)
+        return service.list_heads(
+            s, tenant, limit, offset, dataset_id, after, ctx.settings.list_per_class_max
+        )
 
 
 @router.get("/{head_id}", summary="A head: resolved config, metrics per split, spectra")

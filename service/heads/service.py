@@ -31,7 +31,24 @@ from tuner.budget import training_work
 from tuner.config import HeadConfig
 
 
-def to_out(head: Head, job_id: str | None) -> HeadOut:
+def summarized_metrics(metrics: dict[str, Any] | None, max_classes: int) -> dict[str, Any] | None:
+    """``metrics`` with each split's per_class and confusion_matrix (which grow with the
+    classes, squared) left out where a split has more than ``max_classes`` labels
+    (``per_class_omitted`` true). GET /v1/heads/{id} keeps them."""
+    if not metrics:
+        return metrics
+    out: dict[str, Any] = {}
+    for split, m in metrics.items():
+        if isinstance(m, dict) and "per_class" in m and len(m.get("labels") or ()) > max_classes:
+            m = dict(m, per_class={}, confusion_matrix=[], per_class_omitted=True)
+        out[split] = m
+    return out
+
+
+def to_out(head: Head, job_id: str | None, per_class_max: int | None = None) -> HeadOut:
+    metrics = head.metrics
+    if per_class_max is not None:
+        metrics = summarized_metrics(metrics, per_class_max)
     return HeadOut(
         id=head.id,
         name=head.name,
@@ -47,7 +64,7 @@ def to_out(head: Head, job_id: str | None) -> HeadOut:
         classes=head.classes,
         dim=head.dim,
         config=HeadConfigOut.model_validate(head.config) if head.config else None,
-        metrics=head.metrics,
+        metrics=metrics,
         spectra=head.spectra,
         job_id=job_id,
         created_at=head.created_at,
@@ -305,7 +322,10 @@ def list_heads(
     offset: int,
     dataset_id: str | None,
     after: str | None = None,
+    per_class_max: int | None = None,
 ) -> HeadPage:
+    """A page of heads; with ``per_class_max``, heads with more classes than that carry
+    summarised metrics (``summarized_metrics``)."""
     cursor = None
     if after is not None:
         cursor = repo.get(session, tenant_id, after)
@@ -313,7 +333,9 @@ def list_heads(
             raise NotFound(f"after: head {after!r} not found", field="after")
     items, total, has_more = repo.page(session, tenant_id, limit, offset, dataset_id, cursor)
     return HeadPage(
-        items=[head_out(session, h) for h in items],
+        items=[
+            to_out(h, jobs_repo.latest_id_for_head(session, h.id), per_class_max) for h in items
+        ],
         total=total,
         limit=limit,
         offset=offset,
