@@ -203,6 +203,62 @@ def queued_with_tenants(db: Database) -> list[tuple[str, str]]:
         return [(row[0], row[1]) for row in s.execute(stmt).all()]
 
 
+def fair_order(db: Database, max_attempts: int, limit: int = 1000) -> list[str]:
+    """Queued job ids in the order a free worker should take them (``runner=celery``):
+    round robin across tenants, oldest first within a tenant. Tenants are ordered by how
+    many jobs they have running, then by when they last started one (never first), then by
+    their oldest queued job; the list is their first jobs in that order, then their second
+    jobs, and so on. So one tenant's backlog delays another tenant's next job by at most
+    the jobs already running."""
+    queued_stmt = (
+        select(Job.id, Job.tenant_id)
+        .where(Job.status == JobStatus.QUEUED, Job.attempts < max_attempts)
+        .order_by(Job.created_at, Job.id)
+        .limit(limit)
+    )
+    with db.session() as s:
+        queued = [(row[0], row[1]) for row in s.execute(queued_stmt).all()]
+        if not queued:
+            return []
+        tenants = {t for _, t in queued}
+        running: dict[str, int] = {
+            row[0]: int(row[1])
+            for row in s.execute(
+                select(Job.tenant_id, func.count())
+                .where(Job.status == JobStatus.RUNNING, Job.tenant_id.in_(tenants))
+                .group_by(Job.tenant_id)
+            ).all()
+        }
+        last_start: dict[str, datetime] = {
+            row[0]: row[1]
+            for row in s.execute(
+                select(Job.tenant_id, func.max(Job.started_at))
+                .where(Job.tenant_id.in_(tenants), Job.started_at.is_not(None))
+                .group_by(Job.tenant_id)
+            ).all()
+            if row[1] is not None
+        }
+    per_tenant: dict[str, list[str]] = {}
+    for job_id, tenant in queued:
+        per_tenant.setdefault(tenant, []).append(job_id)
+    position = {tenant: i for i, tenant in enumerate(per_tenant)}  # oldest queued job first
+
+    def rank(tenant: str) -> tuple[int, int, str, int]:
+        started = last_start.get(tenant)
+        return (
+            running.get(tenant, 0),
+            0 if started is None else 1,
+            "" if started is None else started.isoformat(),
+            position[tenant],
+        )
+
+    order = sorted(per_tenant, key=rank)
+    out: list[str] = []
+    for i in range(max(len(v) for v in per_tenant.values())):
+        out.extend(per_tenant[t][i] for t in order if i < len(per_tenant[t]))
+    return out
+
+
 def count_unfinished(session: Session, tenant_id: str) -> int:
     stmt = (
         select(func.count())

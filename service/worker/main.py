@@ -23,6 +23,7 @@ from celery import shared_task
 from service.composition import build_context
 from service.context import AppContext
 from service.db.session import Database
+from service.jobs import repository as jobs_repo
 from service.jobs.celery import TASK_NAME, Dispatcher, create_celery_app
 from service.jobs.runner import REQUEUE_DELAY_S
 from service.settings import Settings, get_settings
@@ -79,13 +80,38 @@ def _close_state() -> None:
         _state = None
 
 
+#: how many of the fairest queued jobs a message tries before its own job
+FAIR_CANDIDATES = 5
+
+
+def _candidates(state: WorkerState, job_id: str) -> list[str]:
+    """The jobs a message for ``job_id`` tries, in order: the fairest queued jobs across
+    tenants (``jobs_repo.fair_order``), then ``job_id`` itself. Every job sends one message
+    and every message runs at most one job, so a job whose message ran another job is run
+    by a later message (a message with nothing left to run is a no-op)."""
+    try:
+        fair = jobs_repo.fair_order(state.ctx.db, state.settings.job_max_attempts)
+    except Exception as exc:  # the database is away: the claim below says so too
+        log.warning("fair order unavailable (%s): running job %s", type(exc).__name__, job_id)
+        fair = []
+    out = fair[:FAIR_CANDIDATES]
+    return [*out, job_id] if job_id not in out else out
+
+
 def _run_job(task: Any, job_id: str) -> str:
     state = worker_state(get_settings())
-    outcome = state.run(job_id)
+    outcome, ran = "skipped", job_id
+    for candidate in _candidates(state, job_id):
+        outcome = state.run(candidate)
+        if outcome != "skipped":  # claimed (someone else may have taken the others)
+            ran = candidate
+            break
+    if ran != job_id:
+        log.info("message for job %s ran job %s (fair across tenants)", job_id, ran)
     if outcome == "requeued":  # transient backend error: try again a little later
         dispatcher = Dispatcher(state.settings, task.app, state.ctx.db)
         try:
-            dispatcher.send(job_id, force=True, countdown=REQUEUE_DELAY_S)
+            dispatcher.send(ran, force=True, countdown=REQUEUE_DELAY_S)
         finally:
             dispatcher.close()
     return outcome
