@@ -107,7 +107,8 @@ class Running:
     def client(self, key: str | None = "a", **kw: Any) -> httpx.Client:
         token = {"a": self.key_a, "b": self.key_b}.get(key or "", key)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=120, **kw)
+        kw.setdefault("timeout", 120)
+        return httpx.Client(base_url=self.base_url, headers=headers, **kw)
 
 
 class ServerThread:
