@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         description="GET /v1/heads lists leave out per_class and confusion_matrix of splits "
         "with more labels than this (per_class_omitted: true); GET /v1/heads/{id} has them.",
     )
+    head_per_class_max: int = Field(
+        default=1000,
+        ge=0,
+        description="GET /v1/heads/{id} leaves out per_class and confusion_matrix of splits "
+        "with more labels than this (per_class_omitted: true); page them with GET "
+        "/v1/heads/{id}/metrics/{split}.",
+    )
 
     # per-tenant quotas and fairness (docs/production.md) ------------------------------
     max_jobs_per_tenant: int = Field(

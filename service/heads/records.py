@@ -38,9 +38,10 @@ class SplitMetrics(BaseModel):
     n_samples: int
     per_class_omitted: bool = Field(
         default=False,
-        description="True in GET /v1/heads lists when the split has more labels than "
-        "list_per_class_max: per_class and confusion_matrix are then left empty (they grow "
-        "with the classes, squared); GET /v1/heads/{head_id} has them.",
+        description="True when the split has more labels than list_per_class_max (GET "
+        "/v1/heads lists) or head_per_class_max (GET /v1/heads/{head_id}): per_class and "
+        "confusion_matrix are then left empty (they grow with the classes, squared); GET "
+        "/v1/heads/{head_id}/metrics/{split} pages them.",
     )
 
 

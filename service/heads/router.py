@@ -4,11 +4,12 @@ from typing import Annotated
 
 from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Response
+from fastapi import Path as PathParam
 
 from service.deps import Ctx, TenantId
 from service.errors import ERROR_RESPONSES
 from service.heads import export, service
-from service.heads.schemas import HeadCreate, HeadCreated, HeadOut, HeadPage
+from service.heads.schemas import ClassMetricsPage, HeadCreate, HeadCreated, HeadOut, HeadPage
 
 router = APIRouter(prefix="/v1/heads", tags=["heads"], responses=ERROR_RESPONSES)
 
@@ -73,8 +74,29 @@ def list_heads(
 
 @router.get("/{head_id}", summary="A head: resolved config, metrics per split, spectra")
 def get_head(head_id: str, ctx: Ctx, tenant: TenantId) -> HeadOut:
+    """Splits with more labels than `head_per_class_max` carry no per_class /
+    confusion_matrix (`per_class_omitted`): page them with GET
+    /v1/heads/{head_id}/metrics/{split}."""
     with ctx.db.session() as s:
-        return service.head_out(s, service.get_head(s, tenant, head_id))
+        head = service.get_head(s, tenant, head_id)
+        return service.head_out(s, head, ctx.settings.head_per_class_max)
+
+
+@router.get(
+    "/{head_id}/metrics/{split}",
+    summary="One split's per-class metrics and confusion-matrix rows, paged by label",
+    responses={409: ERROR_RESPONSES[404] | {"description": "Head not ready."}},
+)
+def head_class_metrics(
+    head_id: str,
+    split: Annotated[str, PathParam(min_length=1, max_length=80)],
+    ctx: Ctx,
+    tenant: TenantId,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> ClassMetricsPage:
+    with ctx.db.session() as s:
+        return service.class_metrics_page(s, tenant, head_id, split, limit, offset)
 
 
 @router.delete(

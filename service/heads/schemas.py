@@ -6,7 +6,13 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from service.heads.models import HeadStatus
-from service.heads.records import HeadConfigOut, OodAverage, SplitMetrics, SplitSpectra
+from service.heads.records import (
+    HeadConfigOut,
+    Label,
+    OodAverage,
+    SplitMetrics,
+    SplitSpectra,
+)
 from service.jobs.schemas import JobOut
 from service.json_types import Metadata, Overrides
 from tuner import DEFAULT_PRESET, METHODS
@@ -125,6 +131,32 @@ class HeadOut(BaseModel):
 class HeadCreated(BaseModel):
     head: HeadOut
     job: JobOut
+
+
+class ClassMetricsRow(BaseModel):
+    label: Label
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    confusion: list[int] = Field(
+        description="This label's row of the confusion matrix: how many of its examples were "
+        "predicted as each label, in `labels` order of the split."
+    )
+
+
+class ClassMetricsPage(BaseModel):
+    """One split's per-class metrics and confusion-matrix rows, a page of labels at a time
+    (what GET /v1/heads/{head_id} leaves out for splits with many labels)."""
+
+    head_id: str
+    split: str
+    labels: list[Label] = Field(description="Every label of the split, in matrix order.")
+    items: list[ClassMetricsRow]
+    total: int
+    limit: int
+    offset: int
+    has_more: bool
 
 
 class HeadPage(BaseModel):

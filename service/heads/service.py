@@ -20,7 +20,14 @@ from service.errors import Conflict, NotFound, ValidationFailed
 from service.heads import repository as repo
 from service.heads.models import Head, HeadStatus
 from service.heads.records import HeadConfigOut
-from service.heads.schemas import HeadCreate, HeadCreated, HeadOut, HeadPage
+from service.heads.schemas import (
+    ClassMetricsPage,
+    ClassMetricsRow,
+    HeadCreate,
+    HeadCreated,
+    HeadOut,
+    HeadPage,
+)
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
 from service.jobs.handlers import JobFailed
@@ -311,8 +318,52 @@ def get_head(session: Session, tenant_id: str, head_id: str) -> Head:
     return head
 
 
-def head_out(session: Session, head: Head) -> HeadOut:
-    return to_out(head, jobs_repo.latest_id_for_head(session, head.id))
+def head_out(session: Session, head: Head, per_class_max: int | None = None) -> HeadOut:
+    return to_out(head, jobs_repo.latest_id_for_head(session, head.id), per_class_max)
+
+
+def class_metrics_page(
+    session: Session, tenant_id: str, head_id: str, split: str, limit: int, offset: int
+) -> ClassMetricsPage:
+    """A page of one split's per-class metrics with their confusion-matrix rows."""
+    head = get_head(session, tenant_id, head_id)
+    if head.status != HeadStatus.READY or not head.metrics:
+        raise Conflict(
+            f"head {head_id!r} is {head.status}; metrics exist once it is ready", field="head_id"
+        )
+    m = head.metrics.get(split)
+    if not isinstance(m, dict) or "per_class" not in m:
+        known = ", ".join(
+            k for k, v in head.metrics.items() if isinstance(v, dict) and "per_class" in v
+        )
+        raise NotFound(f"split: no metrics for split {split!r} (has: {known})", field="split")
+    labels = list(m.get("labels") or [])
+    matrix = m.get("confusion_matrix") or []
+    per_class = m.get("per_class") or {}
+    rows = []
+    for i in range(offset, min(offset + limit, len(labels))):
+        label = labels[i]
+        scores = per_class.get(str(label), {})
+        rows.append(
+            ClassMetricsRow(
+                label=label,
+                precision=float(scores.get("precision", 0.0)),
+                recall=float(scores.get("recall", 0.0)),
+                f1=float(scores.get("f1", 0.0)),
+                support=int(scores.get("support", 0)),
+                confusion=[int(x) for x in matrix[i]] if i < len(matrix) else [],
+            )
+        )
+    return ClassMetricsPage(
+        head_id=head.id,
+        split=split,
+        labels=labels,
+        items=rows,
+        total=len(labels),
+        limit=limit,
+        offset=offset,
+        has_more=offset + limit < len(labels),
+    )
 
 
 def list_heads(

@@ -47,3 +47,35 @@ def test_list_summarises_per_class_metrics_of_heads_with_many_classes(
     # the client reads the summarised form
     parsed = metrics_from_json(listed[heads["three"]]["metrics"])
     assert parsed is not None and isinstance(parsed["test"], SplitMetrics)
+
+
+def test_a_head_pages_per_class_metrics_of_splits_with_many_labels(
+    serve: Any, fake_upstream: Any
+) -> None:
+    run = serve(None, [fake_spec(fake_upstream)], head_per_class_max=2)
+    c = run.client()
+    labels = ["a", "b", "c", "d", "e"]
+    ds = c.post("/v1/datasets", json={"name": "five", "records": _records(labels)}).json()
+    created = post_head(c, ds["id"], "lp", lp_epochs=1, min_steps=0)
+    assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
+    hid = created["head"]["id"]
+    test = c.get(f"/v1/heads/{hid}").json()["metrics"]["test"]
+    assert test["per_class_omitted"] is True and test["confusion_matrix"] == []
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        r = c.get(f"/v1/heads/{hid}/metrics/test", params={"limit": 2, "offset": offset})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert page["labels"] == labels and page["total"] == 5
+        rows += page["items"]
+        if not page["has_more"]:
+            break
+        offset += 2
+    assert [row["label"] for row in rows] == labels
+    assert all(len(row["confusion"]) == 5 for row in rows)
+    assert sum(row["support"] for row in rows) == test["n_samples"]
+    assert sum(sum(row["confusion"]) for row in rows) == test["n_samples"]
+    r = c.get(f"/v1/heads/{hid}/metrics/nope")
+    assert r.status_code == 404 and r.json()["field"] == "split"
+    assert run.client("b").get(f"/v1/heads/{hid}/metrics/test").status_code == 404  # tenant
