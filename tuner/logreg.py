@@ -72,22 +72,12 @@ def _solve(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """K independent fits at once: x (n, D), y (n,), masks (K, n) sample weights
     (0 = not in that fit), w0 (K, C, D), b0 (K, C). Returns (W (K, C, D), b (K, C))."""
+    if n_classes == 2:
+        return _solve_binary(x, y, masks, c, w0, b0, max_iter)
     w = w0.clone().requires_grad_(True)
     b = b0.clone().requires_grad_(True)
     n_k = masks.sum(dim=1).clamp_min(1e-12)  # (K,)
-    # Two classes: scikit-learn fits one vector w = W1 - W0; at the optimum W0 = -W1, so
-    # ||W||^2 = ||w||^2 / 2 and the same C needs twice the multinomial penalty.
-    penalty = (2.0 if n_classes == 2 else 1.0) / (2.0 * c * n_k)  # (K,)
-    opt = torch.optim.LBFGS(
-        [w, b],
-        lr=1.0,
-        max_iter=max_iter,
-        max_eval=max_iter * 2,
-        tolerance_grad=_TOL,
-        tolerance_change=1e-12,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
+    penalty = 1.0 / (2.0 * c * n_k)  # (K,)
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -100,8 +90,62 @@ def _solve(
         loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
+    opt = _lbfgs([w, b], max_iter)
     opt.step(closure)  # type: ignore[no-untyped-call]
     return w.detach(), b.detach()
+
+
+def _solve_binary(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    masks: torch.Tensor,
+    c: float,
+    w0: torch.Tensor,
+    b0: torch.Tensor,
+    max_iter: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two classes, as scikit-learn solves them: one vector v = W1 - W0 and one intercept
+    beta = b1 - b0 per fit, objective (1/n) sum_i w_i softplus(-s_i (x_i v + beta)) +
+    ||v||^2 / (2 C n) with s_i = +-1. It is the multinomial objective restricted to its
+    optimum's W0 = -W1 (||W||^2 = ||v||^2 / 2 there, so the multinomial penalty is twice
+    ||W||^2 / (2 C n)): the same solution at half the matrix work. Returned as (W, b) of the
+    two-class model: W = (-v/2, v/2), b = b_mean + (-beta/2, beta/2) (the intercepts' mean,
+    which no logit depends on, is kept from b0)."""
+    v = (w0[:, 1] - w0[:, 0]).clone().requires_grad_(True)  # (K, D)
+    beta = (b0[:, 1] - b0[:, 0]).clone().requires_grad_(True)  # (K,)
+    sign = 2.0 * y.to(x.dtype) - 1.0  # (n,) +1 for class 1, -1 for class 0
+    n_k = masks.sum(dim=1).clamp_min(1e-12)  # (K,)
+    penalty = 1.0 / (2.0 * c * n_k)  # (K,)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        margin = v @ x.T + beta[:, None]  # (K, n)
+        nll = torch.nn.functional.softplus(-sign[None, :] * margin)  # (K, n)
+        loss_k = (masks * nll).sum(dim=1) / n_k + penalty * (v * v).sum(dim=1)  # (K,)
+        loss = loss_k.sum()
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    opt = _lbfgs([v, beta], max_iter)
+    opt.step(closure)  # type: ignore[no-untyped-call]
+    half_v, half_beta = 0.5 * v.detach(), 0.5 * beta.detach()
+    w = torch.stack([-half_v, half_v], dim=1)  # (K, 2, D)
+    b_mean = b0.mean(dim=1, keepdim=True)  # (K, 1)
+    b = b_mean + torch.stack([-half_beta, half_beta], dim=1)  # (K, 2)
+    return w, b
+
+
+def _lbfgs(params: list[torch.Tensor], max_iter: int) -> torch.optim.LBFGS:
+    return torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=max_iter,
+        max_eval=max_iter * 2,
+        tolerance_grad=_TOL,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
 
 def _accuracy(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
