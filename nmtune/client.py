@@ -14,6 +14,7 @@ retried create never trains twice. Errors are ``nmtune.errors`` types carrying t
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 import uuid
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 from nmtune._http import Call, RetryPolicy, check, request_kwargs, settings, should_retry
 from nmtune.errors import JobFailedError, TimeoutError
@@ -110,6 +112,69 @@ def _upload(
         "/v1/datasets/upload",
         files={"file": (p.name, p.read_bytes(), kind)},
         data=data,
+        idempotent=False,
+    )
+
+
+def _vector_fields(name: str, backbone: str, backbone_identity: str) -> dict[str, Any]:
+    return {"name": name, "backbone": backbone, "backbone_identity": backbone_identity}
+
+
+def _from_vectors(
+    vectors: Any,
+    labels: Sequence[str | int],
+    splits: Sequence[str] | str | None,
+    texts: Sequence[str] | None,
+    name: str,
+    backbone: str,
+    backbone_identity: str,
+) -> Call:
+    """POST /v1/datasets/vectors/upload with the vectors as a float32 .npy file and one JSONL
+    record (label, split, optional text) per row: binary, not JSON floats."""
+    x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))  # (n, dim)
+    if x.ndim != 2:
+        raise ValueError(f"vectors must be a 2-D (rows, dim) array, got shape {x.shape}")
+    if len(labels) != x.shape[0]:
+        raise ValueError(f"{x.shape[0]} vectors but {len(labels)} labels")
+    if texts is not None and len(texts) != x.shape[0]:
+        raise ValueError(f"{x.shape[0]} vectors but {len(texts)} texts")
+    records = _records(list(texts) if texts is not None else [""] * x.shape[0], labels, splits)
+    if texts is None:
+        for rec in records:
+            del rec["text"]  # no texts: label and split only
+    npy = io.BytesIO()
+    np.save(npy, x, allow_pickle=False)
+    meta = "".join(json.dumps(r) + "\n" for r in records).encode()
+    return Call(
+        "POST",
+        "/v1/datasets/vectors/upload",
+        files={
+            "vectors": ("vectors.npy", npy.getvalue(), "application/octet-stream"),
+            "records": ("records.jsonl", meta, "application/jsonl"),
+        },
+        data=_vector_fields(name, backbone, backbone_identity),
+        idempotent=False,
+    )
+
+
+def _upload_vectors(
+    vectors: str | Path,
+    records: str | Path,
+    name: str | None,
+    backbone: str,
+    backbone_identity: str,
+) -> Call:
+    """POST /v1/datasets/vectors/upload of a .npy file and its JSONL / CSV records file."""
+    v, r = Path(vectors), Path(records)
+    kind = "text/csv" if r.suffix.lower() == ".csv" else "application/jsonl"
+    return Call(
+        "POST",
+        "/v1/datasets/vectors/upload",
+        files={
+            "vectors": (v.name, v.read_bytes(), "application/octet-stream"),
+            "records": (r.name, r.read_bytes(), kind),
+        },
+        data=_vector_fields(name or v.stem, backbone, backbone_identity),
         idempotent=False,
     )
 
@@ -318,6 +383,39 @@ class Datasets:
     ) -> Dataset:
         """From a JSONL or CSV file (columns text|image, label[, split])."""
         return Dataset.from_json(self._c.json(_upload(path, name, metadata, long_texts)))
+
+    def from_vectors(
+        self,
+        vectors: Any,
+        labels: Sequence[str | int],
+        splits: Sequence[str] | str | None = None,
+        *,
+        backbone: str,
+        backbone_identity: str,
+        name: str = "dataset",
+        texts: Sequence[str] | None = None,
+    ) -> Dataset:
+        """From precomputed vectors (an (n, dim) array, sent as a float32 .npy file) and n
+        labels (``splits``: one per row, one name for all, or None for train; ``texts``:
+        optional, kept with the rows). ``backbone`` names the model that computed them and
+        ``backbone_identity`` pins its exact version: heads on the dataset train at once,
+        with no backbone call."""
+        call = _from_vectors(vectors, labels, splits, texts, name, backbone, backbone_identity)
+        return Dataset.from_json(self._c.json(call))
+
+    def upload_vectors(
+        self,
+        vectors: str | Path,
+        records: str | Path,
+        *,
+        backbone: str,
+        backbone_identity: str,
+        name: str | None = None,
+    ) -> Dataset:
+        """From a .npy file of vectors (rows, dim) and a JSONL / CSV records file with
+        ``label`` and optional ``split``, ``text``, one per vector, in order."""
+        call = _upload_vectors(vectors, records, name, backbone, backbone_identity)
+        return Dataset.from_json(self._c.json(call))
 
     def get(self, dataset: Any) -> Dataset:
         return Dataset.from_json(self._c.json(Call("GET", f"/v1/datasets/{_id(dataset)}")))
@@ -621,6 +719,34 @@ class AsyncDatasets:
         long_texts: str | None = None,
     ) -> Dataset:
         return Dataset.from_json(await self._c.json(_upload(path, name, metadata, long_texts)))
+
+    async def from_vectors(
+        self,
+        vectors: Any,
+        labels: Sequence[str | int],
+        splits: Sequence[str] | str | None = None,
+        *,
+        backbone: str,
+        backbone_identity: str,
+        name: str = "dataset",
+        texts: Sequence[str] | None = None,
+    ) -> Dataset:
+        """See :meth:`Datasets.from_vectors`."""
+        call = _from_vectors(vectors, labels, splits, texts, name, backbone, backbone_identity)
+        return Dataset.from_json(await self._c.json(call))
+
+    async def upload_vectors(
+        self,
+        vectors: str | Path,
+        records: str | Path,
+        *,
+        backbone: str,
+        backbone_identity: str,
+        name: str | None = None,
+    ) -> Dataset:
+        """See :meth:`Datasets.upload_vectors`."""
+        call = _upload_vectors(vectors, records, name, backbone, backbone_identity)
+        return Dataset.from_json(await self._c.json(call))
 
     async def get(self, dataset: Any) -> Dataset:
         return Dataset.from_json(await self._c.json(Call("GET", f"/v1/datasets/{_id(dataset)}")))

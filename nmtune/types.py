@@ -56,6 +56,10 @@ class Dataset:
     metadata: dict[str, Any]
     created_at: datetime | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    # vector datasets (precomputed embeddings): the declared backbone, identity, dimension
+    backbone: str | None = None
+    backbone_identity: str | None = None
+    dim: int | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Dataset:
@@ -73,6 +77,9 @@ class Dataset:
             metadata=dict(d.get("metadata") or {}),
             created_at=_dt(d.get("created_at")),
             raw=d,
+            backbone=d.get("backbone"),
+            backbone_identity=d.get("backbone_identity"),
+            dim=None if d.get("dim") is None else int(d["dim"]),
         )
 
 

@@ -89,6 +89,19 @@ def test_every_client_call_is_in_the_spec(spec: dict[str, Any], tmp_path: Any) -
     f = tmp_path / "d.csv"
     f.write_text("text,label\na,x\n")
     c.datasets.upload(f, metadata={"a": 1})
+    c.datasets.from_vectors(
+        np.zeros((2, 3)),
+        ["x", "y"],
+        "train",
+        backbone="b",
+        backbone_identity="b:1",
+        texts=["a", "b"],
+    )
+    np.save(tmp_path / "v.npy", np.zeros((1, 3), dtype=np.float32))
+    (tmp_path / "r.jsonl").write_text('{"label": "x"}\n')
+    c.datasets.upload_vectors(
+        tmp_path / "v.npy", tmp_path / "r.jsonl", backbone="b", backbone_identity="b:1"
+    )
     c.datasets.get("ds_1")
     c.datasets.list(limit=5, offset=1)
     assert [d.id for d in c.datasets.iter(page_size=1)] == ["ds_1"]
@@ -115,7 +128,7 @@ def test_every_client_call_is_in_the_spec(spec: dict[str, Any], tmp_path: Any) -
     )
     c.jobs.cancel("job_1")
     head.delete()
-    assert len(seen) >= 19
+    assert len(seen) >= 21
     problems = [p for r in seen for p in check_request(spec, r)]
     assert problems == []
     # the checker itself catches what it should

@@ -179,3 +179,67 @@ def test_readme_python_quickstart_runs(serve: Any, capsys: Any) -> None:
     out = capsys.readouterr()
     assert re.search(r"\b(pos|neg)\b", out.out), out
     assert "succeeded" in out.err  # the progress line
+
+
+def _vector_blobs(n: int, dim: int) -> tuple[np.ndarray, list[str], list[str]]:
+    rng = np.random.default_rng(3)
+    y = np.array(["neg", "pos"] * n)
+    x = rng.normal(size=(2 * n, dim)).astype(np.float32) + np.where(y == "pos", 1.5, -1.5)[:, None]
+    splits = ["train" if i % 4 else "test" for i in range(2 * n)]
+    return x, y.tolist(), splits
+
+
+def test_client_vector_datasets_sync_and_async(serve: Any, tmp_path: Path) -> None:
+    """datasets.from_vectors (an array + labels, sent as .npy) and upload_vectors (.npy +
+    JSONL files), sync and async: stored as the arrays given, a head trains on them and
+    predicts from embeddings."""
+    run = serve(None, [])
+    sent: list[httpx.Request] = []
+    http = httpx.Client(event_hooks={"request": [sent.append]}, timeout=120)
+    client = Client(run.base_url, run.key_a, http_client=http)
+    x, labels, splits = _vector_blobs(16, 12)
+    ident = "test:vectors-v1"
+    ds = client.datasets.from_vectors(
+        x, labels, splits, backbone="byo", backbone_identity=ident, name="v",
+        texts=[f"t{i}" for i in range(len(labels))],
+    )  # fmt: skip
+    assert (ds.modality, ds.n_examples, ds.dim) == ("vector", 32, 12)
+    assert (ds.backbone, ds.backbone_identity) == ("byo", ident)
+    assert ds.splits["train"].count == 24 and ds.classes == ["neg", "pos"]
+    one_split = client.datasets.from_vectors(
+        x[:8], labels[:8], "train", backbone="byo", backbone_identity=ident
+    )
+    assert one_split.splits["train"].count == 8
+    with pytest.raises(ValueError, match="labels"):
+        client.datasets.from_vectors(x, labels[:3], backbone="byo", backbone_identity=ident)
+
+    head = client.heads.create(ds, backbone="byo", method="lr").wait(progress=False)
+    assert head.status == "ready" and head.metrics["test"].accuracy >= 0.9
+    test_rows = [i for i, s in enumerate(splits) if s == "test"]
+    got = [p.label for p in head.predict(embeddings=x[test_rows])]
+    assert sum(g == labels[i] for g, i in zip(got, test_rows, strict=True)) >= 0.9 * len(got)
+
+    npy, meta = tmp_path / "v.npy", tmp_path / "r.jsonl"
+    np.save(npy, x)
+    meta.write_text(
+        "".join(
+            f'{{"label": "{lab}", "split": "{s}"}}\n' for lab, s in zip(labels, splits, strict=True)
+        )
+    )
+    up = client.datasets.upload_vectors(npy, meta, backbone="byo", backbone_identity=ident)
+    assert (up.name, up.n_examples, up.dim, up.splits["test"].count) == ("v", 32, 12, 8)
+
+    async def main() -> None:
+        async with AsyncClient(run.base_url, run.key_a) as ac:
+            a = await ac.datasets.from_vectors(
+                x, labels, splits, backbone="byo", backbone_identity=ident, name="av"
+            )
+            assert (a.name, a.n_examples, a.dim) == ("av", 32, 12)
+            b = await ac.datasets.upload_vectors(
+                npy, meta, backbone="byo", backbone_identity=ident, name="au"
+            )
+            assert (b.name, b.backbone_identity) == ("au", ident)
+
+    asyncio.run(main())
+    spec_json = run.client().get("/openapi.json").json()
+    assert [p for r in sent for p in check_request(spec_json, r)] == []
