@@ -214,6 +214,7 @@ def _select_on_rows(
                 candidate=rec["index"],
                 lr_c=c,
                 val_groups=halves,
+                early_stop=False,  # the cross-fitted score reads the whole epoch curve
             )
             score = _crossfit_holdout(f.history, halves, f.score)
             rec["val_accuracy_best_epoch"] = f.score

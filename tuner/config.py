@@ -136,6 +136,12 @@ class HeadConfig:
     val_fraction: float = 0.1
     min_holdout: int = 200
     cv_folds: int = 5
+    # Early stopping on a validation split (holdout / target selection): stop once this many
+    # evaluation rounds (epochs) have passed without a better validation score than the kept
+    # one (0 = never stop early). The schedule stays the full one, so every epoch trained is
+    # the same as without early stopping: the kept head differs only when a later epoch would
+    # have beaten it. Cross-validation folds always run every epoch (their curves are averaged).
+    patience: int = 10
     seed: int = 0
     device: str = "auto"
     # auto only: candidates, each a tuple of (field, value) pairs including "method".
@@ -301,6 +307,7 @@ _RULES: dict[str, Rule] = {
     "val_fraction": number(0.0, 1.0, hi_open=True),
     "min_holdout": integer(0, 1_000_000),
     "cv_folds": integer(2, 50),
+    "patience": integer(0, 10_000),
     "seed": integer(0, 2**63 - 1),
     "device": choice("auto", "cpu", "cuda"),
     "auto_rule": choice("one-se", "best", "cv"),

@@ -103,12 +103,16 @@ def fit_single(
     candidate: int = 0,
     lr_c: float | None = None,
     val_groups: npt.NDArray[np.int64] | None = None,
+    early_stop: bool = True,
 ) -> Fitted:
     """Fit one head of ``config.method`` under ``signal``.
 
     ``lr_c``: the C to use for an lr solution (lr itself, or the start of an
     ``init_from_lr`` head) instead of ``config.lr_c`` / choosing it again. ``val_groups``:
     groups of the selection rows (holdout / target) whose accuracy each epoch records.
+    ``early_stop``: on a holdout / target signal, stop after ``config.patience`` epochs
+    without a better validation score (False: every epoch, e.g. when the whole epoch curve
+    is scored, as auto's cross-fitting does).
     """
     device = resolve_device(config.device)
     lr_cfg = config if lr_c is None else dataclasses.replace(config, lr_c=lr_c)
@@ -161,6 +165,7 @@ def fit_single(
         callback=callback,
         candidate=candidate,
         val_groups=None if sel is None else val_groups,
+        patience=config.patience if early_stop else 0,
     )
     details.update(res.details)
     return Fitted(

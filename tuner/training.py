@@ -3,7 +3,8 @@
 Reads top to bottom: device -> seeded init (classifier optionally at the lr solution) ->
 AdamW + per-step cosine schedule with a floor of ``min_steps`` -> epochs (evaluation rounds)
 of shuffled mini-batches that cover every row -> validation after each epoch -> the kept
-state (best validation epoch, a fixed epoch, or the last) -> progress callback (may cancel).
+state (best validation epoch, a fixed epoch, or the last) -> progress callback (may cancel)
+-> early stop once ``patience`` epochs have not beaten the kept one.
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ def train_head(
     callback: ProgressCallback | None = None,
     candidate: int = 0,
     val_groups: npt.NDArray[np.int64] | None = None,
+    patience: int = 0,
 ) -> TrainResult:
     """Train one torch head of ``config.method`` ('lp', 'mlp', 'nmtune').
 
@@ -183,6 +185,11 @@ def train_head(
     validation row, 0..G-1): each history entry also records the accuracy of every group
     (``val_group_accuracy``), so a caller can choose the epoch on some groups and score it on
     the others.
+
+    ``patience`` > 0 (with ``(x_val, y_val)``): stop after that many epochs without a better
+    validation score than the kept state. The schedule is still the full one, so the epochs
+    trained are those of the full run and the kept state is the same unless a later epoch
+    would have beaten it; ``details["stopped_at"]`` records the last epoch trained.
 
     Inputs are already validated: x (N, D) float32 finite, y (N,) indices in [0, C).
     Deterministic for a given ``config.seed`` on CPU; the global torch RNG state is restored.
@@ -204,6 +211,7 @@ def train_head(
             callback=callback,
             candidate=candidate,
             val_groups=val_groups,
+            patience=patience,
         )
 
 
@@ -221,6 +229,7 @@ def _train(
     callback: ProgressCallback | None,
     candidate: int,
     val_groups: npt.NDArray[np.int64] | None = None,
+    patience: int = 0,
 ) -> TrainResult:
     started = time.perf_counter()
     dim = x_train.shape[1]
@@ -251,6 +260,7 @@ def _train(
             init=None,
             callback=callback,
             candidate=candidate,
+            patience=patience,
         )
         model.classifier.load_state_dict(lp.model.classifier.state_dict())
         details["lp_init"] = {"best_epoch": lp.best_epoch, "val_accuracy": lp.best_val_accuracy}
@@ -294,6 +304,7 @@ def _train(
             history[-1]["val_group_accuracy"] = groups
 
     # 5. Epochs of shuffled mini-batches.
+    epoch = 0
     for epoch in range(1, last_epoch + 1):
         model.train()
         sums = {k: torch.zeros((), device=device) for k in LOSS_KEYS}
@@ -340,10 +351,15 @@ def _train(
         )
         if callback is not None and callback(report) is False:
             raise TrainingCancelled(f"training cancelled by the callback after epoch {epoch}")
+        # 8. Early stop: `patience` epochs without beating the kept state.
+        if patience > 0 and xv is not None and epoch - best_epoch >= patience:
+            break
 
     model.load_state_dict(best_state)
     model.eval()
     details["steps"] = {"passes_per_epoch": passes, "steps_per_pass": steps_per_pass}
+    if epoch < last_epoch:
+        details["stopped_at"] = epoch
     return TrainResult(
         model=model,
         history=history,

@@ -202,6 +202,11 @@ class HeadConfigOut(BaseModel):
     val_fraction: float
     min_holdout: int
     cv_folds: int
+    patience: int = Field(
+        default=0,
+        description="Early stopping: epochs without a better validation score (0 = off; "
+        "heads trained before it existed ran every epoch).",
+    )
     seed: int
     device: str = Field(description="The device the head was trained on.")
     auto_candidates: list[dict[str, Scalar]]

@@ -32,6 +32,7 @@ HUGE = {
     "lr_cv_repeats": 10**6,
     "min_holdout": 10**12,
     "cv_folds": 100_000,
+    "patience": 10**6,
     "auto_cv_folds": 100_000,
     "auto_cv_repeats": 100_000,
     "auto_cv_max_rows": 10**12,
