@@ -4,8 +4,8 @@
 
 1. nmtune / mlp training step time (benchmarks/bench_tuner_step.py), D = 384 and 1536.
 2. Time to train a head (lp, mlp, nmtune presets, auto) vs scikit-learn LogisticRegression
-   on the same features (MiniLM VADER-movies from the embedding cache if present, else a
-   synthetic stand-in of the same shape).
+   on the same features (MiniLM VADER-nyt through the benchmarks' embedding cache, and a
+   50k x 1536 synthetic set), before / after early stopping, with test accuracy.
 3. Predict throughput vs a bare FastAPI endpoint (runs benchmarks/bench_predict.py).
 4. Embedding-cache read / write throughput, SQLite vs PostgreSQL (a fresh database, dropped
    afterwards), 20k x 384 and 100k x 1536, through service.embeddings.repository
@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,74 +95,33 @@ def step_time(reps: int) -> None:
 # --- 2. head training vs LogisticRegression ----------------------------------------------
 
 
-def load_features() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
-    try:
-        from accuracy_data import DEFAULT_DATA, MINILM, CachedEmbedder, load_tasks, split_indices
+def train_time(synthetic_rows: int, quick: bool) -> None:
+    """Fit time of the heads vs LogisticRegression, before (patience=0) / after (default
+    early stopping), with test accuracy: benchmarks/bench_train_speed.py."""
+    from bench_train_speed import run, synthetic, vader
+    from threadpoolctl import threadpool_limits
 
-        tasks = load_tasks(DEFAULT_DATA, ["vader-nyt"])
-        t = tasks["vader-nyt"]
-        emb = CachedEmbedder()
-        from adapters import build_backend, identity_digest
-        from service.embeddings.service import input_sha256
-
-        backend = build_backend(MINILM)
-        keys = [input_sha256(x) for x in t.texts]
-        with emb.db.session() as s:
-            from service.embeddings.repository import read_vectors
-
-            found = read_vectors(s, emb.tenant_id, identity_digest(backend.identity), keys)
-        if len(found) < len(set(keys)):
-            raise LookupError("cache not warm")
-        x = np.stack([found[k] for k in keys]).astype(np.float32)
-        y = np.asarray(t.labels)
-        tr, va, _ = split_indices(y, 0)
-        return (
-            x[tr],
-            y[tr],
-            x[va],
-            y[va],
-            f"MiniLM VADER-nyt (train {tr.size}, val {va.size}, 384-d)",
-        )
-    except Exception as exc:  # no data / cold cache: same shape, synthetic
-        rng = np.random.default_rng(0)
-        n, d = 2228, 384
-        y = rng.integers(0, 2, n)
-        x = rng.normal(size=(n, d)).astype(np.float32) + 0.3 * y[:, None]
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        return x[:1931], y[:1931], x[1931:], y[1931:], f"synthetic {n}x{d} ({exc})"
-
-
-def train_time() -> None:
-    from sklearn.linear_model import LogisticRegression
-
-    from tuner import NMTuneClassifier
-
-    x_tr, y_tr, x_va, y_va, what = load_features()
     emit("## 2. Time to train a head vs scikit-learn LogisticRegression (same features)")
     emit("")
     emit(
-        f"Features: {what}; tuner heads: 30 epochs, batch 64, validation every epoch; "
-        "LR: LogisticRegression(max_iter=100) (MTEB). One fit each, same process, in turn."
+        "benchmarks/bench_train_speed.py: LogisticRegression(max_iter=100) (MTEB) and each head "
+        "on the same features in one process, in turn; `x LR` = the head's fit time over "
+        "LogisticRegression's in the same round; before = early stopping off (`patience=0`, "
+        "the loop before issue 15), after = the default; accuracy on the test split. BLAS and "
+        "torch limited to the same thread count."
     )
     emit("")
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        LogisticRegression(max_iter=100).fit(x_tr, y_tr)
-    t_lr = time.perf_counter() - t0
-    emit("| method | fit s | / LogisticRegression |")
-    emit("|---|---|---|")
-    emit(f"| sklearn LogisticRegression | {t_lr:.2f} | 1.00 |")
-    for name, kw in (
-        ("lp", {"method": "lp"}),
-        ("mlp", {"method": "mlp"}),
-        ("nmtune paper-code", {"method": "nmtune"}),
-        ("nmtune robust", {"method": "nmtune", "preset": "robust"}),
-    ):
-        t0 = time.perf_counter()
-        NMTuneClassifier(random_state=0, device="cpu", **kw).fit(x_tr, y_tr, X_val=x_va, y_val=y_va)
-        dt = time.perf_counter() - t0
-        emit(f"| {name} | {dt:.2f} | {dt / t_lr:.1f} |")
+    threads = int(os.environ.get("BENCH_THREADS", "1"))
+    with threadpool_limits(limits=threads):
+        d = synthetic(2000, 64, 0, classes=2) if quick else vader("nyt", 0)
+        seeds = {d.name: 0}
+        lines = run([d], ["lp", "mlp", "paper-code", "robust"], seeds, None)
+        if synthetic_rows:
+            big = synthetic(synthetic_rows, 1536, 0)
+            seeds[big.name] = 0
+            lines += run([big], ["lp"], seeds, None)[2:]
+    for line in lines:
+        emit(line)
     emit("")
 
 
@@ -439,6 +397,12 @@ def main() -> None:
     )
     ap.add_argument("--vectors", type=int, default=20_000)
     ap.add_argument(
+        "--synthetic-rows",
+        type=int,
+        default=50_000,
+        help="rows of the 1536-d synthetic set of section 2 (0 = none)",
+    )
+    ap.add_argument(
         "--big-vectors", type=int, default=100_000, help="rows of the 1536-d cache round"
     )
     ap.add_argument(
@@ -471,7 +435,7 @@ def main() -> None:
     if "step" in sections:
         step_time(10 if a.quick else 30)
     if "train" in sections:
-        train_time()
+        train_time(0 if a.quick else a.synthetic_rows, a.quick)
     if "predict" in sections:
         predict(a.quick)
     if "cache" in sections:

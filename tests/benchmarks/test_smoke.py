@@ -165,3 +165,11 @@ def test_label_audit_flips_and_report(tmp_path: Path) -> None:
         },
     )
     assert "| toy | uniform 20% |" in md and "Against the issue's targets" in md
+
+
+def test_train_speed_rows_before_and_after() -> None:
+    import bench_train_speed as bts
+
+    d = bts.synthetic(300, 16, 0, classes=3)
+    lines = bts.run([d], ["lp"], {d.name: 0}, None)
+    assert len(lines) == 4 and "sklearn LogisticRegression" in lines[2] and "| lp |" in lines[3]
