@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -197,51 +196,17 @@ def page(
     return list(rows[:limit]), int(total), len(rows) > limit
 
 
-@dataclass
-class ExampleColumns:
-    """A dataset's examples as columns, in dataset order."""
-
-    splits: list[str]
-    labels: list[str]
-    texts: list[str | None]
-    images: list[bytes | None]
-    sha256: list[str]
-
-
 def examples(
-    session: Session, dataset_id: str, splits: Sequence[str] | None = None, batch: int = 20_000
-) -> ExampleColumns:
-    """(split, label, text, image, sha256) columns in dataset order, streamed from the
-    driver's cursor ``batch`` rows at a time (a server-side cursor on PostgreSQL): no ORM
-    object or SQLAlchemy row per example, and one transposition per batch."""
-    conn = session.connection()
-    raw: Any = conn.connection.driver_connection
-    pg = conn.dialect.name == "postgresql"
-    mark = "%s" if pg else "?"
-    where = f"dataset_id = {mark}"
-    params: list[str] = [dataset_id]
+    session: Session, dataset_id: str, splits: Sequence[str] | None = None
+) -> list[tuple[str, str, str | None, bytes | None, str]]:
+    """(split, label, text, image, sha256) in dataset order."""
+    stmt = select(Example.split, Example.label, Example.text, Example.image, Example.sha256).where(
+        Example.dataset_id == dataset_id
+    )
     if splits is not None:
-        if not splits:
-            return ExampleColumns([], [], [], [], [])
-        where += f" AND split IN ({', '.join([mark] * len(splits))})"
-        params += list(splits)
-    sql = f"SELECT split, label, text, image, sha256 FROM examples WHERE {where} ORDER BY position"
-    out = ExampleColumns([], [], [], [], [])
-    cur = raw.cursor(name=f"examples_{new_id('c')}") if pg else raw.cursor()
-    try:
-        if pg:
-            cur.itersize = batch
-        cur.execute(sql, params)
-        while rows := cur.fetchmany(batch):
-            sp, lab, txt, img, sha = zip(*rows, strict=True)
-            out.splits.extend(sp)
-            out.labels.extend(lab)
-            out.texts.extend(txt)
-            out.images.extend(img)
-            out.sha256.extend(sha)
-    finally:
-        cur.close()
-    return out
+        stmt = stmt.where(Example.split.in_(list(splits)))
+    rows = session.execute(stmt.order_by(Example.position)).all()
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 def delete(session: Session, ds: Dataset) -> None:

@@ -36,14 +36,12 @@ class LoadedExamples:
 def load_examples(db: Database, dataset_id: str, splits: list[str] | None = None) -> LoadedExamples:
     """A dataset's examples in order (optionally only ``splits``); synchronous."""
     with db.session() as s:
-        cols = repo.examples(s, dataset_id, splits)
+        rows = repo.examples(s, dataset_id, splits)
     return LoadedExamples(
-        splits=cols.splits,
-        labels=cols.labels,
-        inputs=[
-            t if t is not None else (i or b"") for t, i in zip(cols.texts, cols.images, strict=True)
-        ],
-        keys=cols.sha256,
+        splits=[r[0] for r in rows],
+        labels=[r[1] for r in rows],
+        inputs=[r[2] if r[2] is not None else (r[3] or b"") for r in rows],
+        keys=[r[4] for r in rows],
     )
 
 
