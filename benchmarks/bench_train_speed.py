@@ -68,11 +68,12 @@ def vader(domain: str, seed: int) -> Data:
 
 
 def synthetic(n: int, dim: int, seed: int, classes: int = 10) -> Data:
-    """Gaussian classes with overlapping means (not separable: accuracy well below 1)."""
+    """Gaussian classes, unit noise, means about 2 noise standard deviations apart (they
+    overlap: accuracy well below 1)."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, classes, n)
     means = rng.standard_normal((classes, dim)).astype(np.float32) * (1.5 / np.sqrt(dim))
-    x = rng.standard_normal((n, dim), dtype=np.float32) * (1.0 / np.sqrt(dim)) + means[y]
+    x = rng.standard_normal((n, dim), dtype=np.float32) + means[y]
     a, b = int(0.8 * n), int(0.9 * n)
     return Data(f"synthetic {n:,} x {dim} seed {seed}", x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])
 
