@@ -50,7 +50,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
+def cluster(procs: Procs) -> Iterator[Cluster]:
+    """The hosts' namespaces and the forwarder; the hosts' processes end before them."""
     try:
         topo = Topology(HOSTS)
         topo.up()
@@ -61,6 +62,7 @@ def cluster() -> Iterator[Cluster]:
         fwd.start()
         yield Cluster(topo, fwd, fwd.add(5432), fwd.add(6379))
     finally:
+        procs.close()
         fwd.stop()
         topo.down()
         assert not topo.leftovers(), f"namespaces or links left behind: {topo.leftovers()}"
