@@ -24,10 +24,15 @@ embeddings of VADER movies (1,200 rows, one exploratory run) it did not rank bet
 pass (AUROC 0.789 vs 0.814 at 10 % uniform noise, 0.809 vs 0.812 at 20 %), so
 ``method="auto"`` (the default) is one confident-learning pass today.
 
-**Scores** are in [0, 1], higher = more likely mislabelled: ``(1 + m) / 2`` with the
-normalised margin ``m = max_{j != y} P[i, j] - P[i, y]`` (the paper's "normalized margin"
-ranking; ``score="self_confidence"`` gives ``1 - P[i, y]``). They rank rows; they are not a
-calibrated probability that a label is wrong.
+**Scores** are in [0, 1], higher = more likely mislabelled: the self-confidence score
+``1 - P[i, y]`` (default; the ranking the confident-learning analysis uses), or with
+``score="margin"`` ``(1 + m) / 2`` with the normalised margin
+``m = max_{j != y} P[i, j] - P[i, y]``. With two classes both give the same ranking
+(``m = 1 - 2 P[i, y]``). With many classes the margin ranked worse on the dev data (MiniLM,
+3,000 audited rows, 10 / 20 % uniform noise: AUROC 0.941 / 0.940 vs 0.974 / 0.970 on
+WordNet's 26 classes; 0.838 / 0.834 on fortunes' 43 topics, where 1 - p(given) of a plain
+logistic regression reaches 0.929 / 0.923), so it is no longer the default. Scores rank rows;
+they are not a calibrated probability that a label is wrong.
 
 Pure math on arrays; no I/O.
 """
@@ -154,7 +159,7 @@ def audit_labels(
     method: str = "auto",
     folds: int = 5,
     random_state: int = 0,
-    score: str = "margin",
+    score: str = "self_confidence",
     repeats: int = 2,
     c: float | None = None,
     cs: int = 5,
@@ -172,7 +177,8 @@ def audit_labels(
         "cleaned" (a second pass without the first pass's flagged rows in training).
     folds : k of the stratified k-fold split that gives out-of-fold probabilities (>= 2).
     random_state : seed of the fold assignments (repeat r uses random_state + r).
-    score : "margin" (normalised margin, default) or "self_confidence" (1 - p(given)).
+    score : "self_confidence" (1 - p(given), default) or "margin" ((1 + normalised margin)
+        / 2; the same ranking with two classes).
     repeats : fold assignments averaged (>= 1).
     c : the logistic regression's inverse L2 strength; None = chosen by ``folds``-fold CV
         over ``cs`` values on a log grid [1e-2, 1e2] (best held-out accuracy on the given

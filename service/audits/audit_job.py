@@ -79,7 +79,7 @@ class AuditJob:
                     method=str(opts.get("method", "auto")),
                     folds=int(opts.get("folds", 5)),
                     random_state=int(opts.get("seed", 0)),
-                    score=str(opts.get("score", "margin")),
+                    score=str(opts.get("score", "self_confidence")),
                     repeats=int(opts.get("repeats", 2)),
                     device=self.settings.worker_device or "cpu",
                     callback=on_step,

@@ -35,9 +35,11 @@ class AuditCreate(BaseModel):
         "of the training folds, probabilities recomputed). auto (default): the recommended "
         "method, today confident_learning.",
     )
-    score: Literal["margin", "self_confidence"] = Field(
-        default="margin",
-        description="Ranking score: (1 + normalised margin) / 2, or 1 - p(given label).",
+    score: Literal["self_confidence", "margin"] = Field(
+        default="self_confidence",
+        description="Ranking score: 1 - p(given label) (default), or (1 + normalised "
+        "margin) / 2 (the same ranking with two classes; ranked worse with many classes on "
+        "the dev data).",
     )
     folds: int = Field(default=5, ge=2, le=20, description="k of the out-of-fold k-fold split.")
     repeats: int = Field(default=2, ge=1, le=10, description="Fold assignments averaged.")

@@ -138,3 +138,17 @@ def test_bad_inputs() -> None:
         audit_labels(np.full((40, 8), np.nan), noisy)
     with pytest.raises(TunerInputError, match="2-D"):
         audit_labels(x[:, 0], noisy)
+
+
+def test_default_score_is_self_confidence_and_binary_scores_rank_alike() -> None:
+    x, _, noisy, _ = _noisy(k=4, seed=3)
+    audit = audit_labels(x, noisy, c=1.0, repeats=1)
+    rows = np.arange(noisy.size)
+    assert audit.score == "self_confidence"
+    np.testing.assert_allclose(audit.scores, 1.0 - audit.probabilities[rows, noisy])
+    # two classes: margin = 1 - 2 p(given), so both scores order the rows the same way
+    x2, _, noisy2, _ = _noisy(k=2, seed=4)
+    a = audit_labels(x2, noisy2, c=1.0, repeats=1, score="margin")
+    b = audit_labels(x2, noisy2, c=1.0, repeats=1, score="self_confidence")
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-12)
+    assert (a.flagged == b.flagged).all()
