@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any, Literal
 
@@ -84,12 +85,26 @@ class JobEngine:
                 await beat
         return await self._end(job, JobStatus.SUCCEEDED, None, result)
 
-    def fail_running(self, job_id: str, error: dict[str, str], *, with_hook: bool = True) -> bool:
-        """End a job that is still running as failed (a time limit): synchronous; the kind's
-        terminal hook runs in the same transaction (unless ``with_hook`` is false). Returns
-        whether the job was running."""
+    def fail_running(
+        self,
+        job_id: str,
+        error: dict[str, str],
+        *,
+        with_hook: bool = True,
+        attempt: int | None = None,
+    ) -> bool:
+        """End a job that this worker is still running as failed (a time limit): synchronous;
+        the kind's terminal hook runs in the same transaction (unless ``with_hook`` is false).
+        Returns whether the job was running here (``attempt``: in that attempt)."""
         with self.db.session() as s:
-            changed = jobs_repo.finish(s, job_id, JobStatus.FAILED, error=error, only_running=True)
+            changed = jobs_repo.finish(
+                s,
+                job_id,
+                JobStatus.FAILED,
+                error=error,
+                only_running=True,
+                owner=(self.worker_id, attempt),
+            )
             job = s.get(Job, job_id)
             if changed and job is not None and with_hook:
                 self.handlers.ended(s, job, JobStatus.FAILED)
@@ -106,14 +121,16 @@ class JobEngine:
         result: dict[str, Any] | None = None,
     ) -> Outcome:
         try:
-            await asyncio.to_thread(self._finish, job, status, error, result)
+            recorded = await asyncio.to_thread(self._finish, job, status, error, result)
         except Exception as exc:
             log.exception("job %s: recording its outcome (%s) failed", job.id, status.value)
             await asyncio.sleep(RETRY_END_DELAY_S)
             try:  # once more as it was (a transient database error)
-                await asyncio.to_thread(self._finish, job, status, error, result)
+                recorded = await asyncio.to_thread(self._finish, job, status, error, result)
             except Exception:
                 return await self._release(job, exc)
+        if not recorded:
+            return "skipped"
         return status.value  # type: ignore[return-value]
 
     async def _release(self, job: Job, exc: Exception) -> Outcome:
@@ -129,7 +146,13 @@ class JobEngine:
             await asyncio.sleep(delay)
             try:
                 changed = await asyncio.to_thread(
-                    self.fail_running, job.id, err, with_hook=attempt % 2 == 0
+                    functools.partial(
+                        self.fail_running,
+                        job.id,
+                        err,
+                        with_hook=attempt % 2 == 0,
+                        attempt=job.attempts,
+                    )
                 )
             except Exception:
                 log.warning("job %s: release attempt %d failed", job.id, attempt + 1)
@@ -146,12 +169,23 @@ class JobEngine:
         status: JobStatus,
         error: dict[str, str] | None,
         result: dict[str, Any] | None,
-    ) -> None:
+    ) -> bool:
+        """Record the outcome if this attempt still holds the job; returns whether it did."""
         with self.db.session() as s:
-            jobs_repo.finish(s, job.id, status, error=error, result=result)
+            owner = (self.worker_id, job.attempts)
+            if not jobs_repo.finish(s, job.id, status, error=error, result=result, owner=owner):
+                log.warning(
+                    "job %s: attempt %d is no longer running here (re-queued after missed "
+                    "heartbeats?); its outcome (%s) is dropped",
+                    job.id,
+                    job.attempts,
+                    status.value,
+                )
+                return False
             self.handlers.ended(s, job, status)
         metrics.JOBS.labels(kind=job.kind, status=status.value).inc()
         log.info("job finished", extra={"job_id": job.id, "status": status.value})
+        return True
 
     async def _heartbeat(self, job_id: str) -> None:
         while True:

@@ -112,17 +112,25 @@ def finish(
     error: dict[str, str] | None = None,
     result: dict[str, Any] | None = None,
     only_running: bool = False,
+    owner: tuple[str, int | None] | None = None,
 ) -> bool:
     """Set a terminal status; returns whether the row changed (``only_running``: only a job
-    that is still running, e.g. when a time limit ends it)."""
+    that is still running, e.g. when a time limit ends it; ``owner``: (worker id, attempt or
+    None): only while that worker's attempt still holds the running job, so a worker that
+    was cut off and whose job was re-queued and claimed by another cannot end the new
+    attempt when it comes back)."""
     values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
     if result is not None:
         values["result"] = result
     if only_running:
         values["cancel_requested"] = True  # a training thread still running stops at its epoch
     stmt = update(Job).where(Job.id == job_id)
-    if only_running:
+    if only_running or owner is not None:
         stmt = stmt.where(Job.status == JobStatus.RUNNING)
+    if owner is not None:
+        stmt = stmt.where(Job.worker_id == owner[0])
+        if owner[1] is not None:
+            stmt = stmt.where(Job.attempts == owner[1])
     res = session.execute(stmt.values(**values))
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
@@ -165,7 +173,10 @@ def _pid_dead(worker_id: str | None) -> bool:
 def reap(db: Database, stale_after_s: float, max_attempts: int) -> list[str]:
     """Re-queue running jobs whose worker died (dead local pid or stale heartbeat).
 
-    Jobs that used up their attempts fail instead. Returns the re-queued ids.
+    Jobs that used up their attempts fail instead. Returns the re-queued ids. Each change is
+    a compare-and-set on the attempt that was found stale (status, attempt and worker as
+    read): the API and every worker reap concurrently, and a job re-queued by one reaper and
+    claimed again by a worker in between must not be re-queued by another.
     """
     cutoff = utcnow() - timedelta(seconds=stale_after_s)
     requeued: list[str] = []
@@ -179,12 +190,28 @@ def reap(db: Database, stale_after_s: float, max_attempts: int) -> list[str]:
             if not (stale or _pid_dead(job.worker_id)):
                 continue
             err = {"type": "WorkerLost", "message": f"worker {job.worker_id} stopped"}
+            values: dict[str, Any]
             if job.cancel_requested:
-                job.status, job.finished_at, job.error = JobStatus.CANCELLED, utcnow(), None
+                values = {"status": JobStatus.CANCELLED, "finished_at": utcnow(), "error": None}
             elif job.attempts >= max_attempts:
-                job.status, job.finished_at, job.error = JobStatus.FAILED, utcnow(), err
+                values = {"status": JobStatus.FAILED, "finished_at": utcnow(), "error": err}
             else:
-                job.status, job.worker_id, job.error = JobStatus.QUEUED, None, err
+                values = {"status": JobStatus.QUEUED, "worker_id": None, "error": err}
+            same_worker = (
+                Job.worker_id.is_(None) if job.worker_id is None else Job.worker_id == job.worker_id
+            )
+            res = s.execute(
+                update(Job)
+                .where(
+                    Job.id == job.id,
+                    Job.status == JobStatus.RUNNING,
+                    Job.attempts == job.attempts,
+                    same_worker,
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if res.rowcount == 1 and values["status"] == JobStatus.QUEUED:  # type: ignore[attr-defined]
                 requeued.append(job.id)
     return requeued
 
