@@ -79,8 +79,9 @@ COPY tuner ./tuner
 COPY adapters ./adapters
 COPY service ./service
 COPY migrations ./migrations
+COPY nmtune ./nmtune
 RUN pip install --no-deps --no-build-isolation --target /opt/nmtune ".${EXTRAS}" \
-    && cd / && python -c "import service.cli, importlib.metadata as m; print(m.version('nmtune'))" \
+    && cd / && python -c "import nmtune.service.cli, importlib.metadata as m; print(m.version('nmtune'))" \
     && test -x /opt/nmtune/bin/nmtune
 
 # ---------------------------------------------------------------- runtime: slim, non-root

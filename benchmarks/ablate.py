@@ -49,7 +49,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-    from adapters import build_backend
+    from nmtune.adapters import build_backend
 
     tasks = load_tasks(a.data_dir, a.tasks)
     feats = embed_tasks(CachedEmbedder(), build_backend(MINILM), tasks)

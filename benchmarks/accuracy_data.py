@@ -186,10 +186,10 @@ class CachedEmbedder:
     """EmbeddingCache(Database(sqlite file)).embed(tenant, backend, texts)."""
 
     def __init__(self, db_path: Path | None = None, tenant: str = "benchmarks") -> None:
-        from service.auth.service import get_or_create_tenant
-        from service.db.migrate import upgrade
-        from service.db.session import Database
-        from service.embeddings.service import EmbeddingCache
+        from nmtune.service.auth.service import get_or_create_tenant
+        from nmtune.service.db.migrate import upgrade
+        from nmtune.service.db.session import Database
+        from nmtune.service.embeddings.service import EmbeddingCache
 
         db_path = db_path or CACHE_DIR / "embeddings.db"
         db_path.parent.mkdir(parents=True, exist_ok=True)

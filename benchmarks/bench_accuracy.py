@@ -105,7 +105,7 @@ def fit_row(kind: str, kwargs: dict[str, Any], sp: Split, seed: int) -> dict[str
     """Fit one method; return the fitted model + val scores + wall time."""
     from sklearn.linear_model import LogisticRegression
 
-    from tuner import NMTuneClassifier
+    from nmtune.tuner import NMTuneClassifier
 
     t0 = time.perf_counter()
     if kind == "sklearn":
@@ -130,7 +130,7 @@ def fit_row(kind: str, kwargs: dict[str, Any], sp: Split, seed: int) -> dict[str
 
 def auto_candidate_rows(rows: list[tuple[str, str, dict[str, Any]]], seed: int) -> list[str] | None:
     """Row names equal to auto's default candidates, in grid order (None if one is missing)."""
-    from tuner import resolve_config
+    from nmtune.tuner import resolve_config
 
     by_key: dict[str, str] = {}
     for name, kind, kwargs in rows:
@@ -153,8 +153,8 @@ def auto_candidate_rows(rows: list[tuple[str, str, dict[str, Any]]], seed: int) 
 
 def auto_pick(names: list[str], val: dict[str, tuple[float, float]], n_val: int) -> str:
     """auto's choice among already-trained candidate rows (tuner's own selection rule)."""
-    from tuner import resolve_config
-    from tuner.auto import select_candidate
+    from nmtune.tuner import resolve_config
+    from nmtune.tuner.auto import select_candidate
 
     rule = resolve_config("auto").auto_rule
     return names[select_candidate([val[n] for n in names], n_val, rule)]
@@ -187,7 +187,7 @@ def derive_auto(
 
 
 def score(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    from tuner import classification_metrics
+    from nmtune.tuner import classification_metrics
 
     pred = np.asarray(model.predict(x)).astype(str)
     m = classification_metrics(y.astype(str), pred)
@@ -195,7 +195,7 @@ def score(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def spectra(model: Any, x: np.ndarray) -> dict[str, Any]:
-    from tuner import spectrum
+    from nmtune.tuner import spectrum
 
     z = model.transform(x) if hasattr(model, "transform") and hasattr(model, "config_") else x
     s = spectrum(z, center=True, normalize=False)
@@ -209,7 +209,7 @@ def run_task(
     rows: list[tuple[str, str, dict]],
     with_spectra: bool = True,
 ) -> dict[str, Any]:
-    from tuner import spectrum
+    from nmtune.tuner import spectrum
 
     out: dict[str, Any] = {"task": t.name, "seeds": {}}
     for seed in seeds:
@@ -560,7 +560,7 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     tasks = load_tasks(a.data_dir, tasks_req, a.ood_max)
     embedder = CachedEmbedder()
-    from adapters import build_backend
+    from nmtune.adapters import build_backend
 
     t0 = time.perf_counter()
     if a.backbone == "minilm":

@@ -22,7 +22,7 @@ import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters import build_backend
+from nmtune.adapters import build_backend
 from tests.fakes.openai_server import FakeOpenAIServer
 
 

@@ -60,8 +60,8 @@ def _row(model: Any, sp: Any, fit_s: float) -> dict[str, Any]:
 
 
 def run_task(t: Texts, feats: dict[str, np.ndarray], seed: int, folds: int) -> dict[str, Any]:
-    from tuner import NMTuneClassifier
-    from tuner.auto import select_candidate
+    from nmtune.tuner import NMTuneClassifier
+    from nmtune.tuner.auto import select_candidate
 
     sp = make_split(t, feats, seed)
     out: dict[str, Any] = {"task": t.name, "n_train": len(sp.y_tr), "n_val": len(sp.y_va)}
@@ -203,7 +203,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     tasks = load_tasks(a.data_dir, a.tasks)
-    from adapters import build_backend
+    from nmtune.adapters import build_backend
 
     feats = embed_tasks(CachedEmbedder(), build_backend(MINILM), tasks)
     jobs = [(tasks[n], feats[n], a.seed, a.folds) for n in a.tasks]

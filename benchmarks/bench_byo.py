@@ -54,15 +54,15 @@ def synthetic(rows: int, dim: int, classes: int, seed: int) -> tuple[np.ndarray,
 def run(
     rows: int, dim: int, method: str, db_url: str | None, overrides: dict[str, Any]
 ) -> dict[str, Any]:
-    from service.auth.service import get_or_create_tenant
-    from service.datasets import repository as ds_repo
-    from service.datasets.service import load_examples, load_vectors
-    from service.datasets.vectors import VectorTable, parse_meta, parse_npy, validate_table
-    from service.db.migrate import upgrade
-    from service.db.session import Database
-    from service.heads.training import evaluate
-    from service.settings import Settings
-    from tuner import NMTuneClassifier
+    from nmtune.service.auth.service import get_or_create_tenant
+    from nmtune.service.datasets import repository as ds_repo
+    from nmtune.service.datasets.service import load_examples, load_vectors
+    from nmtune.service.datasets.vectors import VectorTable, parse_meta, parse_npy, validate_table
+    from nmtune.service.db.migrate import upgrade
+    from nmtune.service.db.session import Database
+    from nmtune.service.heads.training import evaluate
+    from nmtune.service.settings import Settings
+    from nmtune.tuner import NMTuneClassifier
 
     out: dict[str, Any] = {"rows": rows, "dim": dim, "method": method, "overrides": overrides}
     out["rss_start_mib"] = round(rss_mib())

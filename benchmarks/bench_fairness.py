@@ -24,10 +24,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.app import create_app
-from service.auth.service import create_key
-from service.db.migrate import upgrade
-from service.db.session import Database
+from nmtune.service.app import create_app
+from nmtune.service.auth.service import create_key
+from nmtune.service.db.migrate import upgrade
+from nmtune.service.db.session import Database
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.service.conftest import (
     ServerThread,

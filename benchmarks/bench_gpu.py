@@ -67,7 +67,7 @@ def main() -> None:
     a = ap.parse_args()
     import torch
 
-    from tuner import NMTuneClassifier
+    from nmtune.tuner import NMTuneClassifier
 
     rows, dim = (2000, 64) if a.small else (a.rows, a.dim)
     epochs = a.epochs or (3 if a.small else None)

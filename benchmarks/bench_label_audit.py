@@ -117,7 +117,7 @@ def heads(
 ) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression
 
-    from tuner import NMTuneClassifier
+    from nmtune.tuner import NMTuneClassifier
 
     keep = ~flagged
 
@@ -154,7 +154,7 @@ def run_setting(
 ) -> dict[str, Any]:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from tuner.audit import audit_labels
+    from nmtune.tuner.audit import audit_labels
 
     classes, y = np.unique(labels, return_inverse=True)
     k = len(classes)
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="label_audit")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("tuner").setLevel(logging.WARNING)
+    logging.getLogger("nmtune.tuner").setLevel(logging.WARNING)
     from label_audit_data import load_embedded
 
     tasks = args.tasks.split(",")

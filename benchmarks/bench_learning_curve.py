@@ -54,7 +54,7 @@ DATA: dict[str, dict[str, Any]] = {}
 
 
 def prepare(data_dir: Path, tasks: list[str]) -> None:
-    from adapters import build_backend
+    from nmtune.adapters import build_backend
 
     texts = load_tasks(data_dir, tasks)
     feats = embed_tasks(CachedEmbedder(), build_backend(MINILM), texts)
@@ -94,7 +94,7 @@ def run_unit(unit: tuple[str, int, str, str]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    from tuner import DEFAULT_PRESET, NMTuneClassifier
+    from nmtune.tuner import DEFAULT_PRESET, NMTuneClassifier
 
     task, seed, size, method = unit
     d = DATA[task]

@@ -152,7 +152,7 @@ def _legacy_write(session: Any, tenant: str, bh: str, pairs: list[tuple[str, np.
     from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    from service.embeddings.models import CachedEmbedding
+    from nmtune.service.embeddings.models import CachedEmbedding
 
     rows = [
         {
@@ -176,7 +176,7 @@ def _legacy_read(session: Any, tenant: str, bh: str, keys: list[str]) -> dict[st
     text-format unnest join (PostgreSQL), one frombuffer per row into a dict."""
     from sqlalchemy import select, text
 
-    from service.embeddings.models import CachedEmbedding
+    from nmtune.service.embeddings.models import CachedEmbedding
 
     out: dict[str, np.ndarray] = {}
     if session.get_bind().dialect.name == "postgresql":
@@ -213,10 +213,10 @@ def _cache_round(url: str, n: int, dim: int, chunk: int, legacy: bool = False) -
     """Write n vectors in transactions of ``chunk`` (as EmbeddingCache commits each backend
     batch), then read them all back (median of 3); ``legacy``: the pre-issue-15 code too, on
     its own keys in the same database."""
-    from service.auth.service import get_or_create_tenant
-    from service.db.migrate import upgrade
-    from service.db.session import Database
-    from service.embeddings.repository import read_matrix, write_matrix
+    from nmtune.service.auth.service import get_or_create_tenant
+    from nmtune.service.db.migrate import upgrade
+    from nmtune.service.db.session import Database
+    from nmtune.service.embeddings.repository import read_matrix, write_matrix
 
     upgrade(url)
     db = Database(url)
@@ -333,7 +333,7 @@ def cache(sizes: list[tuple[int, int]], pg_url: str | None, legacy_max: int) -> 
 def spectrum_big(n: int, dim: int) -> None:
     import resource
 
-    from tuner.spectrum import spectrum as tuner_spectrum
+    from nmtune.tuner.spectrum import spectrum as tuner_spectrum
 
     emit(f"## 6. Spectrum of N = {n:,}, D = {dim:,} (float32 features)")
     emit("")

@@ -117,9 +117,9 @@ def main() -> None:
         uvicorn.run(bare_app(), host="127.0.0.1", port=args.bare_server, log_level="warning")
         return
 
-    from service.auth.service import create_key
-    from service.db.migrate import upgrade
-    from service.db.session import Database
+    from nmtune.service.auth.service import create_key
+    from nmtune.service.db.migrate import upgrade
+    from nmtune.service.db.session import Database
 
     tmp = Path(tempfile.mkdtemp(prefix="nmtune-bench-"))
     url = f"sqlite:///{tmp / 'bench.db'}"
@@ -144,7 +144,7 @@ def main() -> None:
     p_nm, p_bare = free_port(), free_port()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(p_nm)],
+            [sys.executable, "-m", "nmtune.service.cli", "serve", "--port", str(p_nm)],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

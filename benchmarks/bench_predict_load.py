@@ -67,11 +67,11 @@ def texts(tag: str, n: int) -> list[str]:
 def mode(budget_ms: float, big: int, small: int, samples: int) -> dict[str, Any]:
     from pydantic import SecretStr
 
-    from service.app import create_app
-    from service.auth.service import create_key
-    from service.db.migrate import upgrade
-    from service.db.session import Database
-    from service.settings import Settings
+    from nmtune.service.app import create_app
+    from nmtune.service.auth.service import create_key
+    from nmtune.service.db.migrate import upgrade
+    from nmtune.service.db.session import Database
+    from nmtune.service.settings import Settings
 
     with tempfile.TemporaryDirectory() as d:
         url = f"sqlite:///{d}/load.db"

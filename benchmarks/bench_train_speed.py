@@ -58,7 +58,7 @@ def vader(domain: str, seed: int) -> Data:
     """MiniLM VADER-<domain> features through the benchmarks' SQL embedding cache."""
     from accuracy_data import DEFAULT_DATA, MINILM, CachedEmbedder, load_tasks, split_indices
 
-    from adapters import build_backend
+    from nmtune.adapters import build_backend
 
     t = load_tasks(DEFAULT_DATA, [f"vader-{domain}"])[f"vader-{domain}"]
     x = CachedEmbedder().embed(build_backend(MINILM), t.texts, f"vader-{domain}")
@@ -94,7 +94,7 @@ def sklearn_lr(d: Data) -> tuple[float, float]:
 
 
 def head(d: Data, kw: dict[str, Any], seed: int, patience: int | None) -> dict[str, Any]:
-    from tuner import NMTuneClassifier
+    from nmtune.tuner import NMTuneClassifier
 
     extra = {} if patience is None else {"patience": patience}
     est = NMTuneClassifier(random_state=seed, device="cpu", **kw, **extra)

@@ -19,9 +19,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from tuner.config import HeadConfig, resolve_config
-from tuner.heads import HeadModule, build_head
-from tuner.training import training_step
+from nmtune.tuner.config import HeadConfig, resolve_config
+from nmtune.tuner.heads import HeadModule, build_head
+from nmtune.tuner.training import training_step
 
 
 def naive_step(

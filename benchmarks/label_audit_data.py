@@ -33,7 +33,7 @@ def load_embedded(
     data_dir: Path, tasks: list[str], max_per_task: int, embedder: CachedEmbedder | None = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{task: (X (n, 384) float32, labels (n,) str)} embedded with MiniLM through the cache."""
-    from adapters import build_backend
+    from nmtune.adapters import build_backend
 
     texts = load_tasks(data_dir, tasks)
     embedder = embedder or CachedEmbedder()

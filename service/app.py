@@ -10,29 +10,29 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service import __version__
-from service.audits.router import router as audits_router
-from service.auth.service import ensure_key
-from service.backbones.router import router as backbones_router
-from service.backbones.service import Warmup
-from service.composition import build_context
-from service.context import AppContext
-from service.datasets.router import VECTOR_UPLOAD_PATH
-from service.datasets.router import router as datasets_router
-from service.db import migrate
-from service.diagnostics.router import router as diagnostics_router
-from service.errors import install_error_handlers
-from service.heads.router import router as heads_router
-from service.jobs.router import router as jobs_router
-from service.ops.hygiene import InputHygiene
-from service.ops.middleware import LimitAndObserve
-from service.ops.redaction import install_redaction
-from service.ops.router import router as ops_router
-from service.ops.threads import set_this_thread
-from service.predictions.router import openai_router
-from service.predictions.router import router as predictions_router
-from service.settings import Settings, get_settings
-from service.ui.router import router as ui_router
+from nmtune.service import __version__
+from nmtune.service.audits.router import router as audits_router
+from nmtune.service.auth.service import ensure_key
+from nmtune.service.backbones.router import router as backbones_router
+from nmtune.service.backbones.service import Warmup
+from nmtune.service.composition import build_context
+from nmtune.service.context import AppContext
+from nmtune.service.datasets.router import VECTOR_UPLOAD_PATH
+from nmtune.service.datasets.router import router as datasets_router
+from nmtune.service.db import migrate
+from nmtune.service.diagnostics.router import router as diagnostics_router
+from nmtune.service.errors import install_error_handlers
+from nmtune.service.heads.router import router as heads_router
+from nmtune.service.jobs.router import router as jobs_router
+from nmtune.service.ops.hygiene import InputHygiene
+from nmtune.service.ops.middleware import LimitAndObserve
+from nmtune.service.ops.redaction import install_redaction
+from nmtune.service.ops.router import router as ops_router
+from nmtune.service.ops.threads import set_this_thread
+from nmtune.service.predictions.router import openai_router
+from nmtune.service.predictions.router import router as predictions_router
+from nmtune.service.settings import Settings, get_settings
+from nmtune.service.ui.router import router as ui_router
 
 log = logging.getLogger(__name__)
 

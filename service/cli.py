@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from service.db.session import Database
-from service.settings import get_settings
+from nmtune.service.db.session import Database
+from nmtune.service.settings import get_settings
 
 
 def _out(line: str) -> None:
@@ -17,12 +17,12 @@ def _out(line: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.app import create_app
-    from service.ops.logging import configure_logging
+    from nmtune.service.app import create_app
+    from nmtune.service.ops.logging import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json, settings.secret_values())
-    from service.ops.http_protocol import ENVELOPE_PROTOCOL
+    from nmtune.service.ops.http_protocol import ENVELOPE_PROTOCOL
 
     uvicorn.run(
         create_app(settings),
@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from service.db.migrate import upgrade
+    from nmtune.service.db.migrate import upgrade
 
     upgrade(get_settings().database_url.get_secret_value())
     _out("database schema is up to date")
@@ -48,7 +48,7 @@ def _db() -> Database:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from service.auth import service as auth
+    from nmtune.service.auth import service as auth
 
     db = _db()
     try:
@@ -77,7 +77,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from service.worker.main import run_worker
+    from nmtune.service.worker.main import run_worker
 
     return run_worker(queues=args.queues, concurrency=args.concurrency)
 

@@ -4,25 +4,25 @@ a new job kind is one ``handlers.register(...)`` line here (docs/architecture.md
 
 from __future__ import annotations
 
-import service.models  # noqa: F401  (every model mapped: foreign keys resolve)
-from adapters import BackendRegistry
-from service.audits.audit_job import AuditJob
-from service.audits.service import on_audit_job_ended
-from service.context import AppContext
-from service.db.session import Database
-from service.diagnostics.embed_job import EmbedJob
-from service.embeddings.service import EmbeddingCache
-from service.heads.service import on_train_job_ended
-from service.heads.training import TrainJob
-from service.jobs.celery import CeleryRunner
-from service.jobs.engine import JobEngine
-from service.jobs.handlers import JobHandlers
-from service.jobs.models import JobKind
-from service.jobs.runner import InlineRunner, JobQueue, JobRunner
-from service.ops.quotas import StreamSlots, TenantRateLimiter
-from service.predictions.cache import HeadCache
-from service.settings import Settings
-from service.ttl_cache import TTLCache
+import nmtune.service.models  # noqa: F401  (every model mapped: foreign keys resolve)
+from nmtune.adapters import BackendRegistry
+from nmtune.service.audits.audit_job import AuditJob
+from nmtune.service.audits.service import on_audit_job_ended
+from nmtune.service.context import AppContext
+from nmtune.service.db.session import Database
+from nmtune.service.diagnostics.embed_job import EmbedJob
+from nmtune.service.embeddings.service import EmbeddingCache
+from nmtune.service.heads.service import on_train_job_ended
+from nmtune.service.heads.training import TrainJob
+from nmtune.service.jobs.celery import CeleryRunner
+from nmtune.service.jobs.engine import JobEngine
+from nmtune.service.jobs.handlers import JobHandlers
+from nmtune.service.jobs.models import JobKind
+from nmtune.service.jobs.runner import InlineRunner, JobQueue, JobRunner
+from nmtune.service.ops.quotas import StreamSlots, TenantRateLimiter
+from nmtune.service.predictions.cache import HeadCache
+from nmtune.service.settings import Settings
+from nmtune.service.ttl_cache import TTLCache
 
 
 def job_handlers(

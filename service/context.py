@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters import BackendRegistry
-from service.db.session import Database
-from service.embeddings.service import EmbeddingCache
-from service.jobs.engine import JobEngine
-from service.jobs.handlers import JobHandlers
-from service.jobs.runner import JobQueue, JobRunner
-from service.ops.quotas import StreamSlots, TenantRateLimiter
-from service.predictions.cache import HeadCache
-from service.settings import Settings
-from service.ttl_cache import TTLCache
+from nmtune.adapters import BackendRegistry
+from nmtune.service.db.session import Database
+from nmtune.service.embeddings.service import EmbeddingCache
+from nmtune.service.jobs.engine import JobEngine
+from nmtune.service.jobs.handlers import JobHandlers
+from nmtune.service.jobs.runner import JobQueue, JobRunner
+from nmtune.service.ops.quotas import StreamSlots, TenantRateLimiter
+from nmtune.service.predictions.cache import HeadCache
+from nmtune.service.settings import Settings
+from nmtune.service.ttl_cache import TTLCache
 
 
 @dataclass

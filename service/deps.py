@@ -8,9 +8,9 @@ from anyio import to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.auth.service import hash_key, tenant_for_key
-from service.context import AppContext
-from service.errors import Unauthorized
+from nmtune.service.auth.service import hash_key, tenant_for_key
+from nmtune.service.context import AppContext
+from nmtune.service.errors import Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer nmt_...`")
 

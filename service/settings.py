@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters.config import check_endpoint_url
+from nmtune.adapters.config import check_endpoint_url
 
 DEFAULT_BACKBONES: list[dict[str, Any]] = [
     {

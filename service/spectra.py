@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from tuner import spectrum
+from nmtune.tuner import spectrum
 
 #: singular values kept in a stored / served spectrum (largest first)
 SPECTRUM_VALUES_KEPT = 256

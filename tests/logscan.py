@@ -136,8 +136,8 @@ def register_log(path: Path) -> None:
 def install_registration_hooks() -> None:
     """Register every API key ``create_key`` makes and every ``Settings.secret_values()``
     (called by each in-process ``create_app``). Runs before any test module is imported."""
-    import service.auth.service as auth
-    from service.settings import Settings
+    import nmtune.service.auth.service as auth
+    from nmtune.service.settings import Settings
 
     if getattr(auth.create_key, "_logscan", False):
         return

@@ -11,10 +11,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from service.auth.service import create_key
-from service.db.migrate import upgrade
-from service.db.session import Database
-from service.settings import Settings
+from nmtune.service.auth.service import create_key
+from nmtune.service.db.migrate import upgrade
+from nmtune.service.db.session import Database
+from nmtune.service.settings import Settings
 from tests import logscan
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from tuner._version import __version__
-from tuner.config import DEFAULT_PRESET, METHODS, PRESETS, HeadConfig, resolve_config
-from tuner.errors import ConfigError, TrainingCancelled, TunerError, TunerInputError
-from tuner.estimator import NMTuneClassifier
-from tuner.losses import cov_loss, mse_consistency_loss, svd_loss
-from tuner.metrics import classification_metrics
-from tuner.spectrum import Spectrum, spectrum
-from tuner.training import EpochReport
+from nmtune.tuner._version import __version__
+from nmtune.tuner.config import DEFAULT_PRESET, METHODS, PRESETS, HeadConfig, resolve_config
+from nmtune.tuner.errors import ConfigError, TrainingCancelled, TunerError, TunerInputError
+from nmtune.tuner.estimator import NMTuneClassifier
+from nmtune.tuner.losses import cov_loss, mse_consistency_loss, svd_loss
+from nmtune.tuner.metrics import classification_metrics
+from nmtune.tuner.spectrum import Spectrum, spectrum
+from nmtune.tuner.training import EpochReport
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

@@ -47,11 +47,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from tuner.errors import TrainingCancelled, TunerInputError
-from tuner.inputs import check_features, encode_labels
-from tuner.logreg import fit_logreg_cv, fit_logreg_folds
-from tuner.splits import stratified_folds
-from tuner.training import resolve_device
+from nmtune.tuner.errors import TrainingCancelled, TunerInputError
+from nmtune.tuner.inputs import check_features, encode_labels
+from nmtune.tuner.logreg import fit_logreg_cv, fit_logreg_folds
+from nmtune.tuner.splits import stratified_folds
+from nmtune.tuner.training import resolve_device
 
 __all__ = ["AUDIT_METHODS", "AUDIT_SCORES", "AuditProgress", "LabelAudit", "audit_labels"]
 

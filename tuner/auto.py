@@ -20,13 +20,13 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from tuner.config import HeadConfig, resolve_config
-from tuner.errors import ConfigError
-from tuner.logreg import LogRegFit
-from tuner.lr import lr_record, solve_lr, solve_lr_at
-from tuner.selection import Fitted, cv_curve, fit_single, lr_fitted, refit_at_epoch
-from tuner.splits import Signal, fold_count, stratified_folds
-from tuner.training import ProgressCallback, resolve_device
+from nmtune.tuner.config import HeadConfig, resolve_config
+from nmtune.tuner.errors import ConfigError
+from nmtune.tuner.logreg import LogRegFit
+from nmtune.tuner.lr import lr_record, solve_lr, solve_lr_at
+from nmtune.tuner.selection import Fitted, cv_curve, fit_single, lr_fitted, refit_at_epoch
+from nmtune.tuner.splits import Signal, fold_count, stratified_folds
+from nmtune.tuner.training import ProgressCallback, resolve_device
 
 __all__ = ["candidate_configs", "fit_auto", "loo_epoch_scores", "select_candidate"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
-from tuner.config import HeadConfig
+from nmtune.tuner.config import HeadConfig
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from tuner.errors import ConfigError
-from tuner.validation import Rule, boolean, choice, integer, json_equal, number, optional
+from nmtune.tuner.errors import ConfigError
+from nmtune.tuner.validation import Rule, boolean, choice, integer, json_equal, number, optional
 
 __all__ = [
     "AUTO_FIELDS",

@@ -9,17 +9,23 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from tuner.auto import fit_auto
-from tuner.config import AUTO_FIELDS, DEFAULT_PRESET, HeadConfig, resolve_config
-from tuner.errors import ConfigError, NotFittedError, TunerInputError
-from tuner.heads import HeadModule
-from tuner.inputs import as_label_list, check_features, classes_array, encode_labels, label_kind
-from tuner.metrics import accuracy
-from tuner.selection import fit_single
-from tuner.serialization import head_blob, load_head_blob, read_metadata
-from tuner.spectrum import Spectrum, spectrum
-from tuner.splits import choose_signal
-from tuner.training import ProgressCallback, predict_logits
+from nmtune.tuner.auto import fit_auto
+from nmtune.tuner.config import AUTO_FIELDS, DEFAULT_PRESET, HeadConfig, resolve_config
+from nmtune.tuner.errors import ConfigError, NotFittedError, TunerInputError
+from nmtune.tuner.heads import HeadModule
+from nmtune.tuner.inputs import (
+    as_label_list,
+    check_features,
+    classes_array,
+    encode_labels,
+    label_kind,
+)
+from nmtune.tuner.metrics import accuracy
+from nmtune.tuner.selection import fit_single
+from nmtune.tuner.serialization import head_blob, load_head_blob, read_metadata
+from nmtune.tuner.spectrum import Spectrum, spectrum
+from nmtune.tuner.splits import choose_signal
+from nmtune.tuner.training import ProgressCallback, predict_logits
 
 __all__ = ["NMTuneClassifier"]
 

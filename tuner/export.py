@@ -19,7 +19,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from tuner.heads import HeadModule, LinearHead, NMTuneHead
+from nmtune.tuner.heads import HeadModule, LinearHead, NMTuneHead
 
 __all__ = ["PLAN_FORMAT", "PLAN_VERSION", "export_head", "export_onnx"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tuner.config import HeadConfig
+from nmtune.tuner.config import HeadConfig
 
 __all__ = ["HeadModule", "LinearHead", "NMTuneHead", "build_head"]
 

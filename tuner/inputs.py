@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tuner.errors import DataConversionWarning, InputTypeError, TunerInputError
-from tuner.metrics import to_native
+from nmtune.tuner.errors import DataConversionWarning, InputTypeError, TunerInputError
+from nmtune.tuner.metrics import to_native
 
 __all__ = ["as_label_list", "check_features", "classes_array", "encode_labels", "label_kind"]
 

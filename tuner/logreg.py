@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from tuner.splits import fold_count, stratified_folds
+from nmtune.tuner.splits import fold_count, stratified_folds
 
 __all__ = [
     "LogRegFit",

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from tuner.config import HeadConfig
+    from nmtune.tuner.config import HeadConfig
 
 __all__ = [
     "augment",

@@ -10,11 +10,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from tuner.config import HeadConfig
-from tuner.errors import TrainingCancelled
-from tuner.heads import LinearHead
-from tuner.logreg import LogRegFit, c_grid, fit_logreg, fit_logreg_cv, fit_logreg_on_eval
-from tuner.training import EpochReport, ProgressCallback, balanced_class_weights
+from nmtune.tuner.config import HeadConfig
+from nmtune.tuner.errors import TrainingCancelled
+from nmtune.tuner.heads import LinearHead
+from nmtune.tuner.logreg import LogRegFit, c_grid, fit_logreg, fit_logreg_cv, fit_logreg_on_eval
+from nmtune.tuner.training import EpochReport, ProgressCallback, balanced_class_weights
 
 __all__ = ["linear_head", "lr_record", "solve_lr", "solve_lr_at"]
 

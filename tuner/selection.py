@@ -31,14 +31,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from tuner.config import TORCH_METHODS, HeadConfig
-from tuner.errors import ConfigError
-from tuner.heads import HeadModule
-from tuner.logreg import LogRegFit
-from tuner.lr import linear_head, lr_record, solve_lr, solve_lr_at
-from tuner.metrics import index_scores
-from tuner.splits import Signal, fold_count, stratified_folds
-from tuner.training import (
+from nmtune.tuner.config import TORCH_METHODS, HeadConfig
+from nmtune.tuner.errors import ConfigError
+from nmtune.tuner.heads import HeadModule
+from nmtune.tuner.logreg import LogRegFit
+from nmtune.tuner.lr import linear_head, lr_record, solve_lr, solve_lr_at
+from nmtune.tuner.metrics import index_scores
+from nmtune.tuner.splits import Signal, fold_count, stratified_folds
+from nmtune.tuner.training import (
     EpochReport,
     ProgressCallback,
     predict_logits,

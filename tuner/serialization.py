@@ -20,12 +20,12 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from tuner._version import __version__
-from tuner.config import TRAINED_METHODS, HeadConfig
-from tuner.errors import TunerInputError
-from tuner.heads import HeadModule, build_head
-from tuner.metrics import to_native
-from tuner.training import resolve_device
+from nmtune.tuner._version import __version__
+from nmtune.tuner.config import TRAINED_METHODS, HeadConfig
+from nmtune.tuner.errors import TunerInputError
+from nmtune.tuner.heads import HeadModule, build_head
+from nmtune.tuner.metrics import to_native
+from nmtune.tuner.training import resolve_device
 
 __all__ = [
     "FORMAT_VERSION",

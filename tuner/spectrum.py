@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tuner.errors import TunerInputError
+from nmtune.tuner.errors import TunerInputError
 
 __all__ = ["Spectrum", "spectrum"]
 

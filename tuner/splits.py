@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tuner.config import HeadConfig
+from nmtune.tuner.config import HeadConfig
 
 __all__ = ["Signal", "choose_signal", "fold_count", "stratified_folds", "stratified_split"]
 

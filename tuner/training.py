@@ -21,11 +21,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from tuner.config import HeadConfig
-from tuner.errors import ConfigError, TrainingCancelled
-from tuner.heads import HeadModule, build_head
-from tuner.losses import augment, compute_loss
-from tuner.metrics import index_scores
+from nmtune.tuner.config import HeadConfig
+from nmtune.tuner.errors import ConfigError, TrainingCancelled
+from nmtune.tuner.heads import HeadModule, build_head
+from nmtune.tuner.losses import augment, compute_loss
+from nmtune.tuner.metrics import index_scores
 
 __all__ = [
     "EpochReport",

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tuner.errors import ConfigError
+from nmtune.tuner.errors import ConfigError
 
 __all__ = ["Rule", "boolean", "choice", "integer", "json_equal", "number", "optional"]
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from adapters import BackendRegistry
-from service.audits import service as audits_service
-from service.audits.models import AuditStatus
-from service.db.session import Database
-from service.embeddings.service import EmbeddingCache
-from service.jobs import repository as jobs_repo
-from service.jobs.handlers import JobContext, JobFailed
-from service.ops.threads import compute_threads, with_threads
-from service.settings import Settings
-from tuner.audit import LabelAudit, audit_labels
+from nmtune.adapters import BackendRegistry
+from nmtune.service.audits import service as audits_service
+from nmtune.service.audits.models import AuditStatus
+from nmtune.service.db.session import Database
+from nmtune.service.embeddings.service import EmbeddingCache
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.jobs.handlers import JobContext, JobFailed
+from nmtune.service.ops.threads import compute_threads, with_threads
+from nmtune.service.settings import Settings
+from nmtune.tuner.audit import LabelAudit, audit_labels
 
 
 class AuditJob:

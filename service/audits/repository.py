@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from service.audits.models import Audit, AuditItem
-from service.datasets.models import Example
+from nmtune.service.audits.models import Audit, AuditItem
+from nmtune.service.datasets.models import Example
 
 _ORDER = {
     "-score": (AuditItem.score.desc(), AuditItem.position),

@@ -6,10 +6,16 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
-from service.audits import service
-from service.audits.schemas import AuditCreate, AuditCreated, AuditDetail, AuditPage, AuditSort
-from service.deps import Ctx, TenantId
-from service.errors import ERROR_RESPONSES
+from nmtune.service.audits import service
+from nmtune.service.audits.schemas import (
+    AuditCreate,
+    AuditCreated,
+    AuditDetail,
+    AuditPage,
+    AuditSort,
+)
+from nmtune.service.deps import Ctx, TenantId
+from nmtune.service.errors import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1/datasets", tags=["audits"], responses=ERROR_RESPONSES)
 

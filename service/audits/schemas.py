@@ -5,9 +5,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from service.audits.models import AuditStatus
-from service.jobs.schemas import JobOut
-from service.json_types import Scalar
+from nmtune.service.audits.models import AuditStatus
+from nmtune.service.jobs.schemas import JobOut
+from nmtune.service.json_types import Scalar
 
 AuditSort = Literal["-score", "score", "position", "-position"]
 

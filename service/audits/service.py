@@ -12,10 +12,10 @@ from typing import Any
 from anyio import to_thread
 from sqlalchemy.orm import Session
 
-from adapters import BackendRegistry, EmbeddingBackend
-from service.audits import repository as repo
-from service.audits.models import Audit, AuditStatus
-from service.audits.schemas import (
+from nmtune.adapters import BackendRegistry, EmbeddingBackend
+from nmtune.service.audits import repository as repo
+from nmtune.service.audits.models import Audit, AuditStatus
+from nmtune.service.audits.schemas import (
     AuditCreate,
     AuditCreated,
     AuditDetail,
@@ -25,17 +25,17 @@ from service.audits.schemas import (
     AuditSummary,
     ExamplePage,
 )
-from service.backbones.service import get_backend
-from service.datasets import repository as datasets_repo
-from service.datasets.models import Dataset
-from service.datasets.service import get_dataset
-from service.db.base import new_id, utcnow
-from service.db.session import Database
-from service.errors import Conflict, NotFound, ValidationFailed
-from service.jobs import service as jobs_service
-from service.jobs.handlers import JobFailed
-from service.jobs.models import Job, JobKind, JobStatus
-from service.jobs.runner import JobQueue
+from nmtune.service.backbones.service import get_backend
+from nmtune.service.datasets import repository as datasets_repo
+from nmtune.service.datasets.models import Dataset
+from nmtune.service.datasets.service import get_dataset
+from nmtune.service.db.base import new_id, utcnow
+from nmtune.service.db.session import Database
+from nmtune.service.errors import Conflict, NotFound, ValidationFailed
+from nmtune.service.jobs import service as jobs_service
+from nmtune.service.jobs.handlers import JobFailed
+from nmtune.service.jobs.models import Job, JobKind, JobStatus
+from nmtune.service.jobs.runner import JobQueue
 
 EXPORT_FIELDS = ("position", "split", "text", "image_sha256", "given", "suggested", "score")
 

@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.auth.models import ApiKey, Tenant
-from service.db.base import new_id, utcnow
+from nmtune.service.auth.models import ApiKey, Tenant
+from nmtune.service.db.base import new_id, utcnow
 
 KEY_PREFIX = "nmt_"
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from service.backbones.service import describe_all
-from service.deps import Ctx, TenantId
-from service.errors import ERROR_RESPONSES
-from service.json_types import Scalar
+from nmtune.service.backbones.service import describe_all
+from nmtune.service.deps import Ctx, TenantId
+from nmtune.service.errors import ERROR_RESPONSES
+from nmtune.service.json_types import Scalar
 
 router = APIRouter(prefix="/v1/backbones", tags=["backbones"], responses=ERROR_RESPONSES)
 

@@ -5,8 +5,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from adapters import AdapterError, BackendRegistry, EmbeddingBackend, Usage
-from service.errors import ServiceUnavailable, ValidationFailed
+from nmtune.adapters import AdapterError, BackendRegistry, EmbeddingBackend, Usage
+from nmtune.service.errors import ServiceUnavailable, ValidationFailed
 
 
 def known_backend(

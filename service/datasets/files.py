@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from service.datasets.schemas import Record
-from service.errors import ValidationFailed
-from service.json_types import Metadata
+from nmtune.service.datasets.schemas import Record
+from nmtune.service.errors import ValidationFailed
+from nmtune.service.json_types import Metadata
 
 
 def _record(obj: object, where: str) -> Record:

@@ -7,10 +7,10 @@ import numpy as np
 from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from service.datasets.models import Dataset, DatasetVectors, Example
-from service.datasets.validation import CleanDataset
-from service.datasets.vectors import CleanVectors
-from service.db.base import new_id
+from nmtune.service.datasets.models import Dataset, DatasetVectors, Example
+from nmtune.service.datasets.validation import CleanDataset
+from nmtune.service.datasets.vectors import CleanVectors
+from nmtune.service.db.base import new_id
 
 #: bytes of float32 rows per dataset_vectors row
 VECTOR_CHUNK_BYTES = 4 * 1024 * 1024

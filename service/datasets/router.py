@@ -5,9 +5,9 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
-from service.datasets import service
-from service.datasets.files import parse_metadata_form, parse_upload
-from service.datasets.schemas import (
+from nmtune.service.datasets import service
+from nmtune.service.datasets.files import parse_metadata_form, parse_upload
+from nmtune.service.datasets.schemas import (
     BACKBONE_IDENTITY_DESCRIPTION,
     LONG_TEXTS_DESCRIPTION,
     DatasetCreate,
@@ -16,10 +16,16 @@ from service.datasets.schemas import (
     LongTexts,
     VectorDatasetCreate,
 )
-from service.datasets.vectors import VectorTable, is_arrow, parse_arrow, parse_meta, parse_npy
-from service.deps import Ctx, TenantId
-from service.errors import ERROR_RESPONSES, PayloadTooLarge, ValidationFailed
-from service.json_types import METADATA_MAX_BYTES
+from nmtune.service.datasets.vectors import (
+    VectorTable,
+    is_arrow,
+    parse_arrow,
+    parse_meta,
+    parse_npy,
+)
+from nmtune.service.deps import Ctx, TenantId
+from nmtune.service.errors import ERROR_RESPONSES, PayloadTooLarge, ValidationFailed
+from nmtune.service.json_types import METADATA_MAX_BYTES
 
 AFTER = "Cursor: the `next_after` of the previous page (offset then counts from it)."
 

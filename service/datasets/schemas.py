@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from service.json_types import Metadata
+from nmtune.service.json_types import Metadata
 
 SPLIT_PATTERN = r"^(train|validation|test|(validation:)?ood:[A-Za-z0-9_.\-]{1,64})$"
 Label = StrictStr | StrictInt

@@ -6,9 +6,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from service.datasets import repository as repo
-from service.datasets.models import Dataset
-from service.datasets.schemas import (
+from nmtune.service.datasets import repository as repo
+from nmtune.service.datasets.models import Dataset
+from nmtune.service.datasets.schemas import (
     DatasetOut,
     DatasetPage,
     Record,
@@ -16,13 +16,13 @@ from service.datasets.schemas import (
     Truncation,
     VectorDatasetCreate,
 )
-from service.datasets.validation import check_name, validate_records
-from service.datasets.vectors import VectorTable, table_from_records, validate_table
-from service.db.session import Database
-from service.errors import Conflict, NotFound, ValidationFailed
-from service.jobs import repository as jobs_repo
-from service.ops.hygiene import first_bad
-from service.settings import Settings
+from nmtune.service.datasets.validation import check_name, validate_records
+from nmtune.service.datasets.vectors import VectorTable, table_from_records, validate_table
+from nmtune.service.db.session import Database
+from nmtune.service.errors import Conflict, NotFound, ValidationFailed
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.ops.hygiene import first_bad
+from nmtune.service.settings import Settings
 
 
 @dataclass

@@ -10,10 +10,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from service.datasets.schemas import SPLIT_PATTERN, Record
-from service.errors import PayloadTooLarge, ValidationFailed
-from service.ops.hygiene import bad_char
-from service.settings import Settings
+from nmtune.service.datasets.schemas import SPLIT_PATTERN, Record
+from nmtune.service.errors import PayloadTooLarge, ValidationFailed
+from nmtune.service.ops.hygiene import bad_char
+from nmtune.service.settings import Settings
 
 #: Integer labels must fit a signed 64-bit integer (JSON, CSV and the database agree).
 MAX_INT_LABEL = 2**63 - 1

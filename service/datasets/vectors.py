@@ -14,10 +14,15 @@ from typing import IO, Any
 
 import numpy as np
 
-from service.datasets.schemas import SPLIT_PATTERN, VectorRecord
-from service.datasets.validation import MAX_INT_LABEL, check_name, check_text, summarize_labels
-from service.errors import PayloadTooLarge, ValidationFailed
-from service.settings import Settings
+from nmtune.service.datasets.schemas import SPLIT_PATTERN, VectorRecord
+from nmtune.service.datasets.validation import (
+    MAX_INT_LABEL,
+    check_name,
+    check_text,
+    summarize_labels,
+)
+from nmtune.service.errors import PayloadTooLarge, ValidationFailed
+from nmtune.service.settings import Settings
 
 Label = str | int
 #: rows checked for finiteness per step (bounds the temporary boolean array)

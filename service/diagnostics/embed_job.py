@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from adapters import BackendRegistry
-from service.datasets.service import load_examples
-from service.db.session import Database
-from service.embeddings.service import EmbeddingCache
-from service.jobs.handlers import JobContext
+from nmtune.adapters import BackendRegistry
+from nmtune.service.datasets.service import load_examples
+from nmtune.service.db.session import Database
+from nmtune.service.embeddings.service import EmbeddingCache
+from nmtune.service.jobs.handlers import JobContext
 
 
 class EmbedJob:

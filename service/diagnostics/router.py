@@ -6,11 +6,11 @@ from anyio import to_thread
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from service.deps import Ctx, TenantId
-from service.diagnostics import service
-from service.diagnostics.schemas import DatasetSpectrum, HeadSpectrum, SpectrumPending
-from service.diagnostics.svg import spectrum_svg
-from service.errors import ERROR_RESPONSES
+from nmtune.service.deps import Ctx, TenantId
+from nmtune.service.diagnostics import service
+from nmtune.service.diagnostics.schemas import DatasetSpectrum, HeadSpectrum, SpectrumPending
+from nmtune.service.diagnostics.svg import spectrum_svg
+from nmtune.service.errors import ERROR_RESPONSES
 
 router = APIRouter(tags=["diagnostics"], responses=ERROR_RESPONSES)
 

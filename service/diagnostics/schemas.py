@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from service.spectra import SpectrumOptions
+from nmtune.service.spectra import SpectrumOptions
 
 
 class SpectrumOut(BaseModel):

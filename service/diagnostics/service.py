@@ -6,29 +6,29 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from adapters import BackendRegistry
-from service.backbones.service import get_backend
-from service.datasets import service as datasets_service
-from service.datasets.models import Dataset
-from service.datasets.service import load_examples
-from service.db.session import Database
-from service.diagnostics.schemas import (
+from nmtune.adapters import BackendRegistry
+from nmtune.service.backbones.service import get_backend
+from nmtune.service.datasets import service as datasets_service
+from nmtune.service.datasets.models import Dataset
+from nmtune.service.datasets.service import load_examples
+from nmtune.service.db.session import Database
+from nmtune.service.diagnostics.schemas import (
     DatasetSpectrum,
     HeadSpectrum,
     SpectrumOut,
     SpectrumPending,
 )
-from service.embeddings.service import EmbeddingCache
-from service.errors import Conflict, NotFound, ValidationFailed
-from service.heads import service as heads_service
-from service.heads.models import HeadStatus
-from service.jobs import repository as jobs_repo
-from service.jobs import service as jobs_service
-from service.jobs.models import JobKind
-from service.jobs.runner import JobQueue
-from service.settings import Settings
-from service.spectra import SpectrumOptions, summarize_spectrum
-from service.ttl_cache import TTLCache
+from nmtune.service.embeddings.service import EmbeddingCache
+from nmtune.service.errors import Conflict, NotFound, ValidationFailed
+from nmtune.service.heads import service as heads_service
+from nmtune.service.heads.models import HeadStatus
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.jobs import service as jobs_service
+from nmtune.service.jobs.models import JobKind
+from nmtune.service.jobs.runner import JobQueue
+from nmtune.service.settings import Settings
+from nmtune.service.spectra import SpectrumOptions, summarize_spectrum
+from nmtune.service.ttl_cache import TTLCache
 
 _CORE = ("singular_values", "sve", "lsvr", "effective_rank", "n_samples", "n_features")
 

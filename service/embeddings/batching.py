@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters import EmbeddingBackend, InputPolicyError
+from nmtune.adapters import EmbeddingBackend, InputPolicyError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, utcnow
+from nmtune.service.db.base import Base, utcnow
 
 
 class CachedEmbedding(Base):

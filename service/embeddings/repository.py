@@ -23,8 +23,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db.base import utcnow
-from service.embeddings.models import CachedEmbedding
+from nmtune.service.db.base import utcnow
+from nmtune.service.embeddings.models import CachedEmbedding
 
 #: keys per read statement (one bound parameter each way, so only memory bounds it)
 READ_BATCH = 20_000

@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
-from adapters import EmbeddingBackend, InputPolicyError, Usage, identity_digest
-from service.db.session import Database
-from service.embeddings import repository as repo
-from service.embeddings.batching import DynamicBatcher, wants_batching
-from service.errors import WorkCancelled
-from service.ops import metrics
+from nmtune.adapters import EmbeddingBackend, InputPolicyError, Usage, identity_digest
+from nmtune.service.db.session import Database
+from nmtune.service.embeddings import repository as repo
+from nmtune.service.embeddings.batching import DynamicBatcher, wants_batching
+from nmtune.service.errors import WorkCancelled
+from nmtune.service.ops import metrics
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from typing import Any
 from safetensors.numpy import save as st_save
 from sqlalchemy.orm import Session
 
-from service.db.session import Database
-from service.errors import Conflict
-from service.heads import service
-from service.heads.models import HeadStatus
-from tuner import NMTuneClassifier
-from tuner.export import export_head, export_onnx
+from nmtune.service.db.session import Database
+from nmtune.service.errors import Conflict
+from nmtune.service.heads import service
+from nmtune.service.heads.models import HeadStatus
+from nmtune.tuner import NMTuneClassifier
+from nmtune.tuner.export import export_head, export_onnx
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.base import Base, utcnow
+from nmtune.service.db.base import Base, utcnow
 
 
 class HeadStatus(StrEnum):

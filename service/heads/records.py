@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from service.json_types import Overrides, Scalar
-from service.spectra import StoredSpectrum
+from nmtune.service.json_types import Overrides, Scalar
+from nmtune.service.spectra import StoredSpectrum
 
 Label = StrictStr | StrictInt
 

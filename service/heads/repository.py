@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from service.heads.models import Head
+from nmtune.service.heads.models import Head
 
 
 def get(session: Session, tenant_id: str, head_id: str) -> Head | None:

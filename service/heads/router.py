@@ -6,10 +6,16 @@ from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Response
 from fastapi import Path as PathParam
 
-from service.deps import Ctx, TenantId
-from service.errors import ERROR_RESPONSES
-from service.heads import export, service
-from service.heads.schemas import ClassMetricsPage, HeadCreate, HeadCreated, HeadOut, HeadPage
+from nmtune.service.deps import Ctx, TenantId
+from nmtune.service.errors import ERROR_RESPONSES
+from nmtune.service.heads import export, service
+from nmtune.service.heads.schemas import (
+    ClassMetricsPage,
+    HeadCreate,
+    HeadCreated,
+    HeadOut,
+    HeadPage,
+)
 
 router = APIRouter(prefix="/v1/heads", tags=["heads"], responses=ERROR_RESPONSES)
 

@@ -5,17 +5,17 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from service.heads.models import HeadStatus
-from service.heads.records import (
+from nmtune.service.heads.models import HeadStatus
+from nmtune.service.heads.records import (
     HeadConfigOut,
     Label,
     OodAverage,
     SplitMetrics,
     SplitSpectra,
 )
-from service.jobs.schemas import JobOut
-from service.json_types import Metadata, Overrides
-from tuner import DEFAULT_PRESET, METHODS
+from nmtune.service.jobs.schemas import JobOut
+from nmtune.service.json_types import Metadata, Overrides
+from nmtune.tuner import DEFAULT_PRESET, METHODS
 
 
 def _known_method(value: str) -> str:

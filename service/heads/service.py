@@ -9,18 +9,18 @@ from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from adapters import AdapterError, BackendRegistry, EmbeddingBackend
-from service.audits import service as audits_service
-from service.backbones.service import known_backend
-from service.datasets import repository as datasets_repo
-from service.datasets.models import Dataset
-from service.db.base import new_id, utcnow
-from service.db.session import Database
-from service.errors import Conflict, NotFound, ValidationFailed
-from service.heads import repository as repo
-from service.heads.models import Head, HeadStatus
-from service.heads.records import HeadConfigOut
-from service.heads.schemas import (
+from nmtune.adapters import AdapterError, BackendRegistry, EmbeddingBackend
+from nmtune.service.audits import service as audits_service
+from nmtune.service.backbones.service import known_backend
+from nmtune.service.datasets import repository as datasets_repo
+from nmtune.service.datasets.models import Dataset
+from nmtune.service.db.base import new_id, utcnow
+from nmtune.service.db.session import Database
+from nmtune.service.errors import Conflict, NotFound, ValidationFailed
+from nmtune.service.heads import repository as repo
+from nmtune.service.heads.models import Head, HeadStatus
+from nmtune.service.heads.records import HeadConfigOut
+from nmtune.service.heads.schemas import (
     ClassMetricsPage,
     ClassMetricsRow,
     HeadCreate,
@@ -28,14 +28,14 @@ from service.heads.schemas import (
     HeadOut,
     HeadPage,
 )
-from service.jobs import repository as jobs_repo
-from service.jobs import service as jobs_service
-from service.jobs.handlers import JobFailed
-from service.jobs.models import Job, JobKind, JobStatus
-from service.jobs.runner import JobQueue
-from tuner import ConfigError, resolve_config
-from tuner.budget import training_work
-from tuner.config import HeadConfig
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.jobs import service as jobs_service
+from nmtune.service.jobs.handlers import JobFailed
+from nmtune.service.jobs.models import Job, JobKind, JobStatus
+from nmtune.service.jobs.runner import JobQueue
+from nmtune.tuner import ConfigError, resolve_config
+from nmtune.tuner.budget import training_work
+from nmtune.tuner.config import HeadConfig
 
 
 def summarized_metrics(metrics: dict[str, Any] | None, max_classes: int) -> dict[str, Any] | None:

@@ -16,18 +16,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from adapters import BackendRegistry
-from service.audits import service as audits_service
-from service.datasets.service import load_examples, load_vectors
-from service.db.session import Database
-from service.embeddings.service import EmbeddingCache
-from service.heads import service as heads_service
-from service.heads.models import HeadStatus
-from service.jobs.handlers import JobContext, JobFailed
-from service.ops.threads import compute_threads, with_threads
-from service.settings import Settings
-from service.spectra import summarize_spectrum
-from tuner import EpochReport, NMTuneClassifier, TrainingCancelled, classification_metrics
+from nmtune.adapters import BackendRegistry
+from nmtune.service.audits import service as audits_service
+from nmtune.service.datasets.service import load_examples, load_vectors
+from nmtune.service.db.session import Database
+from nmtune.service.embeddings.service import EmbeddingCache
+from nmtune.service.heads import service as heads_service
+from nmtune.service.heads.models import HeadStatus
+from nmtune.service.jobs.handlers import JobContext, JobFailed
+from nmtune.service.ops.threads import compute_threads, with_threads
+from nmtune.service.settings import Settings
+from nmtune.service.spectra import summarize_spectrum
+from nmtune.tuner import EpochReport, NMTuneClassifier, TrainingCancelled, classification_metrics
 
 
 class TrainJob:

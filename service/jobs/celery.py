@@ -29,10 +29,10 @@ from typing import Any
 import redis
 from celery import Celery
 
-from service.db.base import utcnow
-from service.db.session import Database
-from service.jobs import repository as jobs_repo
-from service.settings import Settings
+from nmtune.service.db.base import utcnow
+from nmtune.service.db.session import Database
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ import functools
 import logging
 from typing import Any, Literal
 
-from adapters import AdapterError, RateLimitedError, UnavailableError
-from service.db.session import Database
-from service.errors import WorkCancelled
-from service.jobs import repository as jobs_repo
-from service.jobs.handlers import JobContext, JobFailed, JobHandlers
-from service.jobs.models import Job, JobStatus
-from service.ops import metrics
-from service.settings import Settings
-from tuner import TrainingCancelled, TunerInputError
+from nmtune.adapters import AdapterError, RateLimitedError, UnavailableError
+from nmtune.service.db.session import Database
+from nmtune.service.errors import WorkCancelled
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.jobs.handlers import JobContext, JobFailed, JobHandlers
+from nmtune.service.jobs.models import Job, JobStatus
+from nmtune.service.ops import metrics
+from nmtune.service.settings import Settings
+from nmtune.tuner import TrainingCancelled, TunerInputError
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.db.session import Database
-from service.jobs import repository as jobs_repo
-from service.jobs.models import Job, JobStatus
+from nmtune.service.db.session import Database
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.jobs.models import Job, JobStatus
 
 
 class JobFailed(Exception):

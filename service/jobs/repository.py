@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.db.base import utcnow
-from service.db.session import Database
-from service.jobs.models import TERMINAL, UNFINISHED, Job, JobStatus
+from nmtune.service.db.base import utcnow
+from nmtune.service.db.session import Database
+from nmtune.service.jobs.models import TERMINAL, UNFINISHED, Job, JobStatus
 
 
 def _process_space() -> str:

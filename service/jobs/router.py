@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from service.deps import Ctx, TenantId
-from service.errors import ERROR_RESPONSES
-from service.jobs import service
-from service.jobs.models import TERMINAL, JobKind, JobStatus
-from service.jobs.schemas import JobOut, JobPage
+from nmtune.service.deps import Ctx, TenantId
+from nmtune.service.errors import ERROR_RESPONSES
+from nmtune.service.jobs import service
+from nmtune.service.jobs.models import TERMINAL, JobKind, JobStatus
+from nmtune.service.jobs.schemas import JobOut, JobPage
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 

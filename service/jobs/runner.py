@@ -15,11 +15,11 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from service.db.session import Database
-from service.errors import ServiceUnavailable, TooManyRequests
-from service.jobs import repository as jobs_repo
-from service.jobs.engine import JobEngine
-from service.settings import Settings
+from nmtune.service.db.session import Database
+from nmtune.service.errors import ServiceUnavailable, TooManyRequests
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.jobs.engine import JobEngine
+from nmtune.service.settings import Settings
 
 log = logging.getLogger(__name__)
 

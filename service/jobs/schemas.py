@@ -5,8 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from service.jobs.models import JobKind, JobStatus
-from service.json_types import Scalar
+from nmtune.service.jobs.models import JobKind, JobStatus
+from nmtune.service.json_types import Scalar
 
 
 class Progress(BaseModel):

@@ -4,12 +4,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.db.base import new_id
-from service.errors import NotFound
-from service.jobs import repository as repo
-from service.jobs.handlers import JobHandlers
-from service.jobs.models import Job, JobKind, JobStatus
-from service.jobs.schemas import EpochOut, JobError, JobOut, JobPage, Progress
+from nmtune.service.db.base import new_id
+from nmtune.service.errors import NotFound
+from nmtune.service.jobs import repository as repo
+from nmtune.service.jobs.handlers import JobHandlers
+from nmtune.service.jobs.models import Job, JobKind, JobStatus
+from nmtune.service.jobs.schemas import EpochOut, JobError, JobOut, JobPage, Progress
 
 
 def new_job(

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from service.ops.redaction import RedactingFilter, install_redaction, redact
+from nmtune.service.ops.redaction import RedactingFilter, install_redaction, redact
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 

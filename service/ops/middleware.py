@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.ops import metrics
+from nmtune.service.ops import metrics
 
 log = logging.getLogger("nmtune.access")
 

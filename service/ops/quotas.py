@@ -17,8 +17,8 @@ from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from service.errors import TooManyRequests
-from service.settings import Settings
+from nmtune.service.errors import TooManyRequests
+from nmtune.service.settings import Settings
 
 log = logging.getLogger(__name__)
 

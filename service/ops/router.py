@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from service.db.migrate import is_up_to_date
-from service.deps import Ctx
+from nmtune.service.db.migrate import is_up_to_date
+from nmtune.service.deps import Ctx
 
 router = APIRouter(tags=["ops"])
 

@@ -6,8 +6,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from service.ttl_cache import TTLCache
-from tuner import NMTuneClassifier
+from nmtune.service.ttl_cache import TTLCache
+from nmtune.tuner import NMTuneClassifier
 
 
 @dataclass(frozen=True)

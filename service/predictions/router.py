@@ -3,10 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from service.deps import Ctx, TenantId
-from service.errors import ERROR_RESPONSES
-from service.predictions import service
-from service.predictions.schemas import (
+from nmtune.service.deps import Ctx, TenantId
+from nmtune.service.errors import ERROR_RESPONSES
+from nmtune.service.predictions import service
+from nmtune.service.predictions.schemas import (
     ClassifyRequest,
     ClassifyResponse,
     EmbeddingsRequest,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters import (
+from nmtune.adapters import (
     AdapterError,
     BackendRegistry,
     EmbeddingBackend,
@@ -16,12 +16,12 @@ from adapters import (
     RateLimitedError,
     UnavailableError,
 )
-from adapters.tokenizer import get_token_counter
-from service.backbones.service import get_backend
-from service.datasets.validation import check_text, decode_image
-from service.db.session import Database
-from service.embeddings.service import EmbeddingCache
-from service.errors import (
+from nmtune.adapters.tokenizer import get_token_counter
+from nmtune.service.backbones.service import get_backend
+from nmtune.service.datasets.validation import check_text, decode_image
+from nmtune.service.db.session import Database
+from nmtune.service.embeddings.service import EmbeddingCache
+from nmtune.service.errors import (
     Conflict,
     NotFound,
     PayloadTooLarge,
@@ -29,12 +29,12 @@ from service.errors import (
     UpstreamError,
     ValidationFailed,
 )
-from service.heads import service as heads_service
-from service.heads.models import HeadStatus
-from service.ops import metrics
-from service.ops.threads import compute_threads, with_threads
-from service.predictions.cache import HeadCache, HeadMeta
-from service.predictions.schemas import (
+from nmtune.service.heads import service as heads_service
+from nmtune.service.heads.models import HeadStatus
+from nmtune.service.ops import metrics
+from nmtune.service.ops.threads import compute_threads, with_threads
+from nmtune.service.predictions.cache import HeadCache, HeadMeta
+from nmtune.service.predictions.schemas import (
     ClassifyItem,
     ClassifyRequest,
     ClassifyResponse,
@@ -47,8 +47,8 @@ from service.predictions.schemas import (
     PredictRequest,
     PredictResponse,
 )
-from service.settings import Settings
-from tuner import NMTuneClassifier
+from nmtune.service.settings import Settings
+from nmtune.tuner import NMTuneClassifier
 
 INLINE_ROWS = 64
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from fastapi.responses import RedirectResponse, Response
 
-from service.ui.service import read_asset
+from nmtune.service.ui.service import read_asset
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from service.errors import NotFound
+from nmtune.service.errors import NotFound
 
 #: file types the dashboard ships, with the media type each is served as
 MEDIA_TYPES = {
@@ -41,7 +41,7 @@ def read_asset(path: str) -> Asset:
     name = path or INDEX
     if not _SAFE.fullmatch(name):
         raise NotFound(f"no dashboard file {path!r}")
-    node = resources.files("service.ui").joinpath("static", *name.split("/"))
+    node = resources.files("nmtune.service.ui").joinpath("static", *name.split("/"))
     if not node.is_file():
         raise NotFound(f"no dashboard file {path!r}")
     body = node.read_bytes()

@@ -20,13 +20,13 @@ from typing import Any
 
 from celery import shared_task
 
-from service.composition import build_context
-from service.context import AppContext
-from service.db.session import Database
-from service.jobs import repository as jobs_repo
-from service.jobs.celery import TASK_NAME, Dispatcher, create_celery_app
-from service.jobs.runner import REQUEUE_DELAY_S
-from service.settings import Settings, get_settings
+from nmtune.service.composition import build_context
+from nmtune.service.context import AppContext
+from nmtune.service.db.session import Database
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.jobs.celery import TASK_NAME, Dispatcher, create_celery_app
+from nmtune.service.jobs.runner import REQUEUE_DELAY_S
+from nmtune.service.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def run_worker(queues: str | None = None, concurrency: int = 1) -> int:
     CUDA_VISIBLE_DEVICES=N (or NMTUNE_WORKER_DEVICE=cuda:N)."""
     from celery.signals import worker_process_shutdown, worker_shutdown
 
-    from service.ops.logging import configure_logging
+    from nmtune.service.ops.logging import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json, settings.secret_values())

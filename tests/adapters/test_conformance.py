@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters import EmbeddingBackend, build_backend
+from nmtune.adapters import EmbeddingBackend, build_backend
 from tests.adapters.conftest import MINILM, compat_spec, png_bytes
 from tests.fakes.openai_server import FakeOpenAIServer
 

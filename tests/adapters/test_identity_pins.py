@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from adapters import build_backend
-from adapters.config import CONFIG_TYPES
+from nmtune.adapters import build_backend
+from nmtune.adapters.config import CONFIG_TYPES
 
 # case -> (spec, identity, dim known before ensure_ready()); local models do not load here
 PINS: dict[str, tuple[dict[str, Any], str, int | None]] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters import AdapterError, InputPolicyError, MissingExtraError, build_backend
-from adapters.local import import_extra
+from nmtune.adapters import AdapterError, InputPolicyError, MissingExtraError, build_backend
+from nmtune.adapters.local import import_extra
 from tests.adapters.conftest import MINILM, png_bytes
 from tests.adapters.test_conformance import _LOCAL
 

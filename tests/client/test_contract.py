@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nmtune import Client
-from service.app import create_app
+from nmtune.service.app import create_app
 from tests.client.contract import check_request, check_types
 from tests.client.test_retries import HEAD, JOB
 from tests.service.conftest import make_settings

@@ -89,7 +89,7 @@ def test_image_is_non_root_with_healthcheck_and_no_secrets(image: Image) -> None
         "python3",
         image.tag,
         "-c",
-        "import service, migrations, torch, importlib.metadata as m; "
+        "import nmtune.service, nmtune.migrations, torch, importlib.metadata as m; "
         "print(m.version('nmtune'), torch.__version__, torch.cuda.is_available())",
     ).stdout.split()
     assert probe[0] == "0.1.0" and probe[1].startswith("2.13.0"), probe

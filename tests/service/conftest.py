@@ -21,11 +21,11 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
-from service.app import create_app
-from service.auth.service import create_key
-from service.db.migrate import upgrade
-from service.db.session import Database
-from service.settings import Settings
+from nmtune.service.app import create_app
+from nmtune.service.auth.service import create_key
+from nmtune.service.db.migrate import upgrade
+from nmtune.service.db.session import Database
+from nmtune.service.settings import Settings
 from tests import logscan
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -265,7 +265,16 @@ def start_api(
     logscan.register_env(env, "start_api")
     logscan.register_log(log)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "nmtune.service.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         cwd=cwd,
         stdout=log.open("ab"),

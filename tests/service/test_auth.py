@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from service.auth.models import ApiKey
-from service.auth.service import hash_key, revoke_key
+from nmtune.service.auth.models import ApiKey
+from nmtune.service.auth.service import hash_key, revoke_key
 from tests.service.conftest import fake_spec, post_head, sentiment_records, wait_job
 
 
@@ -88,7 +88,7 @@ def test_key_lookups_are_cached_for_the_ttl(serve: Any, fake_upstream: Any) -> N
 def test_ttl_cache() -> None:
     import time
 
-    from service.ttl_cache import TTLCache
+    from nmtune.service.ttl_cache import TTLCache
 
     c: TTLCache[str, int] = TTLCache(maxsize=2, ttl_s=0.2)
     c.put("a", 1)

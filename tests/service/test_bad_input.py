@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from service.datasets.models import Dataset, Example
-from service.heads.models import Head
-from service.jobs.models import Job
+from nmtune.service.datasets.models import Dataset, Example
+from nmtune.service.heads.models import Head
+from nmtune.service.jobs.models import Job
 from tests.service.conftest import fake_spec, post_head, sentiment_records, wait_job
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from service.embeddings.batching import DynamicBatcher, wants_batching
+from nmtune.service.embeddings.batching import DynamicBatcher, wants_batching
 
 
 class SlowBackend:
@@ -105,7 +105,7 @@ def test_error_reaches_only_its_owner() -> None:
 
 
 def test_input_error_index_is_the_requests_own() -> None:
-    from adapters import InputPolicyError
+    from nmtune.adapters import InputPolicyError
 
     class Policy(SlowBackend):
         async def embed(self, inputs: Sequence[str]) -> np.ndarray:

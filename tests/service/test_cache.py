@@ -13,10 +13,10 @@ import httpx
 import numpy as np
 from sqlalchemy import func, select
 
-from service.auth.service import create_key
-from service.db.migrate import upgrade
-from service.db.session import Database
-from service.embeddings.models import CachedEmbedding
+from nmtune.service.auth.service import create_key
+from nmtune.service.db.migrate import upgrade
+from nmtune.service.db.session import Database
+from nmtune.service.embeddings.models import CachedEmbedding
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.service.conftest import (
     fake_spec,
@@ -129,8 +129,8 @@ def test_job_killed_mid_embedding_resumes_without_reembedding(tmp_path: Path) ->
 
 
 def test_repository_reads_writes_and_counts_without_duplicates(any_db_url: str) -> None:
-    from service.auth.service import get_or_create_tenant
-    from service.embeddings import repository as repo
+    from nmtune.service.auth.service import get_or_create_tenant
+    from nmtune.service.embeddings import repository as repo
 
     upgrade(any_db_url)
     db = Database(any_db_url)

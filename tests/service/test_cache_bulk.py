@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from adapters import identity_digest
-from service.auth.service import get_or_create_tenant
-from service.db.base import utcnow
-from service.db.migrate import upgrade
-from service.db.session import Database
-from service.embeddings import repository as repo
-from service.embeddings.models import CachedEmbedding
-from service.embeddings.service import EmbeddingCache, input_sha256
+from nmtune.adapters import identity_digest
+from nmtune.service.auth.service import get_or_create_tenant
+from nmtune.service.db.base import utcnow
+from nmtune.service.db.migrate import upgrade
+from nmtune.service.db.session import Database
+from nmtune.service.embeddings import repository as repo
+from nmtune.service.embeddings.models import CachedEmbedding
+from nmtune.service.embeddings.service import EmbeddingCache, input_sha256
 
 
 def _tenants(db: Database) -> tuple[str, str]:
@@ -133,7 +133,7 @@ class _Backend:
     dim = 6
 
     def __init__(self) -> None:
-        from adapters import Usage
+        from nmtune.adapters import Usage
 
         self.seen: list[str] = []
         self.usage = Usage()

@@ -14,8 +14,8 @@ import numpy as np
 import openai
 import pytest
 
-from adapters import build_backend
 from nmtune import AsyncClient, Client, errors
+from nmtune.adapters import build_backend
 from nmtune.types import Job, SplitMetrics
 from tests.client.contract import check_request
 from tests.service.conftest import fake_spec, minilm_spec, sentiment_records

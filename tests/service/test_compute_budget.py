@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from service.heads.models import Head
-from service.jobs.models import Job
+from nmtune.service.heads.models import Head
+from nmtune.service.jobs.models import Job
+from nmtune.tuner import resolve_config
+from nmtune.tuner.budget import training_work
 from tests.service.conftest import fake_spec, sentiment_records
-from tuner import resolve_config
-from tuner.budget import training_work
 
 
 def test_training_work_grows_with_each_factor() -> None:

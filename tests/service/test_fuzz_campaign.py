@@ -32,11 +32,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import func, select
 
-from service.audits.models import Audit
-from service.auth.models import ApiKey, Tenant
-from service.datasets.models import Dataset, DatasetVectors, Example
-from service.heads.models import Head
-from service.jobs.models import Job
+from nmtune.service.audits.models import Audit
+from nmtune.service.auth.models import ApiKey, Tenant
+from nmtune.service.datasets.models import Dataset, DatasetVectors, Example
+from nmtune.service.heads.models import Head
+from nmtune.service.jobs.models import Job
 from tests.service.conftest import fake_spec, post_head, sentiment_records, wait_job
 
 SCALE = float(os.environ.get("NMTUNE_FUZZ_SCALE", "1"))

@@ -17,18 +17,18 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import text
 
-from service.db.migrate import upgrade
-from service.db.session import Database
-from service.heads.models import Head
-from service.jobs import repository as jobs_repo
-from service.jobs.engine import JobEngine
-from service.jobs.handlers import JobContext, JobFailed, JobHandlers
-from service.jobs.models import Job, JobStatus
-from service.jobs.runner import InlineRunner
-from service.jobs.service import new_job
-from service.ops.logging import JsonFormatter
-from service.ops.redaction import install_redaction, redact
-from service.settings import Settings
+from nmtune.service.db.migrate import upgrade
+from nmtune.service.db.session import Database
+from nmtune.service.heads.models import Head
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.jobs.engine import JobEngine
+from nmtune.service.jobs.handlers import JobContext, JobFailed, JobHandlers
+from nmtune.service.jobs.models import Job, JobStatus
+from nmtune.service.jobs.runner import InlineRunner
+from nmtune.service.jobs.service import new_job
+from nmtune.service.ops.logging import JsonFormatter
+from nmtune.service.ops.redaction import install_redaction, redact
+from nmtune.service.settings import Settings
 from tests.service.conftest import (
     PG_ADMIN,
     fake_spec,
@@ -251,7 +251,7 @@ async def test_inline_runner_is_round_robin_across_tenants(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'rr.db'}"
     upgrade(url)
     db = Database(url)
-    from service.auth.service import get_or_create_tenant
+    from nmtune.service.auth.service import get_or_create_tenant
 
     with db.session() as s:
         ta = get_or_create_tenant(s, "a").id
@@ -280,7 +280,7 @@ async def test_one_tenant_runs_at_most_its_cap_of_the_slots(tmp_path: Path) -> N
     url = f"sqlite:///{tmp_path / 'cap.db'}"
     upgrade(url)
     db = Database(url)
-    from service.auth.service import get_or_create_tenant
+    from nmtune.service.auth.service import get_or_create_tenant
 
     with db.session() as s:
         ta = get_or_create_tenant(s, "a").id
@@ -380,7 +380,7 @@ def test_each_attempt_starts_a_fresh_epoch_history(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ep.db'}"
     upgrade(url)
     db = Database(url)
-    from service.auth.service import get_or_create_tenant
+    from nmtune.service.auth.service import get_or_create_tenant
 
     with db.session() as s:
         tid = get_or_create_tenant(s, "a").id
@@ -403,7 +403,7 @@ async def test_job_whose_failure_cannot_be_recorded_is_not_left_running(
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     upgrade(url)
     db = Database(url)
-    from service.auth.service import get_or_create_tenant
+    from nmtune.service.auth.service import get_or_create_tenant
 
     calls: list[str] = []
 
@@ -438,7 +438,7 @@ def test_readyz_is_not_ready_on_a_read_only_sqlite_file(tmp_path: Path, serve: A
     upgrade(f"sqlite:///{path}")
     run = serve(f"sqlite:///{path}", [])
     assert run.client(None).get("/readyz").status_code == 200
-    from service.app import create_app
+    from nmtune.service.app import create_app
     from tests.service.conftest import ServerThread
 
     ro = make_settings(f"sqlite:///file:{path}?mode=ro&uri=true", [])
@@ -563,7 +563,7 @@ def test_short_body_with_a_long_content_length_times_out_with_408(serve: Any) ->
 def _counts(run: Any) -> tuple[int, ...]:
     from sqlalchemy import func, select
 
-    from service.datasets.models import Dataset, Example
+    from nmtune.service.datasets.models import Dataset, Example
 
     with run.db.session() as s:
         return tuple(
@@ -715,7 +715,7 @@ def test_backbone_usage_counters_are_per_tenant(serve: Any, fake_upstream: Any) 
 def test_dataset_spectra_are_computed_once_per_split_backbone_and_options(
     serve: Any, fake_upstream: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import service.diagnostics.service as diag
+    import nmtune.service.diagnostics.service as diag
 
     calls: list[int] = []
     real = diag.summarize_spectrum
@@ -747,8 +747,8 @@ def test_dataset_spectra_are_computed_once_per_split_backbone_and_options(
 def test_uvicorn_level_400s_carry_the_envelope(tmp_path: Path, protocol: str) -> None:
     import uvicorn
 
-    from service.app import create_app
-    from service.ops import http_protocol
+    from nmtune.service.app import create_app
+    from nmtune.service.ops import http_protocol
     from tests.service.conftest import free_port
 
     cls = (

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from service.auth.models import Tenant
-from service.db.session import Database
-from service.jobs import service as jobs_service
-from service.jobs.engine import JobEngine
-from service.jobs.handlers import JobContext, JobFailed, JobHandlers
-from service.jobs.models import Job, JobStatus
-from service.models import Base
-from service.settings import Settings
+from nmtune.service.auth.models import Tenant
+from nmtune.service.db.session import Database
+from nmtune.service.jobs import service as jobs_service
+from nmtune.service.jobs.engine import JobEngine
+from nmtune.service.jobs.handlers import JobContext, JobFailed, JobHandlers
+from nmtune.service.jobs.models import Job, JobStatus
+from nmtune.service.models import Base
+from nmtune.service.settings import Settings
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def test_head_outlives_its_dataset(serve: Any, fake_upstream: Any) -> None:
 def test_idempotency_key_makes_head_creation_retry_safe(serve: Any, fake_upstream: Any) -> None:
     from sqlalchemy import func, select
 
-    from service.heads.models import Head
+    from nmtune.service.heads.models import Head
 
     run = serve(None, [fake_spec(fake_upstream)])
     c, other = run.client("a"), run.client("b")

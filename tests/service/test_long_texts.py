@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from service.datasets.models import Example
+from nmtune.service.datasets.models import Example
 from tests.service.conftest import sentiment_records
 
 

@@ -13,11 +13,11 @@ from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from service.app import SchemaOutOfDate, create_app
-from service.db.migrate import current_revision, head_revision, upgrade
-from service.db.session import Database
-from service.models import Base
-from service.settings import Settings
+from nmtune.service.app import SchemaOutOfDate, create_app
+from nmtune.service.db.migrate import current_revision, head_revision, upgrade
+from nmtune.service.db.session import Database
+from nmtune.service.models import Base
+from nmtune.service.settings import Settings
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -51,7 +51,7 @@ def test_serve_refuses_out_of_date_schema(tmp_path: Path) -> None:
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env: dict[str, Any] = {"NMTUNE_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "nmtune.service.cli", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -102,8 +102,8 @@ def test_broker_unreachable_is_503_with_retry_after_and_the_connection_stays_ope
     ds = c.post("/v1/datasets", json={"name": "b", "records": sentiment_records(4)})
     assert ds.status_code == 201, ds.text  # what needs no broker keeps working
     with run.db.session() as s:
-        from service.heads.models import Head
-        from service.jobs.models import Job
+        from nmtune.service.heads.models import Head
+        from nmtune.service.jobs.models import Job
 
         before = (s.query(Head).count(), s.query(Job).count())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from service.diagnostics.svg import spectrum_svg
+from nmtune.service.diagnostics.svg import spectrum_svg
 
 NS = "{http://www.w3.org/2000/svg}"
 

@@ -6,7 +6,7 @@ import threading
 
 import torch
 
-from service.ops.threads import compute_threads, set_this_thread, with_threads
+from nmtune.service.ops.threads import compute_threads, set_this_thread, with_threads
 
 
 def _in_new_thread(fn: object) -> dict[str, int]:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from service.app import create_app
-from service.heads.models import Head
-from service.jobs.models import Job
+from nmtune.service.app import create_app
+from nmtune.service.heads.models import Head
+from nmtune.service.jobs.models import Job
 from tests.service.conftest import (
     make_settings,
     minilm_spec,

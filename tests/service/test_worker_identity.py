@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from service.jobs import repository as jobs_repo
+from nmtune.service.jobs import repository as jobs_repo
 
 
 def _dead_pid() -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tuner import TrainingCancelled, TunerInputError
-from tuner.audit import LabelAudit, audit_labels
+from nmtune.tuner import TrainingCancelled, TunerInputError
+from nmtune.tuner.audit import LabelAudit, audit_labels
 
 
 def _auroc(truth: np.ndarray, scores: np.ndarray) -> float:

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tuner import DEFAULT_PRESET, METHODS, PRESETS, ConfigError, HeadConfig, resolve_config
-from tuner.config import ROBUST_OVERRIDES
+from nmtune.tuner import DEFAULT_PRESET, METHODS, PRESETS, ConfigError, HeadConfig, resolve_config
+from nmtune.tuner.config import ROBUST_OVERRIDES
 
 
 def test_presets() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tuner import ConfigError
-from tuner.config import MAX_AUTO_CANDIDATES, resolve_config
+from nmtune.tuner import ConfigError
+from nmtune.tuner.config import MAX_AUTO_CANDIDATES, resolve_config
 
 HUGE = {
     "w_mse": 1e9,
@@ -56,7 +56,7 @@ def test_huge_override_is_rejected_naming_the_field(name: str, value: Any) -> No
 def test_every_numeric_field_is_covered() -> None:
     from dataclasses import fields
 
-    from tuner.config import HeadConfig
+    from nmtune.tuner.config import HeadConfig
 
     numeric = {
         f.name

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tuner import NMTuneClassifier, resolve_config
-from tuner.training import train_head
+from nmtune.tuner import NMTuneClassifier, resolve_config
+from nmtune.tuner.training import train_head
 
 
 def _noisy(n: int, seed: int, d: int = 16) -> tuple[np.ndarray, np.ndarray]:

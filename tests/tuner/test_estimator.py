@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import tuner.training as training
-from tuner import (
+import nmtune.tuner.training as training
+from nmtune.tuner import (
     ConfigError,
     EpochReport,
     NMTuneClassifier,
@@ -18,8 +18,8 @@ from tuner import (
     TunerInputError,
     spectrum,
 )
-from tuner.splits import stratified_split
-from tuner.training import balanced_class_weights, batch_indices
+from nmtune.tuner.splits import stratified_split
+from nmtune.tuner.training import balanced_class_weights, batch_indices
 
 FAST = {"epochs": 4, "lp_epochs": 4, "device": "cpu", "min_steps": 50, "cv_folds": 3, "lr_cs": 4}
 #: auto settings for fast tests (the defaults are 5 folds x 2 repeats).
@@ -367,7 +367,7 @@ def test_nmtune_raises_top_singular_share() -> None:
 
 
 def test_select_candidate_rules() -> None:
-    from tuner.auto import select_candidate
+    from nmtune.tuner.auto import select_candidate
 
     scores = [(0.80, 0.79), (0.81, 0.80), (0.86, 0.85), (0.86, 0.86)]
     assert select_candidate(scores, 100, "best") == 3  # accuracy tie -> macro-F1
@@ -386,8 +386,8 @@ def test_select_candidate_rules() -> None:
 
 
 def test_cv_folds_and_cv_selection_rule() -> None:
-    from tuner.auto import select_candidate
-    from tuner.splits import fold_count, stratified_folds
+    from nmtune.tuner.auto import select_candidate
+    from nmtune.tuner.splits import fold_count, stratified_folds
 
     y = np.array([0] * 10 + [1] * 7 + [2] * 2)
     folds = stratified_folds(y, 3, seed=1)

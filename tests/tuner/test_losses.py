@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from tuner.config import resolve_config
-from tuner.losses import compute_loss, cov_loss, cov_svd_losses, mse_consistency_loss, svd_loss
+from nmtune.tuner.config import resolve_config
+from nmtune.tuner.losses import (
+    compute_loss,
+    cov_loss,
+    cov_svd_losses,
+    mse_consistency_loss,
+    svd_loss,
+)
 
 
 def naive_mse(z: np.ndarray, f: np.ndarray) -> float:

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tuner import NMTuneClassifier
-from tuner.logreg import c_grid, fit_logreg, fit_logreg_cv
-from tuner.splits import stratified_folds
+from nmtune.tuner import NMTuneClassifier
+from nmtune.tuner.logreg import c_grid, fit_logreg, fit_logreg_cv
+from nmtune.tuner.splits import stratified_folds
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV  # noqa: E402

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from tuner import classification_metrics
+from nmtune.tuner import classification_metrics
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tuner import ConfigError, NMTuneClassifier, resolve_config
-from tuner.losses import classification_loss
+from nmtune.tuner import ConfigError, NMTuneClassifier, resolve_config
+from nmtune.tuner.losses import classification_loss
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tuner import NMTuneClassifier, resolve_config
-from tuner.logreg import fit_logreg
+from nmtune.tuner import NMTuneClassifier, resolve_config
+from nmtune.tuner.logreg import fit_logreg
 
 #: fewer auto CV repeats than the default (2) to keep these tests fast
 AUTO_FAST = {"auto_cv_repeats": 1}
@@ -169,7 +169,7 @@ def test_loo_epoch_scores_remove_the_max_over_epochs_optimism() -> None:
     """Each fold is scored at the epoch its *other* folds choose: for curves that are pure
     noise around 0.5 the plain max of the mean curve is biased up, the cross-fitted score
     is not; a one-point curve (lr) keeps its plain mean; the refit epoch is the argmax."""
-    from tuner.auto import loo_epoch_scores
+    from nmtune.tuner.auto import loo_epoch_scores
 
     rng = np.random.default_rng(0)
     plain, crossed = [], []
@@ -193,7 +193,7 @@ def test_auto_shares_per_fold_lr_solves_and_confirms_only_a_departure(
 ) -> None:
     """lr and robust nmtune grow from the same lr solution: under CV each fold's lr is solved
     once for both. A second CV repeat runs only when the pick is not the simplest head."""
-    import tuner.selection as selection
+    import nmtune.tuner.selection as selection
 
     calls: list[int] = []
     real = selection.solve_lr_at
@@ -229,7 +229,7 @@ def test_auto_shares_per_fold_lr_solves_and_confirms_only_a_departure(
 def test_holdout_scores_of_torch_candidates_are_cross_fitted() -> None:
     """On a holdout, a torch candidate is compared by each half of the selection rows scored
     at the epoch the other half chooses (row-weighted), not by its best epoch's score."""
-    from tuner.auto import _crossfit_holdout
+    from nmtune.tuner.auto import _crossfit_holdout
 
     history = [
         {"val_group_accuracy": [0.5, 0.9]},  # epoch 0

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tuner import NMTuneClassifier
-from tuner.errors import NotFittedError, TunerInputError
+from nmtune.tuner import NMTuneClassifier
+from nmtune.tuner.errors import NotFittedError, TunerInputError
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.base import clone, is_classifier  # noqa: E402

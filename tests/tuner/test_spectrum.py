@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tuner import TunerInputError, spectrum
+from nmtune.tuner import TunerInputError, spectrum
 
 
 def _with_singular_values(s: np.ndarray, n: int, d: int, seed: int = 0) -> np.ndarray:

@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from service.app import create_app
-from service.auth.service import create_key
-from service.db.migrate import upgrade
-from service.db.session import Database
+from nmtune.service.app import create_app
+from nmtune.service.auth.service import create_key
+from nmtune.service.db.migrate import upgrade
+from nmtune.service.db.session import Database
 from tests.service.conftest import ServerThread, make_settings, minilm_spec
 
 CHROMIUM = os.environ.get("NMTUNE_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.auth.service import create_key, revoke_key
+from nmtune.service.auth.service import create_key, revoke_key
 from tests.service.conftest import sentiment_records, wait_job
 from tests.ui.harness import FAST, ConsoleLog, UiServer, sign_in, watch_console
 

@@ -81,7 +81,7 @@ def test_not_in_the_api_schema(server: UiServer) -> None:
 def test_every_asset_is_package_data() -> None:
     """pyproject's package-data patterns cover every file the dashboard ships."""
     conf = tomllib.loads((STATIC.parents[2] / "pyproject.toml").read_text())
-    patterns = conf["tool"]["setuptools"]["package-data"]["service.ui"]
+    patterns = conf["tool"]["setuptools"]["package-data"]["nmtune.service.ui"]
     files = {p for p in STATIC.rglob("*") if p.is_file()}
     covered = {p for pat in patterns for p in STATIC.parent.glob(pat) if p.is_file()}
     assert files

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import redis
 
-from service.db.migrate import upgrade
+from nmtune.service.db.migrate import upgrade
 from tests import logscan
 from tests.service.conftest import PG_ADMIN, _pg_available, free_port, start_api
 from tests.service.conftest import fake_upstream as fake_upstream  # re-exported fixture
@@ -173,7 +173,7 @@ class Procs:
             [
                 sys.executable,
                 "-m",
-                "service.cli",
+                "nmtune.service.cli",
                 "worker",
                 "--queues",
                 env["NMTUNE_CELERY_QUEUE"],

@@ -113,6 +113,7 @@ def test_dockerignore_is_an_allow_list() -> None:
         "pyproject.toml",
         "README.md",
         "tuner",
+        "nmtune",
         "adapters",
         "service",
         "migrations",

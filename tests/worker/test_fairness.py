@@ -8,13 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from service.auth.service import get_or_create_tenant
-from service.db.base import utcnow
-from service.db.migrate import upgrade
-from service.db.session import Database
-from service.jobs import repository as jobs_repo
-from service.jobs.models import Job, JobStatus
-from service.jobs.service import new_job
+from nmtune.service.auth.service import get_or_create_tenant
+from nmtune.service.db.base import utcnow
+from nmtune.service.db.migrate import upgrade
+from nmtune.service.db.session import Database
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.jobs.models import Job, JobStatus
+from nmtune.service.jobs.service import new_job
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.service.conftest import fake_spec, sentiment_records, wait_job
 from tests.worker.conftest import Broker, Procs, service_env

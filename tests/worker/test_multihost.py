@@ -20,11 +20,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from service.auth.service import create_key
-from service.db.session import Database
-from service.embeddings.models import CachedEmbedding
-from service.heads.models import Head
-from service.jobs.models import Job
+from nmtune.service.auth.service import create_key
+from nmtune.service.db.session import Database
+from nmtune.service.embeddings.models import CachedEmbedding
+from nmtune.service.heads.models import Head
+from nmtune.service.jobs.models import Job
 from tests import logscan
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.service.conftest import fake_spec, free_port, sentiment_records, wait_job
@@ -73,7 +73,7 @@ def spawn(procs: Procs, topo: Topology, host: str, argv: list[str], env: dict[st
     logscan.register_env(env, f"test_multihost {host}")
     logscan.register_log(log)
     proc = subprocess.Popen(
-        [*topo.exec_argv(host), sys.executable, "-m", "service.cli", *argv],
+        [*topo.exec_argv(host), sys.executable, "-m", "nmtune.service.cli", *argv],
         env=env,
         cwd=ROOT,
         stdout=log.open("ab"),

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from service.auth.service import get_or_create_tenant
-from service.db.migrate import upgrade
-from service.db.session import Database
-from service.jobs import repository as jobs_repo
-from service.jobs.engine import JobEngine
-from service.jobs.handlers import JobContext, JobFailed, JobHandlers
-from service.jobs.models import Job, JobStatus
-from service.jobs.service import new_job
+from nmtune.service.auth.service import get_or_create_tenant
+from nmtune.service.db.migrate import upgrade
+from nmtune.service.db.session import Database
+from nmtune.service.jobs import repository as jobs_repo
+from nmtune.service.jobs.engine import JobEngine
+from nmtune.service.jobs.handlers import JobContext, JobFailed, JobHandlers
+from nmtune.service.jobs.models import Job, JobStatus
+from nmtune.service.jobs.service import new_job
 from tests.service.conftest import make_settings
 
 

@@ -10,10 +10,10 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from service.db.session import Database
-from service.embeddings.models import CachedEmbedding
-from service.heads.models import Head
-from service.jobs.models import Job
+from nmtune.service.db.session import Database
+from nmtune.service.embeddings.models import CachedEmbedding
+from nmtune.service.heads.models import Head
+from nmtune.service.jobs.models import Job
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.service.conftest import fake_spec, free_port, sentiment_records, wait_job
 from tests.worker.conftest import Broker, PrivateRedis, Procs, service_env
@@ -185,7 +185,7 @@ def test_worker_killed_mid_training_job_completes_on_new_worker(
 
 
 def test_api_restart_mid_job_loses_nothing(pg_db: str, broker: Broker, procs: Procs) -> None:
-    from service.auth.service import create_key
+    from nmtune.service.auth.service import create_key
 
     db = Database(pg_db)
     with db.session() as s:
