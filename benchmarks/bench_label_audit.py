@@ -228,6 +228,22 @@ def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{_f(r['est_noise'])} | {_f(r['true_noise'])} | {_f(r['naive_noise'])} | "
             f"{r['audit_s']} |"
         )
+    with_cl = [r for r in rows if "cleanlab_precision" in r]
+    if with_cl:
+        out += [
+            "",
+            "## Flags: nmtune vs cleanlab on the same out-of-fold probabilities",
+            "",
+            "| task | noise | nmtune precision | nmtune recall | cleanlab precision "
+            "| cleanlab recall |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in with_cl:
+            out.append(
+                f"| {r['task']} | {r['setting']} | {_f(r['precision'], 2)} | "
+                f"{_f(r['recall'], 2)} | {_f(r['cleanlab_precision'], 2)} | "
+                f"{_f(r['cleanlab_recall'], 2)} |"
+            )
     with_heads = [r for r in rows if "heads" in r]
     if with_heads:
         out += [
