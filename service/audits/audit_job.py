@@ -61,11 +61,11 @@ class AuditJob:
         )
         labels: list[Any] = [int(r[2]) if ds.label_kind == "int" else r[2] for r in rows]
         opts = dict(audit.options)
-        job_id = jc.job.id
+        job_id, owner = jc.job.id, jc.owner
 
         def on_step(phase: str, done: int, total: int) -> bool:
-            jobs_repo.set_progress(self.db, job_id, "audit", done, total)
-            return not jobs_repo.cancel_requested(self.db, job_id)
+            jobs_repo.set_progress(self.db, job_id, "audit", done, total, owner)
+            return not jobs_repo.cancel_requested(self.db, job_id, owner)
 
         await jc.progress("audit", 0, 0)
         threads = compute_threads(self.settings.compute_torch_threads)

@@ -56,7 +56,7 @@ class JobEngine:
         if job is None:
             return "skipped"
         log.info("job started", extra={"job_id": job_id, "kind": job.kind, "attempt": job.attempts})
-        beat = asyncio.create_task(self._heartbeat(job_id))
+        beat = asyncio.create_task(self._heartbeat(job_id, (self.worker_id, job.attempts)))
         try:
             handler = self.handlers.handler(job.kind)
             result = await handler(JobContext(job=job, db=self.db))
@@ -187,11 +187,11 @@ class JobEngine:
         log.info("job finished", extra={"job_id": job.id, "status": status.value})
         return True
 
-    async def _heartbeat(self, job_id: str) -> None:
+    async def _heartbeat(self, job_id: str, owner: jobs_repo.Owner) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval_s)
             try:
-                await asyncio.to_thread(jobs_repo.heartbeat, self.db, job_id)
+                await asyncio.to_thread(jobs_repo.heartbeat, self.db, job_id, owner)
             except Exception:  # a missed beat is not fatal
                 log.warning("heartbeat failed for job %s", job_id, exc_info=True)
 

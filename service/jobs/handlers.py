@@ -48,20 +48,29 @@ class JobContext:
     def params(self) -> dict[str, Any]:
         return dict(self.job.params or {})
 
+    @property
+    def owner(self) -> jobs_repo.Owner | None:
+        """This worker's claim (worker id, attempt): every progress write is fenced by it."""
+        if self.job.worker_id is None:
+            return None
+        return (self.job.worker_id, self.job.attempts)
+
     async def progress(self, stage: str, done: int, total: int) -> None:
-        await asyncio.to_thread(jobs_repo.set_progress, self.db, self.job.id, stage, done, total)
+        await asyncio.to_thread(
+            jobs_repo.set_progress, self.db, self.job.id, stage, done, total, self.owner
+        )
 
     async def embed_progress(self, done: int, total: int) -> None:
         """``on_progress`` for ``EmbeddingCache.embed``: the job's `embed` stage."""
         await self.progress("embed", done, total)
 
     def report_epoch(self, report: dict[str, Any], done: int, total: int) -> bool:
-        """Append an epoch report (call from a training thread); returns whether the user
-        asked to cancel."""
-        return jobs_repo.add_epoch(self.db, self.job.id, report, done, total)
+        """Append an epoch report (call from a training thread); returns whether to stop (the
+        user asked to cancel, or this attempt no longer holds the job)."""
+        return jobs_repo.add_epoch(self.db, self.job.id, report, done, total, self.owner)
 
     async def cancel_requested(self) -> bool:
-        return await asyncio.to_thread(jobs_repo.cancel_requested, self.db, self.job.id)
+        return await asyncio.to_thread(jobs_repo.cancel_requested, self.db, self.job.id, self.owner)
 
 
 JobHandler = Callable[[JobContext], Awaitable[dict[str, Any]]]

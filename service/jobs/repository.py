@@ -62,28 +62,56 @@ def claim(db: Database, job_id: str, worker_id: str, max_attempts: int) -> Job |
         return s.get(Job, job_id)
 
 
-def heartbeat(db: Database, job_id: str) -> bool:
-    """Refresh the heartbeat; returns whether cancellation was requested."""
+#: (worker id, attempt): the claim a worker holds on a running job. Progress writes that carry
+#: it apply only while that attempt still runs there: a worker cut off the network, whose job
+#: was re-queued and claimed by another, neither keeps the new attempt's heartbeat alive nor
+#: writes into its epoch history when it comes back, and is told to stop.
+Owner = tuple[str, int]
+
+
+def _owned(stmt: Any, owner: Owner | None) -> Any:
+    if owner is None:
+        return stmt
+    return stmt.where(
+        Job.status == JobStatus.RUNNING, Job.worker_id == owner[0], Job.attempts == owner[1]
+    )
+
+
+def _holds(job: Job | None, owner: Owner | None) -> bool:
+    if job is None:
+        return False
+    if owner is None:
+        return True
+    return (job.status, job.worker_id, job.attempts) == (JobStatus.RUNNING, *owner)
+
+
+def heartbeat(db: Database, job_id: str, owner: Owner | None = None) -> bool:
+    """Refresh the heartbeat; returns whether the work should stop (cancellation requested,
+    or with ``owner``: that attempt no longer holds the job)."""
     with db.session() as s:
-        s.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-            .values(heartbeat_at=utcnow())
-        )
+        stmt = update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        res = s.execute(_owned(stmt, owner).values(heartbeat_at=utcnow()))
+        if owner is not None and res.rowcount != 1:  # type: ignore[attr-defined]
+            return True
         return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def cancel_requested(db: Database, job_id: str) -> bool:
+def cancel_requested(db: Database, job_id: str, owner: Owner | None = None) -> bool:
+    """Whether the work should stop: cancellation requested (with ``owner``: or that attempt
+    no longer holds the job)."""
     with db.session() as s:
-        return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+        job = s.get(Job, job_id)
+        return not _holds(job, owner) or bool(job and job.cancel_requested)
 
 
-def set_progress(db: Database, job_id: str, stage: str, done: int, total: int) -> None:
+def set_progress(
+    db: Database, job_id: str, stage: str, done: int, total: int, owner: Owner | None = None
+) -> None:
     with db.session() as s:
         s.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(stage=stage, progress_done=done, progress_total=total, heartbeat_at=utcnow())
+            _owned(update(Job).where(Job.id == job_id), owner).values(
+                stage=stage, progress_done=done, progress_total=total, heartbeat_at=utcnow()
+            )
         )
 
 
@@ -91,12 +119,20 @@ def set_progress(db: Database, job_id: str, stage: str, done: int, total: int) -
 MAX_EPOCH_REPORTS = 2000
 
 
-def add_epoch(db: Database, job_id: str, report: dict[str, Any], done: int, total: int) -> bool:
-    """Append an epoch report (keeping the latest MAX_EPOCH_REPORTS); returns whether
-    cancellation was requested."""
+def add_epoch(
+    db: Database,
+    job_id: str,
+    report: dict[str, Any],
+    done: int,
+    total: int,
+    owner: Owner | None = None,
+) -> bool:
+    """Append an epoch report (keeping the latest MAX_EPOCH_REPORTS); returns whether the work
+    should stop (cancellation requested; with ``owner``: or that attempt no longer holds the
+    job, and then nothing is written)."""
     with db.session() as s:
         job = s.get(Job, job_id)
-        if job is None:
+        if job is None or not _holds(job, owner):
             return True
         job.epochs = [*job.epochs, report][-MAX_EPOCH_REPORTS:]
         job.stage, job.progress_done, job.progress_total = "train", done, total

@@ -100,3 +100,49 @@ def test_reaper_does_not_requeue_an_attempt_claimed_since_it_looked(
         assert job is not None
         assert (job.status, job.worker_id, job.attempts) == (JobStatus.RUNNING, "host-b:1", 2)
     db.dispose()
+
+
+def test_progress_of_a_reclaimed_attempt_is_fenced(tmp_path: Path) -> None:
+    """Worker A comes back after B claimed the job again: A's heartbeat, progress and epoch
+    reports change nothing of B's attempt, and each tells A to stop; B's own writes apply."""
+    url = f"sqlite:///{tmp_path / 'fence-progress.db'}"
+    upgrade(url)
+    db = Database(url)
+    with db.session() as s:
+        job_id = new_job(s, get_or_create_tenant(s, "a").id, "train").id
+    a = jobs_repo.claim(db, job_id, "host-a:1", 3)
+    assert a is not None and a.attempts == 1
+    a_ctx = JobContext(job=a, db=db)
+    assert a_ctx.owner == ("host-a:1", 1)
+    assert a_ctx.report_epoch({"epoch": 1}, 1, 10) is False  # A still holds it
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=None))
+    assert jobs_repo.reap(db, 1.0, 3) == [job_id]
+    b = jobs_repo.claim(db, job_id, "host-b:1", 3)
+    assert b is not None and b.attempts == 2
+    b_ctx = JobContext(job=b, db=db)
+    assert b_ctx.report_epoch({"epoch": 1, "by": "b"}, 1, 10) is False
+    with db.session() as s:
+        before = s.get(Job, job_id)
+        assert before is not None
+        beat, epochs = before.heartbeat_at, list(before.epochs)
+
+    # worker A is back: every write of its old attempt is refused and says "stop"
+    assert a_ctx.report_epoch({"epoch": 2, "by": "a"}, 2, 10) is True
+    assert jobs_repo.heartbeat(db, job_id, a_ctx.owner) is True
+    jobs_repo.set_progress(db, job_id, "train", 9, 10, a_ctx.owner)
+    assert jobs_repo.cancel_requested(db, job_id, a_ctx.owner) is True
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        assert (job.status, job.worker_id, job.attempts) == (JobStatus.RUNNING, "host-b:1", 2)
+        assert job.epochs == epochs and job.heartbeat_at == beat
+        assert job.progress_done == 1 and not job.cancel_requested
+    # B's writes still apply
+    assert jobs_repo.heartbeat(db, job_id, b_ctx.owner) is False
+    assert jobs_repo.cancel_requested(db, job_id, b_ctx.owner) is False
+    assert b_ctx.report_epoch({"epoch": 2, "by": "b"}, 2, 10) is False
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        assert job is not None and [e.get("by") for e in job.epochs] == ["b", "b"]
+    db.dispose()
