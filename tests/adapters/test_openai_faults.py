@@ -209,8 +209,7 @@ async def test_never_exceeds_limits(fake_server: FakeOpenAIServer) -> None:
         max_tokens_per_request=200,
         max_concurrency=2,
     )
-    # slow answers (0.3 s: wide enough for the next request to arrive on a loaded machine)
-    fake_server.inject(200, delay=0.3, times=200)
+    fake_server.inject(200, delay=0.05, times=200)  # slow answers to exercise concurrency
     texts = [f"word {i} " * (1 + i % 7) for i in range(150)]
     out = await b.embed(texts)
     np.testing.assert_allclose(out, expected(texts), rtol=1e-6)

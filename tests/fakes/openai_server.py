@@ -111,6 +111,9 @@ class FakeOpenAIServer:
             self.max_in_flight = 0
             self.request_times: list[float] = []
             self._faults.clear()
+            # a handler of an earlier test still sleeping (a client that timed out) must not
+            # count down this test's in-flight requests when it ends
+            self._generation = getattr(self, "_generation", 0) + 1
 
     def inject(
         self,
@@ -191,6 +194,7 @@ class FakeOpenAIServer:
 
     async def _embeddings(self, request: Request) -> Response:
         with self._lock:
+            generation = self._generation
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.request_count += 1
@@ -200,7 +204,8 @@ class FakeOpenAIServer:
             return await self._answer(request, fault)
         finally:
             with self._lock:
-                self.in_flight -= 1
+                if generation == self._generation:
+                    self.in_flight -= 1
 
     async def _answer(self, request: Request, fault: Fault | None) -> Response:
         raw = await request.body()
