@@ -7,8 +7,11 @@ import binascii
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from nmtune.service.datasets.schemas import SPLIT_PATTERN, Record
 from nmtune.service.errors import PayloadTooLarge, ValidationFailed
@@ -75,6 +78,23 @@ def check_text(value: str, field: str, max_chars: int) -> str:
     if why is not None:
         raise ValidationFailed(f"{field}: text contains {why}", field=field)
     return value
+
+
+#: rows checked per block by :func:`check_finite` (bounds the temporary mask's memory)
+FINITE_BLOCK_ROWS = 65_536
+
+
+def check_finite(x: np.ndarray[Any, Any], field_of: Callable[[int, int], str]) -> None:
+    """Refuse a float32 matrix (n, D) with a NaN or infinite cell (values beyond the float32
+    range became inf on conversion); the 422 names the first one: ``field_of(row, column)``."""
+    for start in range(0, int(x.shape[0]), FINITE_BLOCK_ROWS):
+        bad = ~np.isfinite(x[start : start + FINITE_BLOCK_ROWS])
+        if bad.any():
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            where = field_of(start + i, j)
+            raise ValidationFailed(
+                f"{where}: NaN, infinite or beyond the float32 range", field=where
+            )
 
 
 def check_name(value: str, field: str) -> str:

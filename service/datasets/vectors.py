@@ -17,6 +17,7 @@ import numpy as np
 from nmtune.service.datasets.schemas import SPLIT_PATTERN, VectorRecord
 from nmtune.service.datasets.validation import (
     MAX_INT_LABEL,
+    check_finite,
     check_name,
     check_text,
     summarize_labels,
@@ -25,8 +26,6 @@ from nmtune.service.errors import PayloadTooLarge, ValidationFailed
 from nmtune.service.settings import Settings
 
 Label = str | int
-#: rows checked for finiteness per step (bounds the temporary boolean array)
-_FINITE_STEP = 65_536
 _SPLIT_RE = re.compile(SPLIT_PATTERN)
 
 
@@ -94,14 +93,7 @@ def check_matrix(
         )
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(x, dtype=np.float32)  # beyond float32 -> inf: refused below
-    for start in range(0, n, _FINITE_STEP):
-        bad = ~np.isfinite(out[start : start + _FINITE_STEP])
-        if bad.any():
-            i, j = (int(v) for v in np.argwhere(bad)[0])
-            field = where(start + i, j)
-            raise ValidationFailed(
-                f"{field}: NaN, infinite or beyond the float32 range", field=field
-            )
+    check_finite(out, where)
     return out
 
 
@@ -198,13 +190,7 @@ def table_from_records(records: Sequence[VectorRecord], settings: Settings) -> V
             )
     with np.errstate(over="ignore"):
         x = np.asarray([r.embedding for r in records], dtype=np.float32)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise ValidationFailed(
-            f"records[{i}].embedding[{j}]: NaN, infinite or beyond the float32 range",
-            field=f"records[{i}].embedding[{j}]",
-        )
+    check_finite(x, lambda i, j: f"records[{i}].embedding[{j}]")
     return VectorTable(
         x=x,
         labels=[r.label for r in records],

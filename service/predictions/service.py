@@ -18,7 +18,7 @@ from nmtune.adapters import (
 )
 from nmtune.adapters.tokenizer import get_token_counter
 from nmtune.service.backbones.service import get_backend
-from nmtune.service.datasets.validation import check_text, decode_image
+from nmtune.service.datasets.validation import check_finite, check_text, decode_image
 from nmtune.service.db.session import Database
 from nmtune.service.embeddings.service import EmbeddingCache
 from nmtune.service.errors import (
@@ -99,13 +99,7 @@ def _check_embeddings(rows: list[list[float]], dim: int) -> np.ndarray:
                 field=f"embeddings[{i}]",
             )
     x = np.asarray(rows, dtype=np.float32)  # (n, dim); values beyond float32 become inf
-    bad = ~np.isfinite(x)
-    if bad.any():
-        i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise ValidationFailed(
-            f"embeddings[{i}][{j}]: NaN, infinite or beyond the float32 range",
-            field=f"embeddings[{i}][{j}]",
-        )
+    check_finite(x, lambda i, j: f"embeddings[{i}][{j}]")
     return x
 
 
