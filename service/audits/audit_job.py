@@ -14,10 +14,10 @@ from typing import Any
 from nmtune.adapters import BackendRegistry
 from nmtune.service.audits import service as audits_service
 from nmtune.service.audits.models import AuditStatus
+from nmtune.service.backbones.service import backend_for_job
 from nmtune.service.db.session import Database
 from nmtune.service.embeddings.service import EmbeddingCache
-from nmtune.service.jobs import repository as jobs_repo
-from nmtune.service.jobs.handlers import JobContext, JobFailed
+from nmtune.service.jobs.handlers import JobContext
 from nmtune.service.ops.threads import compute_threads, with_threads
 from nmtune.service.settings import Settings
 from nmtune.tuner.audit import LabelAudit, audit_labels
@@ -39,14 +39,9 @@ class AuditJob:
         audit, ds = await asyncio.to_thread(audits_service.load_for_job, self.db, audit_id)
         if audit.status == AuditStatus.READY:  # a second run of a finished job
             return {"audit_id": audit.id, "reused": True}
-        backend = self.registry.get(audit.backbone)
-        await backend.ensure_ready()
-        if backend.identity != audit.backbone_identity:
-            raise JobFailed(
-                "BackboneChanged",
-                f"backbone {audit.backbone!r} changed configuration since the audit was "
-                "created; create a new audit",
-            )
+        backend = await backend_for_job(
+            self.registry, audit.backbone, audit.backbone_identity, "audit"
+        )
         rows = await asyncio.to_thread(
             audits_service.audited_rows, self.db, ds.id, list(audit.splits)
         )
@@ -61,11 +56,9 @@ class AuditJob:
         )
         labels: list[Any] = [int(r[2]) if ds.label_kind == "int" else r[2] for r in rows]
         opts = dict(audit.options)
-        job_id, owner = jc.job.id, jc.owner
 
         def on_step(phase: str, done: int, total: int) -> bool:
-            jobs_repo.set_progress(self.db, job_id, "audit", done, total, owner)
-            return not jobs_repo.cancel_requested(self.db, job_id, owner)
+            return not jc.report_progress("audit", done, total)
 
         await jc.progress("audit", 0, 0)
         threads = compute_threads(self.settings.compute_torch_threads)

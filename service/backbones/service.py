@@ -7,6 +7,7 @@ from typing import Any
 
 from nmtune.adapters import AdapterError, BackendRegistry, EmbeddingBackend, Usage
 from nmtune.service.errors import ServiceUnavailable, ValidationFailed
+from nmtune.service.jobs.handlers import JobFailed
 
 
 def known_backend(
@@ -66,6 +67,22 @@ async def get_backend(
         await backend.ensure_ready()
     except AdapterError as exc:
         raise ServiceUnavailable(f"backbone {name!r} is not available: {exc}") from exc
+    return backend
+
+
+async def backend_for_job(
+    registry: BackendRegistry, name: str, identity: str, what: str
+) -> EmbeddingBackend:
+    """In a job: the backend that the ``what`` ("head", "audit") was created with, ready to
+    embed; JobFailed ``BackboneChanged`` when its configuration (identity) changed since."""
+    backend = registry.get(name)
+    await backend.ensure_ready()
+    if backend.identity != identity:
+        raise JobFailed(
+            "BackboneChanged",
+            f"backbone {name!r} changed configuration since the {what} was created; "
+            f"create a new {what}",
+        )
     return backend
 
 

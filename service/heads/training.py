@@ -18,6 +18,7 @@ import torch
 
 from nmtune.adapters import BackendRegistry
 from nmtune.service.audits import service as audits_service
+from nmtune.service.backbones.service import backend_for_job
 from nmtune.service.datasets.service import load_examples, load_vectors
 from nmtune.service.db.session import Database
 from nmtune.service.embeddings.service import EmbeddingCache
@@ -60,14 +61,9 @@ class TrainJob:
             x = await asyncio.to_thread(load_vectors, self.db, ds)
             await jc.embed_progress(len(ex.keys), len(ex.keys))
         else:
-            backend = self.registry.get(head.backbone)
-            await backend.ensure_ready()
-            if backend.identity != head.backbone_identity:
-                raise JobFailed(
-                    "BackboneChanged",
-                    f"backbone {head.backbone!r} changed configuration since the head was "
-                    "created; create a new head",
-                )
+            backend = await backend_for_job(
+                self.registry, head.backbone, head.backbone_identity, "head"
+            )
             x = await self.cache.embed(  # (N, D)
                 job.tenant_id,
                 backend,

@@ -64,6 +64,12 @@ class JobContext:
         """``on_progress`` for ``EmbeddingCache.embed``: the job's `embed` stage."""
         await self.progress("embed", done, total)
 
+    def report_progress(self, stage: str, done: int, total: int) -> bool:
+        """Progress from a worker thread (e.g. an audit's solves); returns whether to stop (the
+        user asked to cancel, or this attempt no longer holds the job)."""
+        jobs_repo.set_progress(self.db, self.job.id, stage, done, total, self.owner)
+        return jobs_repo.cancel_requested(self.db, self.job.id, self.owner)
+
     def report_epoch(self, report: dict[str, Any], done: int, total: int) -> bool:
         """Append an epoch report (call from a training thread); returns whether to stop (the
         user asked to cancel, or this attempt no longer holds the job)."""
