@@ -27,10 +27,7 @@ from typing import Any
 
 #: loggers set to DEBUG for the whole session (ours and the libraries that see credentials)
 DEBUG_LOGGERS = (
-    "service",
-    "adapters",
-    "tuner",
-    "nmtune",
+    "nmtune",  # nmtune.service, nmtune.adapters, nmtune.tuner, the client
     "tests",
     "httpx",
     "httpcore",

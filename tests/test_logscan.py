@@ -29,17 +29,17 @@ def test_session_capture_records_library_debug_lines_and_the_scan_finds_a_plante
     try:
         raise RuntimeError(f"failed with {planted}")
     except RuntimeError:
-        logging.getLogger("service.jobs.engine").exception("job failed")
+        logging.getLogger("nmtune.service.jobs.engine").exception("job failed")
     session_log_capture.handler.flush()
     sub = tmp_path / "worker.log"  # as a subprocess's captured output
-    sub.write_text(f"2026-01-01 00:00:00,000 INFO service.worker: key {planted}\n")
+    sub.write_text(f"2026-01-01 00:00:00,000 INFO nmtune.service.worker: key {planted}\n")
     files = logscan.log_files(tmp_path, [session_log_capture.path])
     result = logscan.scan(files, {planted: "this test"})
     where = sorted((h.file.name, h.logger) for h in result.hits)
     assert ("root.log", "httpcore.connection") in where
     assert ("root.log", "sqlalchemy.engine.Engine") in where
-    assert ("root.log", "service.jobs.engine") in where  # the traceback line
-    assert ("worker.log", "service.worker") in where
+    assert ("root.log", "nmtune.service.jobs.engine") in where  # the traceback line
+    assert ("worker.log", "nmtune.service.worker") in where
     assert result.lines >= len(result.hits) and result.files == 2
     assert planted not in " ".join(h.describe() for h in result.hits)  # reports are masked
 
