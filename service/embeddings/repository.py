@@ -13,6 +13,11 @@ one SQLAlchemy row object per vector:
   with binary array parameters on PostgreSQL (``synchronous_commit`` off for that
   transaction: cache rows can be recomputed); both ``ON CONFLICT DO NOTHING`` (rows another
   writer stored first are kept).
+
+On PostgreSQL each statement goes with its ``SET LOCAL`` (and the transaction's ``BEGIN``) in
+one pipelined round trip. What is left per row is the server's: the heap tuple, the entry in
+the three-column text primary key, the tenant foreign-key check (benchmarks/results/perf.md
+section 4 has the figures).
 """
 
 from __future__ import annotations
@@ -87,7 +92,8 @@ def read_matrix(
         order = sorted(range(len(chunk)), key=chunk.__getitem__)
         probe = [chunk[i] for i in order]
         if dialect == "postgresql":
-            with raw.cursor(binary=True) as cur:
+            # pipelined: BEGIN, SET and SELECT in one round trip
+            with raw.pipeline(), raw.cursor(binary=True) as cur:
                 # the hash join's table holds the batch's rows: sized so it does not spill
                 # to temporary files under the default 4 MB work_mem
                 cur.execute(f"SET LOCAL work_mem = '{_pg_work_mem_kb(len(probe), dim)}kB'")
@@ -156,16 +162,22 @@ def write_matrix(
     buf = x.tobytes()
     dialect, raw = _driver(session)
     now = utcnow()
-    if dialect != "postgresql":  # stored as SQLAlchemy stores it (UTCDateTime on SQLite)
+    if dialect != "postgresql":
+        # stored as the ORM stores it: the dialect's own DATETIME text ('2026-12-01
+        # 13:19:41.366878'), one string for the statement (the type decorator's own bind
+        # processor left a datetime, which sqlite3's deprecated default adapter turned into
+        # an isoformat 'T...+00:00' text per row)
+        sa_dialect = session.get_bind().dialect
         column = CachedEmbedding.__table__.c.created_at
-        process = column.type.bind_processor(session.get_bind().dialect)
+        process = column.type.dialect_impl(sa_dialect).bind_processor(sa_dialect)
         created: Any = process(now) if process is not None else now
     for start in range(0, len(keys), WRITE_BATCH):
         stop = min(start + WRITE_BATCH, len(keys))
         blobs = [buf[i * row_bytes : (i + 1) * row_bytes] for i in range(start, stop)]
         chunk = list(keys[start:stop])
         if dialect == "postgresql":
-            with raw.cursor() as cur:
+            # pipelined: BEGIN, SET and INSERT in one round trip
+            with raw.pipeline(), raw.cursor() as cur:
                 if start == 0:
                     # cache rows can always be recomputed: this transaction's commit need not
                     # wait for the WAL flush (a server crash may lose the last few commits;

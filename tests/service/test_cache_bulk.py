@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from nmtune.adapters import identity_digest
 from nmtune.service.auth.service import get_or_create_tenant
@@ -61,6 +62,25 @@ def test_bulk_write_stores_what_the_orm_reads(any_db_url: str) -> None:
             select(CachedEmbedding.created_at).where(CachedEmbedding.tenant_id == tid).limit(1)
         )
     assert created is not None and abs((utcnow() - created).total_seconds()) < 600
+    if any_db_url.startswith("sqlite"):  # the text the ORM writes, not sqlite3's isoformat
+        with db.session() as s:
+            s.add(
+                CachedEmbedding(
+                    tenant_id=tid,
+                    backbone_hash="o" * 64,
+                    input_sha256="o",
+                    dim=1,
+                    vector=b"\0\0\0\0",
+                )
+            )
+        with db.session() as s:
+            texts = s.execute(
+                text("SELECT backbone_hash, created_at FROM embeddings WHERE tenant_id = :t"),
+                {"t": tid},
+            ).all()
+        pattern = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+        assert {bh[0] for bh, _ in texts} == {"b", "o"}
+        assert all(pattern.fullmatch(t) for _, t in texts), {t for _, t in texts}
     db.dispose()
 
 
