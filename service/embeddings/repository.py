@@ -6,16 +6,15 @@ one SQLAlchemy row object per vector:
 - reads send all keys of a batch as ONE parameter (a JSON array joined with ``json_each``
   on SQLite, a ``text[]`` joined with ``unnest ... WITH ORDINALITY`` on PostgreSQL, sent as a
   binary array (the text format quotes-checks every key: 7 ms per 1,000 keys) and fetched in
-  binary format so ``bytea`` is not hex-decoded; ``work_mem`` raised for that transaction so
-  the join's hash table does not spill to disk), get back ``(position, blob)`` pairs and
+  binary format so ``bytea`` is not hex-decoded), get back ``(position, blob)`` pairs and
   decode them with one ``np.frombuffer`` into a (m, dim) float32 array;
 - writes are one ``executemany`` on SQLite and one ``INSERT ... SELECT FROM unnest(...)``
   with binary array parameters on PostgreSQL (``synchronous_commit`` off for that
   transaction: cache rows can be recomputed); both ``ON CONFLICT DO NOTHING`` (rows another
   writer stored first are kept).
 
-On PostgreSQL each statement goes with its ``SET LOCAL`` (and the transaction's ``BEGIN``) in
-one pipelined round trip. What is left per row is the server's: the heap tuple, the entry in
+On PostgreSQL a write goes with its ``SET LOCAL`` (and the transaction's ``BEGIN``) in one
+pipelined round trip. What is left per row is the server's: the heap tuple, the entry in
 the three-column text primary key, the tenant foreign-key check (benchmarks/results/perf.md
 section 4 has the figures).
 """
@@ -57,13 +56,6 @@ _PG_WRITE = (
 )
 
 
-def _pg_work_mem_kb(n_keys: int, dim: int | None) -> int:
-    """work_mem for a read of ``n_keys``: the join's hash table of that many rows (key, toast
-    pointer or inline vector) fits, between the 4 MB default and 256 MB."""
-    row = 4 * (dim or 1536) + 256
-    return int(min(max(4 * 1024, 2 * n_keys * row // 1024), 256 * 1024))
-
-
 def _driver(session: Session) -> tuple[str, Any]:
     conn = session.connection()
     return conn.dialect.name, conn.connection.driver_connection
@@ -92,11 +84,7 @@ def read_matrix(
         order = sorted(range(len(chunk)), key=chunk.__getitem__)
         probe = [chunk[i] for i in order]
         if dialect == "postgresql":
-            # pipelined: BEGIN, SET and SELECT in one round trip
-            with raw.pipeline(), raw.cursor(binary=True) as cur:
-                # the hash join's table holds the batch's rows: sized so it does not spill
-                # to temporary files under the default 4 MB work_mem
-                cur.execute(f"SET LOCAL work_mem = '{_pg_work_mem_kb(len(probe), dim)}kB'")
+            with raw.cursor(binary=True) as cur:
                 cur.execute(_PG_READ, (probe, tenant_id, backbone_hash))
                 rows = cur.fetchall()
         else:
