@@ -66,13 +66,17 @@ def candidate_configs(
     for i, cand in enumerate(config.candidate_overrides()):
         method = str(cand.pop("method"))
         preset = str(cand.pop("preset", config.preset))
+        floor = cand.pop("min_per_class", None)
         shared = {
             k: v
             for k, v in base.items()
             if method == "nmtune" or k not in ("w_mse", "w_cov", "w_svd")
         }
         cfg = resolve_config(method, preset, {**shared, **cand, "seed": config.seed})
-        out.append(({"index": i, "method": method, "preset": preset, "overrides": cand}, cfg))
+        rec: dict[str, Any] = {"index": i, "method": method, "preset": preset, "overrides": cand}
+        if floor is not None:
+            rec["min_per_class"] = int(floor)
+        out.append((rec, cfg))
     return out
 
 
@@ -156,24 +160,45 @@ def fit_auto(
         )
 
     per_class = float(np.median(np.bincount(signal.y_train)[np.unique(signal.y_train)]))
-    if per_class < config.auto_min_per_class and len(cands) > 1:
-        # A handful of rows per class cannot rank heads (a 16-row CV has a standard error of
-        # over 10 points, and the nonlinear heads' best-epoch scores are optimistic): only the
-        # simplest candidate (lr in the default grid) is fitted.
-        for rec in records[1:]:
-            rec["skipped"] = (
-                f"median class has fewer than auto_min_per_class={config.auto_min_per_class} "
-                "examples"
-            )
-        cands = cands[:1]
+    cands = _above_floors(config, cands, per_class)
     if signal.kind == "cv":
         pick, winner = _select_by_cv(config, cands, signal, n_classes, shared, callback, started)
     else:
         pick, winner = _select_on_rows(config, cands, signal, n_classes, shared, callback, device)
+    picked = cands[pick][0]["index"]  # pick indexes the fitted candidates
     for rec in records:
-        rec["selected"] = rec["index"] == pick
+        rec["selected"] = rec["index"] == picked
     winner.details["auto"] = {"elapsed_s": round(time.perf_counter() - started, 3)}
     return winner, records, signal
+
+
+def _above_floors(
+    config: HeadConfig, cands: list[tuple[dict[str, Any], HeadConfig]], per_class: float
+) -> list[tuple[dict[str, Any], HeadConfig]]:
+    """The candidates fitted when the median class has ``per_class`` rows; the others are
+    marked ``skipped`` with the reason. The first (simplest) candidate is always fitted.
+
+    A handful of rows per class cannot rank heads (a 16-row CV has a standard error of over
+    10 points, and the nonlinear heads' best-epoch scores are optimistic): below
+    ``auto_min_per_class`` only the first candidate is fitted. A candidate's own
+    ``min_per_class`` skips it below that size (the default grid's paper-code:
+    :data:`~tuner.config.PAPER_CODE_MIN_PER_CLASS`).
+    """
+    kept = cands[:1]
+    for rec, cfg in cands[1:]:
+        if per_class < config.auto_min_per_class:
+            rec["skipped"] = (
+                f"median class has fewer than auto_min_per_class={config.auto_min_per_class} "
+                "examples"
+            )
+        elif per_class < rec.get("min_per_class", 0):
+            rec["skipped"] = (
+                f"median class has fewer than this candidate's min_per_class="
+                f"{rec['min_per_class']} examples"
+            )
+        else:
+            kept.append((rec, cfg))
+    return kept
 
 
 def _select_on_rows(
@@ -331,7 +356,7 @@ def _select_by_cv(
             means.append((float(rec["cv_mean"]), float("nan")))
         pick = select_candidate(means, int(signal.y.size), rule)
     rec, cfg = cands[pick]
-    winner = _refit(cfg, signal, n_classes, int(rec["best_epoch"]), shared, callback, pick)
+    winner = _refit(cfg, signal, n_classes, int(rec["best_epoch"]), shared, callback, rec["index"])
     winner.score = float(rec["cv_mean"])
     k = len(curves[0]) // max(1, repeats)  # folds used (fewer when a class is small)
     signal.description += f" ({repeats} x {k}-fold)"

@@ -68,10 +68,16 @@ ROBUST_OVERRIDES: dict[str, Any] = {
 #: near-copies (robust at 4x next to 1x) add cost and more chances for a noisy CV score to
 #: win by luck, not a new kind of head. A candidate's ``preset`` defaults to auto's.
 #: (``mlp`` is nmtune without its regularisers: add it with ``auto_candidates`` if wanted.)
+#: auto's paper-code candidate (4x wide, trained from scratch: ~8 D^2 weights, 1.2 M at
+#: D = 384) is fitted only when the median class has at least this many examples. Below it,
+#: on the dev data, it never came within one standard error of lr (README, "Learning curve":
+#: 0 picks at 8-512 per class; -3.4 to +0.9 points against lr, below it in 10 of 12 fits from
+#: 512 per class), while its 3-fold CV was ~80 % of auto's fit time.
+PAPER_CODE_MIN_PER_CLASS = 256
 _DEFAULT_AUTO: tuple[tuple[tuple[str, Any], ...], ...] = (
     (("method", "lr"),),
     (("method", "nmtune"), ("hidden_ratio", 1.0), ("preset", "robust")),
-    (("method", "nmtune"), ("preset", "paper-code")),
+    (("method", "nmtune"), ("min_per_class", PAPER_CODE_MIN_PER_CLASS), ("preset", "paper-code")),
 )
 
 
@@ -162,7 +168,8 @@ class HeadConfig:
     # (0 = no bound).
     auto_time_budget_s: float = 60.0
     # auto only: when the median class has fewer training examples than this, only the first
-    # (the simplest) candidate is fitted: a few rows per class cannot rank heads.
+    # (the simplest) candidate is fitted: a few rows per class cannot rank heads. A candidate
+    # may also set its own floor ("min_per_class" in its auto_candidates entry).
     auto_min_per_class: int = 16
     # Filled by resolve_config.
     overrides: tuple[tuple[str, Any], ...] = ()
@@ -346,7 +353,7 @@ def _validate_candidates(name: str, value: Any) -> tuple[tuple[tuple[str, Any], 
             raise ConfigError(
                 f"{where} needs 'method' in {list(TRAINED_METHODS)}, got {method!r}", field=where
             )
-        rest = {k: v for k, v in items.items() if k not in ("method", "preset")}
+        rest = {k: v for k, v in items.items() if k not in ("method", "preset", "min_per_class")}
         if any(k in rest for k in AUTO_FIELDS):
             raise ConfigError(f"{where} may not set {' / '.join(AUTO_FIELDS)}", field=where)
         extra: tuple[tuple[str, Any], ...] = ()
@@ -357,6 +364,14 @@ def _validate_candidates(name: str, value: Any) -> tuple[tuple[tuple[str, Any], 
                     field=where,
                 )
             extra = (("preset", items["preset"]),)
+        if "min_per_class" in items:
+            m = items["min_per_class"]
+            if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= 1_000_000:
+                raise ConfigError(
+                    f"{where}: min_per_class must be an integer in [0, 1000000], got {m!r}",
+                    field=where,
+                )
+            extra = (*extra, ("min_per_class", int(m)))
         try:
             checked = _check_overrides(str(method), rest)
         except ConfigError as exc:

@@ -117,6 +117,11 @@ class Candidate(BaseModel):
     method: str
     preset: str
     overrides: Overrides
+    min_per_class: int | None = Field(
+        default=None,
+        description="The candidate's own floor: fitted only when the median class has at least "
+        "this many training examples (else `skipped` says so).",
+    )
     cv_curve: list[float | None] | None = None
     cv_scores: list[float | None] | None = None
     cv_mean: float | None = None

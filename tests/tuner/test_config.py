@@ -192,7 +192,7 @@ def test_default_auto_grid_and_candidate_presets() -> None:
     assert c.candidate_overrides() == [
         {"method": "lr"},
         {"method": "nmtune", "hidden_ratio": 1.0, "preset": "robust"},
-        {"method": "nmtune", "preset": "paper-code"},
+        {"method": "nmtune", "min_per_class": 256, "preset": "paper-code"},
     ]
     c2 = resolve_config(
         "auto", overrides={"auto_candidates": [{"method": "mlp", "preset": "paper-text"}]}

@@ -250,3 +250,46 @@ def test_holdout_scores_of_torch_candidates_are_cross_fitted() -> None:
     lr_rec, nm_rec = clf.candidates_
     assert "val_accuracy_best_epoch" not in lr_rec
     assert 0.0 <= nm_rec["val_accuracy"] <= 1.0 and 0.0 <= nm_rec["val_accuracy_best_epoch"] <= 1.0
+
+
+def test_candidate_floor_skips_paper_code_below_its_size() -> None:
+    """The default grid's paper-code (4x wide, from scratch) is fitted only from
+    PAPER_CODE_MIN_PER_CLASS rows in the median class; below it the record says why, and a
+    candidate's own floor in a user grid skips it wherever it stands in the grid."""
+    from nmtune.tuner.config import PAPER_CODE_MIN_PER_CLASS
+
+    xtr, ytr, _, _ = few_shot(20)
+    fast = {**AUTO_FAST, "epochs": 2, "min_steps": 4}
+    clf = NMTuneClassifier(method="auto", device="cpu", **fast).fit(xtr, ytr)
+    by_preset = {(c["method"], c["preset"]): c for c in clf.candidates_}
+    paper = by_preset[("nmtune", "paper-code")]
+    assert paper["min_per_class"] == PAPER_CODE_MIN_PER_CLASS
+    assert "min_per_class=256" in paper["skipped"] and "cv_mean" not in paper
+    assert not paper["selected"]
+    robust = by_preset[("nmtune", "robust")]
+    assert "skipped" not in robust and len(robust["cv_scores"]) == 3
+    assert sum(c["selected"] for c in clf.candidates_) == 1
+
+    grid = [
+        {"method": "lr"},
+        {"method": "mlp", "min_per_class": 21},  # 20 per class: skipped
+        {"method": "lp", "min_per_class": 20},  # fitted (>=)
+    ]
+    clf = NMTuneClassifier(method="auto", device="cpu", auto_candidates=grid, **fast)
+    clf.fit(xtr, ytr)
+    recs = clf.candidates_
+    assert [("skipped" in r) for r in recs] == [False, True, False]
+    assert [r.get("min_per_class") for r in recs] == [None, 21, 20]
+    picked = [r for r in recs if r["selected"]]
+    assert len(picked) == 1 and picked[0]["method"] == clf.method_
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "8", 10**7])
+def test_candidate_floor_is_validated(bad: Any) -> None:
+    from nmtune.tuner.errors import ConfigError
+
+    grid = [{"method": "lr"}, {"method": "mlp", "min_per_class": bad}]
+    with pytest.raises(ConfigError) as err:
+        resolve_config("auto", overrides={"auto_candidates": grid})
+    assert err.value.field == "auto_candidates[1]"
+
