@@ -51,6 +51,8 @@ class LogRegFit:
     cs: list[float] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)  # mean held-out accuracy per C
     folds: int = 0
+    # "eval" only: the in-domain CV C the evaluation data had to beat (None: no guard)
+    default_c: float | None = None
 
 
 def c_grid(n: int) -> list[float]:
@@ -275,26 +277,54 @@ def fit_logreg_on_eval(
     max_iter: int = 100,
     device: torch.device | None = None,
     on_c: Callable[[int, float, float], None] | None = None,
+    default_c: float | None = None,
 ) -> LogRegFit:
     """C by accuracy on a separate evaluation set (e.g. labelled target-domain validation);
-    every C is fitted on all of (x, y); ties -> the smaller C."""
+    every C is fitted on all of (x, y); ties -> the smaller C.
+
+    ``default_c`` (one of ``cs``, e.g. the in-domain CV choice): the evaluation set must
+    *show* that another C is better. A C replaces it only when it gets more evaluation rows
+    right than ``default_c`` by more than one paired standard error: with ``b`` rows right
+    only under C and ``d`` right only under ``default_c``, ``b - d > sqrt(b + d)`` (McNemar's
+    statistic above 1). A few dozen target rows cannot otherwise tell Cs apart, and the
+    first maximum (the smallest C among ties) then over-regularises.
+    """
     dev = device or torch.device("cpu")
     xt, yt, wt = _tensors(x, y, sample_weight, dev)
     xe = torch.as_tensor(x_eval, dtype=torch.float64, device=dev)
     ye = torch.as_tensor(y_eval, dtype=torch.long, device=dev)
     w, b = _zeros(1, n_classes, x.shape[1], dev)
-    best: tuple[float, float, torch.Tensor, torch.Tensor] | None = None
+    grid = sorted(cs)
     scores: list[float] = []
-    for i, c in enumerate(sorted(cs)):
+    states: list[tuple[torch.Tensor, torch.Tensor]] = []
+    right: list[torch.Tensor] = []  # (n_eval,) bool per C
+    for i, c in enumerate(grid):
         w, b = _solve(xt, yt, n_classes, wt[None], c, w, b, max_iter)
-        acc = _accuracy(w[0], b[0], xe, ye)
+        hit = (xe @ w[0].T + b[0]).argmax(dim=1) == ye
+        acc = float(hit.double().mean().item()) if ye.numel() else 0.0
         scores.append(acc)
-        if best is None or acc > best[0]:
-            best = (acc, c, w[0].clone(), b[0].clone())
+        states.append((w[0].clone(), b[0].clone()))
+        right.append(hit)
         if on_c is not None:
             on_c(i, c, acc)
-    assert best is not None
-    return LogRegFit(best[2].float(), best[3].float(), best[1], "eval", sorted(cs), scores)
+    best = int(np.argmax(scores))  # first maximum = the smallest C among ties
+    if default_c is not None and default_c in grid:
+        base = grid.index(default_c)
+        best = base
+        for i in range(len(grid)):
+            gain = int((right[i] & ~right[base]).sum())  # rows only C_i gets right
+            loss = int((right[base] & ~right[i]).sum())  # rows only default_c gets right
+            if gain - loss > (gain + loss) ** 0.5 and scores[i] > scores[best]:
+                best = i
+    return LogRegFit(
+        states[best][0].float(),
+        states[best][1].float(),
+        grid[best],
+        "eval",
+        grid,
+        scores,
+        default_c=default_c,
+    )
 
 
 def fit_logreg_folds(

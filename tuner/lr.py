@@ -50,7 +50,9 @@ def solve_lr(
     candidate: int = 0,
 ) -> LogRegFit:
     """lr on (x, y): C = ``config.lr_c`` when set, else chosen on ``sel`` (target-domain
-    data) when given, else by ``config.cv_folds``-fold stratified CV on (x, y).
+    data) when given, else by ``config.cv_folds``-fold stratified CV on (x, y). On ``sel``
+    the in-domain CV choice is the default, replaced only by a C that the target rows show
+    to be better by more than one paired standard error (:func:`fit_logreg_on_eval`).
 
     ``callback`` gets one report per C (``epoch`` = the C's rank; may cancel).
     """
@@ -82,9 +84,23 @@ def solve_lr(
         "device": device,
         "on_c": on_c,
     }
-    if sel is not None:
-        return fit_logreg_on_eval(x, y, n_classes, cs, sel[0], sel[1], **common)
     repeats = config.lr_cv_repeats if y.size < 10 * config.min_holdout else 1
+    if sel is not None:
+        # the in-domain CV choice stands unless the target data shows a better C
+        in_domain = fit_logreg_cv(
+            x,
+            y,
+            n_classes,
+            cs,
+            config.cv_folds,
+            config.seed,
+            repeats=repeats,
+            sample_weight=sw,
+            max_iter=config.lr_max_iter,
+            device=device,
+        )
+        default = in_domain.c if in_domain.selection == "cv" else None
+        return fit_logreg_on_eval(x, y, n_classes, cs, sel[0], sel[1], **common, default_c=default)
     return fit_logreg_cv(
         x, y, n_classes, cs, config.cv_folds, config.seed, repeats=repeats, **common
     )
@@ -107,4 +123,5 @@ def lr_record(fit: LogRegFit) -> dict[str, Any]:
         "cs": fit.cs,
         "c_scores": fit.scores,
         "c_folds": fit.folds,
+        **({} if fit.default_c is None else {"c_in_domain": fit.default_c}),
     }

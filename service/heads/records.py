@@ -70,6 +70,11 @@ class LrRecord(BaseModel):
         default_factory=list, description="Mean held-out accuracy per C."
     )
     c_folds: int = 0
+    c_in_domain: float | None = Field(
+        default=None,
+        description="eval (target-domain data) only: the in-domain CV choice of C, kept unless "
+        "the target rows show another C to be better by more than one paired standard error.",
+    )
     refit_rows: int | None = Field(
         default=None, description="Rows of the final refit at the chosen C (auto, holdout)."
     )

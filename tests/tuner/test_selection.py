@@ -293,3 +293,30 @@ def test_candidate_floor_is_validated(bad: Any) -> None:
         resolve_config("auto", overrides={"auto_candidates": grid})
     assert err.value.field == "auto_candidates[1]"
 
+
+def test_target_c_needs_a_paired_margin_over_the_in_domain_c() -> None:
+    """On target rows that most Cs classify alike, C stays the in-domain CV choice (the
+    unguarded first maximum would be a smaller, over-regularised C); a C replaces it only
+    when the target rows show it better by more than one paired standard error."""
+    from nmtune.tuner.logreg import c_grid, fit_logreg_cv, fit_logreg_on_eval
+
+    xs, ys, xv, yv, xt, yt, _, _ = shifted_domains()
+    x, y = np.concatenate([xs, xv]), np.concatenate([ys, yv])
+    ye = np.repeat([0, 1], 10)  # 20 easy target rows: every C but the smallest gets all
+    noise = np.random.default_rng(1).normal(size=(20, x.shape[1])) * 0.3
+    xe = ((2 * ye - 1)[:, None] * 3.0 + noise).astype(np.float32)
+    cs = c_grid(9)
+    cv = fit_logreg_cv(x, y, 2, cs, 5, 0)
+    plain = fit_logreg_on_eval(x, y, 2, cs, xe, ye)
+    guarded = fit_logreg_on_eval(x, y, 2, cs, xe, ye, default_c=cv.c)
+    assert plain.scores == guarded.scores and max(plain.scores) == 1.0
+    assert plain.scores[cs.index(cv.c)] == 1.0
+    assert plain.c < cv.c  # ties: the first maximum is a smaller C than in-domain CV's
+    assert guarded.c == guarded.default_c == cv.c
+
+    # the shifted target of the tests above clearly rewards the smallest C: it moves
+    head = NMTuneClassifier(method="lr", device="cpu", lr_cs=5).fit(
+        xs, ys, xv, yv, X_target_val=xt, y_target_val=yt
+    )
+    lr = head.selection_["lr"]
+    assert lr["c_in_domain"] > lr["c"] == min(lr["cs"])
