@@ -38,34 +38,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy_data import (
-    DEFAULT_DATA,
-    MINILM,
-    CachedEmbedder,
-    embed_tasks,
-    load_tasks,
-    split_indices,
-)
+from accuracy_data import DEFAULT_DATA, split_indices
+from bench_learning_curve import DATA, lrcv, prepare  # the same embeddings and baseline
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAIRS = ["vader-movies:nyt", "vader-movies:tweets", "vader-tweets:amazon", "wordnet:examples"]
 METHODS = ["lrcv", "auto", "auto+target", "lr+target", "robust+target", "paper-code+target"]
-
-DATA: dict[str, dict[str, Any]] = {}  # filled before the pool forks
-
-
-def prepare(data_dir: Path, tasks: list[str]) -> None:
-    from nmtune.adapters import build_backend
-
-    texts = load_tasks(data_dir, tasks)
-    feats = embed_tasks(CachedEmbedder(), build_backend(MINILM), texts)
-    for name, t in texts.items():
-        DATA[name] = {
-            "X": feats[name]["id"],
-            "y": np.asarray(t.labels),
-            "ood": {o: (feats[name][o], np.asarray(oy)) for o, (_, oy) in t.ood.items()},
-            "groups": dict(t.ood_groups),
-        }
 
 
 def per_class(y: np.ndarray, idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -103,15 +81,6 @@ def make_unit(task: str, target: str, seed: int, size: str, t_per_class: int) ->
         "x_tt": xo[t_test],
         "y_tt": yo[t_test],
     }
-
-
-def lrcv(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
-
-    k = int(min(5, np.unique(y, return_counts=True)[1].min()))
-    cv = StratifiedKFold(max(2, k), shuffle=True, random_state=seed)
-    return LogisticRegressionCV(Cs=10, cv=cv, max_iter=100).fit(x, y)
 
 
 def run_unit(unit: tuple[str, str, int, str, int, str]) -> dict[str, Any]:
