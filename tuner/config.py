@@ -62,18 +62,19 @@ ROBUST_OVERRIDES: dict[str, Any] = {
     "feature_dropout": 0.5,
 }
 
-#: ``auto``'s default grid, simplest first (the one-standard-error rule prefers earlier
-#: entries): the tuned linear model lr; nmtune grown from it (robust, a 1x-wide residual MLP);
-#: the paper's nmtune (paper-code, 4x wide, from scratch). One candidate per inductive bias:
-#: near-copies (robust at 4x next to 1x) add cost and more chances for a noisy CV score to
-#: win by luck, not a new kind of head. A candidate's ``preset`` defaults to auto's.
-#: (``mlp`` is nmtune without its regularisers: add it with ``auto_candidates`` if wanted.)
 #: auto's paper-code candidate (4x wide, trained from scratch: ~8 D^2 weights, 1.2 M at
 #: D = 384) is fitted only when the median class has at least this many examples. Below it,
 #: on the dev data, it never came within one standard error of lr (README, "Learning curve":
 #: 0 picks at 8-512 per class; -3.4 to +0.9 points against lr, below it in 10 of 12 fits from
 #: 512 per class), while its 3-fold CV was ~80 % of auto's fit time.
 PAPER_CODE_MIN_PER_CLASS = 256
+
+#: ``auto``'s default grid, simplest first (the one-standard-error rule prefers earlier
+#: entries): the tuned linear model lr; nmtune grown from it (robust, a 1x-wide residual MLP);
+#: the paper's nmtune (paper-code, 4x wide, from scratch). One candidate per inductive bias:
+#: near-copies (robust at 4x next to 1x) add cost and more chances for a noisy CV score to
+#: win by luck, not a new kind of head. A candidate's ``preset`` defaults to auto's.
+#: (``mlp`` is nmtune without its regularisers: add it with ``auto_candidates`` if wanted.)
 _DEFAULT_AUTO: tuple[tuple[tuple[str, Any], ...], ...] = (
     (("method", "lr"),),
     (("method", "nmtune"), ("hidden_ratio", 1.0), ("preset", "robust")),
@@ -364,15 +365,10 @@ def _validate_candidates(name: str, value: Any) -> tuple[tuple[tuple[str, Any], 
                     field=where,
                 )
             extra = (("preset", items["preset"]),)
-        if "min_per_class" in items:
-            m = items["min_per_class"]
-            if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= 1_000_000:
-                raise ConfigError(
-                    f"{where}: min_per_class must be an integer in [0, 1000000], got {m!r}",
-                    field=where,
-                )
-            extra = (*extra, ("min_per_class", int(m)))
         try:
+            if "min_per_class" in items:  # the same bounds as auto_min_per_class
+                floor = _RULES["auto_min_per_class"]("min_per_class", items["min_per_class"])
+                extra = (*extra, ("min_per_class", floor))
             checked = _check_overrides(str(method), rest)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}", field=where) from exc
