@@ -4,6 +4,7 @@ full data, in domain (ID) and out of domain (OOD), paired over seeds.
     python benchmarks/bench_learning_curve.py                       # all tasks, 5 seeds
     python benchmarks/bench_learning_curve.py --tasks vader-movies --sizes 8 32 --seeds 0 1
     python benchmarks/bench_learning_curve.py --methods auto lr nmtune:robust
+    python benchmarks/bench_learning_curve.py --methods "nmtune:robust:min_steps=100;epochs=20"
 
 For each task and seed the training domain is split 65 / 10 / 25 (stratified, seeded); the
 first 75 % is the pool a user would label. A point of the curve takes k examples per class
@@ -89,6 +90,21 @@ def lrcv(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
     return LogisticRegressionCV(Cs=10, cv=cv, max_iter=100).fit(x, y)
 
 
+def parse_method(spec: str) -> tuple[str, str, dict[str, Any]]:
+    """``method[:preset][:field=value;field=value]`` -> (method, preset, overrides); values
+    are parsed as JSON (numbers, booleans, lists) and kept as strings otherwise."""
+    name, _, rest = spec.partition(":")
+    preset, _, extra = rest.partition(":")
+    overrides: dict[str, Any] = {}
+    for item in filter(None, extra.split(";")):
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return name, preset, overrides
+
+
 def run_unit(unit: tuple[str, int, str, str]) -> dict[str, Any]:
     import torch
 
@@ -107,9 +123,13 @@ def run_unit(unit: tuple[str, int, str, str]) -> dict[str, Any]:
         model = lrcv(x[pool], y[pool], seed)
         extra = {"C": float(model.C_[0])}
     else:
-        name, _, preset = method.partition(":")
+        name, preset, overrides = parse_method(method)
         model = NMTuneClassifier(
-            method=name, preset=preset or DEFAULT_PRESET, random_state=seed, device="cpu"
+            method=name,
+            preset=preset or DEFAULT_PRESET,
+            random_state=seed,
+            device="cpu",
+            **overrides,
         ).fit(x[pool], y[pool])
         picked = model.method_
         if name == "auto":
@@ -221,7 +241,9 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=TASKS)
     ap.add_argument("--sizes", nargs="+", default=SIZES)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--methods", nargs="+", default=["auto"], help="method[:preset] ...")
+    ap.add_argument(
+        "--methods", nargs="+", default=["auto"], help="method[:preset][:field=value;...] ..."
+    )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--tag", default="learning_curve")
     ap.add_argument(

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
-from nmtune.tuner.config import HeadConfig
+from nmtune.tuner.config import AUTO_FIELDS, HeadConfig, resolve_config
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,14 @@ def training_work(config: HeadConfig, n_rows: int, dim: int, n_classes: int) -> 
     cv = n_rows <= config.auto_cv_max_rows or config.auto_signal == "cv"
     fits = config.auto_cv_folds * config.auto_cv_repeats + 1 if cv else 2
     total, parts, fields = 0.0, [], {"auto_cv_folds", "auto_cv_repeats", "auto_candidates"}
+    # the user's shared overrides (auto's own fields aside) apply to every candidate
+    shared = {k: v for k, v in config.overrides if k not in AUTO_FIELDS}
     for candidate in config.candidate_overrides():
+        # a candidate's cost fields come from its own preset (robust and paper-code differ
+        # in min_steps), then the user's shared overrides, then the candidate's entry
+        own = resolve_config(str(candidate["method"]), str(candidate.get("preset", config.preset)))
         known = {k: v for k, v in candidate.items() if hasattr(config, k) and k != "preset"}
-        sub = _single(replace(config, **known), n_rows, dim, n_classes)
+        sub = _single(replace(own, **{**shared, **known}), n_rows, dim, n_classes)
         total += fits * sub.total
         parts.append(sub.explanation)
         fields.update(sub.fields)

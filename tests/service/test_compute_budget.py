@@ -35,6 +35,16 @@ def test_training_work_grows_with_each_factor() -> None:
     assert auto.total > base.total and "candidates" in auto.explanation
 
 
+def test_auto_work_uses_each_candidates_preset_and_the_users_overrides() -> None:
+    # on 64 rows the step floor decides: robust's 100 steps, paper-code's 300
+    auto = training_work(resolve_config("auto"), 64, 64, 2)
+    assert "min_steps 100" in auto.explanation and "min_steps 300" in auto.explanation
+    # a user's min_steps is shared by every candidate, whatever its preset
+    own = training_work(resolve_config("auto", overrides={"min_steps": 10}), 64, 64, 2)
+    assert "min_steps 100" not in own.explanation and "min_steps 300" not in own.explanation
+    assert own.total < auto.total
+
+
 @pytest.fixture
 def small_budget(serve: Any, fake_upstream: Any) -> Any:
     run = serve(None, [fake_spec(fake_upstream)], max_train_work=1e6)

@@ -40,7 +40,17 @@ def test_presets() -> None:
     assert (r.w_mse, r.w_cov, r.w_svd) == (1.0, 0.04, 0.001)
     # robust = paper-code + exactly ROBUST_OVERRIDES; paper-code = the HeadConfig defaults
     assert PRESETS["robust"] == {**PRESETS["paper-code"], **ROBUST_OVERRIDES}
-    assert set(ROBUST_OVERRIDES) == {"init_from_lr", "residual_init", "feature_dropout"}
+    assert set(ROBUST_OVERRIDES) == {
+        "init_from_lr",
+        "residual_init",
+        "feature_dropout",
+        "min_steps",
+    }
+    assert (r.min_steps, resolve_config("mlp", "robust").min_steps) == (100, 100)
+    assert resolve_config("nmtune", "paper-code").min_steps == 300  # from scratch: the floor
+    # a user's min_steps wins over the preset's and is recorded as a deviation from it
+    own = resolve_config("nmtune", "robust", {"min_steps": 40})
+    assert own.min_steps == 40 and "min_steps=40 (preset 'robust': 100)" in own.deviations
     defaults = HeadConfig()
     assert all(getattr(defaults, k) == v for k, v in PRESETS["paper-code"].items())
     assert METHODS == ("lr", "lp", "mlp", "nmtune", "auto")
