@@ -5,6 +5,7 @@ from fastapi.responses import Response
 
 from nmtune.service.deps import Ctx, TenantId
 from nmtune.service.errors import ERROR_RESPONSES
+from nmtune.service.ops.fast_json import FastJSONRoute
 from nmtune.service.predictions import service
 from nmtune.service.predictions.schemas import (
     ClassifyRequest,
@@ -15,7 +16,13 @@ from nmtune.service.predictions.schemas import (
     PredictResponse,
 )
 
-router = APIRouter(prefix="/v1/heads", tags=["predictions"], responses=ERROR_RESPONSES)
+# FastJSONRoute: the float matrices of these bodies decoded by pydantic-core (same objects)
+router = APIRouter(
+    prefix="/v1/heads",
+    tags=["predictions"],
+    responses=ERROR_RESPONSES,
+    route_class=FastJSONRoute,
+)
 
 
 @router.post(
@@ -44,7 +51,9 @@ async def predict(head_id: str, body: PredictRequest, ctx: Ctx, tenant: TenantId
 
 
 #: OpenAI-compatible serving (the official `openai` client works against it unchanged)
-openai_router = APIRouter(prefix="/v1", tags=["openai"], responses=ERROR_RESPONSES)
+openai_router = APIRouter(
+    prefix="/v1", tags=["openai"], responses=ERROR_RESPONSES, route_class=FastJSONRoute
+)
 
 
 @openai_router.post(
