@@ -45,5 +45,11 @@ async def current_tenant(
     return tenant
 
 
-Ctx = Annotated[AppContext, Depends(get_ctx)]
+async def _ctx(request: Request) -> AppContext:
+    """``get_ctx`` as an async dependency: FastAPI runs a plain ``def`` dependency in its
+    threadpool, a thread hop on every request for one attribute read."""
+    return get_ctx(request)
+
+
+Ctx = Annotated[AppContext, Depends(_ctx)]
 TenantId = Annotated[str, Depends(current_tenant)]
