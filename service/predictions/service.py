@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from nmtune.adapters import (
     AdapterError,
@@ -38,7 +40,6 @@ from nmtune.service.predictions.schemas import (
     ClassifyItem,
     ClassifyRequest,
     ClassifyResponse,
-    ClassScore,
     EmbeddingItem,
     EmbeddingsRequest,
     EmbeddingsResponse,
@@ -51,6 +52,7 @@ from nmtune.service.settings import Settings
 from nmtune.tuner import NMTuneClassifier
 
 INLINE_ROWS = 64
+_PREDICTIONS = TypeAdapter(list[Prediction])
 
 
 def _read_head(
@@ -98,7 +100,11 @@ def _check_embeddings(rows: list[list[float]], dim: int) -> np.ndarray:
                 f"embeddings[{i}]: dimension {len(row)}, the head expects {dim}",
                 field=f"embeddings[{i}]",
             )
-    x = np.asarray(rows, dtype=np.float32)  # (n, dim); values beyond float32 become inf
+    # one flat pass over the floats (np.asarray on nested lists first walks them to find the
+    # shape); (n, dim) float32, values beyond the float32 range become inf
+    flat = itertools.chain.from_iterable(rows)
+    with np.errstate(over="ignore"):  # the overflow is reported below, naming the cell
+        x = np.fromiter(flat, dtype=np.float32, count=len(rows) * dim).reshape(len(rows), dim)
     check_finite(x, lambda i, j: f"embeddings[{i}][{j}]")
     return x
 
@@ -198,16 +204,16 @@ async def _embed(
 
 def _rows(proba: np.ndarray, classes: list[Any], top_k: int | None) -> list[Prediction]:
     labels = [c.item() if hasattr(c, "item") else c for c in classes]
-    order = np.argsort(-proba, axis=1, kind="stable")
     k = min(top_k or len(labels), len(labels))
-    out = []
-    for r in range(proba.shape[0]):
-        idx = order[r, :k]
-        scores = [ClassScore(label=labels[j], probability=float(proba[r, j])) for j in idx]
-        out.append(
-            Prediction(label=scores[0].label, probability=scores[0].probability, scores=scores)
-        )
-    return out
+    # Python ints and floats in one call each (indexing numpy cell by cell costs more), and
+    # the models built and validated by pydantic-core in one call rather than one per score
+    order = np.argsort(-proba, axis=1, kind="stable")[:, :k].tolist()
+    probs = proba.tolist()
+    rows: list[dict[str, Any]] = []
+    for idx, row in zip(order, probs, strict=True):
+        scores = [{"label": labels[j], "probability": row[j]} for j in idx]
+        rows.append({"label": labels[idx[0]], "probability": row[idx[0]], "scores": scores})
+    return _PREDICTIONS.validate_python(rows)
 
 
 async def adapted_embeddings(
