@@ -28,7 +28,7 @@ from nmtune.tuner.selection import Fitted, cv_curve, fit_single, lr_fitted, refi
 from nmtune.tuner.splits import Signal, fold_count, stratified_folds
 from nmtune.tuner.training import ProgressCallback, resolve_device
 
-__all__ = ["candidate_configs", "fit_auto", "loo_epoch_scores", "select_candidate"]
+__all__ = ["candidate_configs", "fit_auto", "loo_epoch_scores", "race_out", "select_candidate"]
 
 Array = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
@@ -288,6 +288,32 @@ def loo_epoch_scores(rows: Sequence[Sequence[float]]) -> tuple[list[float], int]
     return [float(a[i, e]) for i, e in enumerate(picks)], epoch
 
 
+def _best_mean(rows: Sequence[Sequence[float]]) -> float:
+    """Highest point of the mean curve over folds (the best epoch, chosen on those rows)."""
+    return float(np.max(np.mean(np.asarray(rows, dtype=np.float64), axis=0)))
+
+
+def race_out(curves: Sequence[Sequence[Sequence[float]]], done: int, folds: int) -> list[int]:
+    """Indices (> 0) of the candidates to stop after ``done`` of ``folds`` CV folds.
+
+    Parameters
+    ----------
+    curves : per candidate (the first is the reference, the simplest head), its per-fold
+        held-out accuracy curves so far: ``done`` lists of E_i values each.
+
+    A candidate stops when the best point of its mean curve (its best epoch, chosen on the
+    very rows it is scored on, so optimistic) is not above the reference's best point. The
+    one-standard-error rule picks a later candidate only when its cross-fitted score beats
+    the best by more than a standard error; one not even ahead on the first folds would
+    have to gain that margin, and its lag, on the rest. A head grown from lr ties the lr
+    reference exactly when no epoch beat its start, and stops then too.
+    """
+    if done >= folds or len(curves) < 2:
+        return []
+    ref = _best_mean(curves[0])
+    return [i for i in range(1, len(curves)) if _best_mean(curves[i]) <= ref + 1e-12]
+
+
 def _crossfit_holdout(
     history: list[dict[str, Any]], halves: npt.NDArray[np.int64], fallback: float
 ) -> float:
@@ -315,10 +341,14 @@ def _select_by_cv(
     A repeat after the first runs only to confirm a pick other than the simplest candidate
     (a departure from the safe default must survive a second fold assignment), within
     ``auto_time_budget_s``. Candidates that start from the same lr solution share each
-    fold's lr solve.
+    fold's lr solve. The first repeat runs fold by fold; with ``auto_race`` (and the one-se
+    rule, whose margin it relies on) a candidate that is not ahead of the first one after a
+    fold stops there (:func:`race_out`).
     """
     folds = config.auto_cv_folds
+    k = fold_count(signal.y, folds)
     curves: list[list[list[float]]] = [[] for _ in cands]
+    alive = list(range(len(cands)))  # candidates still in the race
     repeats = 0
     pick, means = 0, [(float("nan"), float("nan"))] * len(cands)
     rule = "best" if config.auto_rule == "cv" else config.auto_rule
@@ -328,23 +358,35 @@ def _select_by_cv(
         if r > 0 and (pick == 0 or (budget and spent * (r + 1) / r > budget)):
             break  # the simplest head stands, or the next repeat would end past the budget
         lr_cache: dict[tuple[Any, ...], LogRegFit] = {}
-        for (rec, cfg), rows in zip(cands, curves, strict=True):
-            _, fold_rows = cv_curve(
-                cfg,
-                signal.x,
-                signal.y,
-                n_classes,
-                [config.seed + r],
-                folds,
-                init_c=shared.c_for(cfg),
-                callback=callback,
-                candidate=rec["index"],
-                lr_cache=lr_cache,
-            )
-            rows.extend(fold_rows)
+        for fold in range(k):
+            for i in alive:
+                rec, cfg = cands[i]
+                _, fold_rows = cv_curve(
+                    cfg,
+                    signal.x,
+                    signal.y,
+                    n_classes,
+                    [config.seed + r],
+                    folds,
+                    init_c=shared.c_for(cfg),
+                    callback=callback,
+                    candidate=rec["index"],
+                    lr_cache=lr_cache,
+                    only_folds=[fold],
+                )
+                curves[i].extend(fold_rows)
+            if config.auto_race and rule == "one-se" and r == 0 and fold < k - 1:
+                for i in race_out([curves[i] for i in alive], fold + 1, k):
+                    rec = cands[alive[i]][0]
+                    rec["raced_out"] = (
+                        f"after {fold + 1} of {k} folds its best epoch scored "
+                        f"{_best_mean(curves[alive[i]]):.4f}, not above the first "
+                        f"candidate's {_best_mean(curves[0]):.4f} on the same rows"
+                    )
+                alive = [i for i in alive if "raced_out" not in cands[i][0]]
         repeats += 1
         means = []
-        for (rec, cfg), rows in zip(cands, curves, strict=True):
+        for i, ((rec, cfg), rows) in enumerate(zip(cands, curves, strict=True)):
             fold_scores, e = loo_epoch_scores(rows)
             curve = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
             rec["cv_curve"] = curve.tolist()
@@ -353,13 +395,16 @@ def _select_by_cv(
             rec["val_macro_f1"] = None
             # curve index 0 is epoch 0 (the lr start) for heads grown from lr, else epoch 1
             rec["best_epoch"] = e + (0 if _grows_from_lr(cfg) else 1)
-            means.append((float(rec["cv_mean"]), float("nan")))
+            if i in alive:
+                means.append((float(rec["cv_mean"]), float("nan")))
+            else:  # raced out: reported on the folds it ran, never picked
+                rec["val_accuracy"] = None
+                means.append((float("nan"), float("nan")))
         pick = select_candidate(means, int(signal.y.size), rule)
     rec, cfg = cands[pick]
     winner = _refit(cfg, signal, n_classes, int(rec["best_epoch"]), shared, callback, rec["index"])
     winner.score = float(rec["cv_mean"])
-    k = len(curves[0]) // max(1, repeats)  # folds used (fewer when a class is small)
-    signal.description += f" ({repeats} x {k}-fold)"
+    signal.description += f" ({repeats} x {k}-fold)"  # k < auto_cv_folds for a small class
     return pick, winner
 
 

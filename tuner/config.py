@@ -46,6 +46,7 @@ AUTO_FIELDS: tuple[str, ...] = (
     "auto_cv_max_rows",
     "auto_time_budget_s",
     "auto_min_per_class",
+    "auto_race",
 )
 #: Run settings: never part of the recipe, so never a deviation from the paper.
 RUN_SETTINGS: tuple[str, ...] = ("seed", "device", *AUTO_FIELDS)
@@ -176,6 +177,13 @@ class HeadConfig:
     # (the simplest) candidate is fitted: a few rows per class cannot rank heads. A candidate
     # may also set its own floor ("min_per_class" in its auto_candidates entry).
     auto_min_per_class: int = 16
+    # auto only, under CV with the one-se rule: after each fold of the first repeat but the
+    # last, a candidate whose best epoch scores no higher than the first (simplest)
+    # candidate on the rows held out so far stops there (its epoch was even chosen on those
+    # rows, so it is unlikely to beat the first candidate by the one standard error the pick
+    # needs); it is reported with its partial CV score and not picked. False: every
+    # candidate runs every fold.
+    auto_race: bool = True
     # Filled by resolve_config.
     overrides: tuple[tuple[str, Any], ...] = ()
     deviations: tuple[str, ...] = field(default=())
@@ -329,6 +337,7 @@ _RULES: dict[str, Rule] = {
     "auto_cv_max_rows": integer(0, 1_000_000),
     "auto_time_budget_s": number(0.0, 3600.0),
     "auto_min_per_class": integer(0, 1_000_000),
+    "auto_race": boolean,
 }
 
 #: At most this many ``auto_candidates`` (each one is a full fit per fold).

@@ -184,6 +184,10 @@ class NMTuneClassifier:
         self.n_train_ = int(signal.y_train.size)
         self.n_val_ = 0 if signal.y_sel is None else int(signal.y_sel.size)
         self.backbone_identity_ = ""
+        self.auto_settings_: dict[str, Any] = {}
+        if config.method == "auto":
+            requested = config.to_dict()
+            self.auto_settings_ = {k: requested[k] for k in AUTO_FIELDS}
         self.config_dict_ = self._config_dict()
         return self
 
@@ -217,6 +221,9 @@ class NMTuneClassifier:
 
     def _config_dict(self) -> dict[str, Any]:
         out = self.config_.to_dict()
+        # the picked head's own config carries auto's fields at their defaults: report the
+        # selection settings the fit ran with (empty for heads saved before they were kept)
+        out.update(self.auto_settings_)
         out["requested_method"] = self.method
         out["validation"] = self.validation_
         out["selection"] = self.selection_
@@ -319,6 +326,8 @@ class NMTuneClassifier:
         obj.n_train_ = int(meta.get("n_train", 0))
         obj.n_val_ = int(meta.get("n_validation", 0))
         obj.backbone_identity_ = str(meta.get("backbone_identity", ""))
+        settings = meta.get("auto_settings") or {}
+        obj.auto_settings_ = {k: settings[k] for k in AUTO_FIELDS if k in settings}
         obj.config_dict_ = obj._config_dict()
         return obj
 

@@ -219,6 +219,7 @@ def cv_curve(
     callback: ProgressCallback | None = None,
     candidate: int = 0,
     lr_cache: dict[tuple[Any, ...], LogRegFit] | None = None,
+    only_folds: Sequence[int] | None = None,
 ) -> tuple[npt.NDArray[np.float64], list[list[float]]]:
     """Mean held-out accuracy per epoch over stratified folds (one k-fold per seed).
 
@@ -228,6 +229,8 @@ def cv_curve(
 
     ``lr_cache``: per-fold lr solutions keyed by (C, seed, fold, class weighting, iterations),
     shared between calls (auto's candidates that grow from the same lr solve it once a fold).
+    ``only_folds``: run only these fold indices of each seed's k-fold (auto's racing runs
+    one fold at a time).
     """
     device = resolve_device(config.device)
     k = fold_count(y, folds)
@@ -240,6 +243,8 @@ def cv_curve(
     cache: dict[tuple[Any, ...], LogRegFit] = {} if lr_cache is None else lr_cache
     for seed in seeds:
         for i, held in enumerate(stratified_folds(y, k, seed)):
+            if only_folds is not None and i not in only_folds:
+                continue
             rest = np.setdiff1d(np.arange(y.size), held, assume_unique=True)
             lr = None
             if grows_from_lr:

@@ -107,6 +107,7 @@ class FittedHead(Protocol):
     n_val_: int
     candidates_: list[dict[str, Any]]
     history_: list[dict[str, Any]]
+    auto_settings_: dict[str, Any]
 
 
 def head_blob(clf: FittedHead, backbone_identity: str = "") -> bytes:
@@ -130,6 +131,7 @@ def head_blob(clf: FittedHead, backbone_identity: str = "") -> bytes:
         "n_train": clf.n_train_,
         "n_validation": clf.n_val_,
         "candidates": clf.candidates_,
+        "auto_settings": clf.auto_settings_,  # auto's selection settings (reported only)
         "history": clf.history_,
         "backbone_identity": str(backbone_identity),
         "versions": {

@@ -145,6 +145,11 @@ class Candidate(BaseModel):
     best_epoch: int | None = None
     selected: bool = False
     skipped: str | None = Field(default=None, description="Why it was not fitted.")
+    raced_out: str | None = Field(
+        default=None,
+        description="auto_race: why its CV stopped early (its cv_scores / cv_mean then cover "
+        "only the folds it ran, and it was not eligible for the pick).",
+    )
 
 
 class Timings(BaseModel):
@@ -227,6 +232,11 @@ class HeadConfigOut(BaseModel):
     auto_cv_max_rows: int
     auto_time_budget_s: float
     auto_min_per_class: int
+    auto_race: bool = Field(
+        default=False,
+        description="auto under CV: candidates not ahead of the first one after a fold stop "
+        "there (heads trained before it existed ran every fold).",
+    )
     overrides: Overrides = Field(description="The overrides applied to the preset.")
     deviations: list[str] = Field(description="Where this head differs from the paper.")
     requested_method: str

@@ -267,7 +267,9 @@ def test_candidate_floor_skips_paper_code_below_its_size() -> None:
     assert "min_per_class=256" in paper["skipped"] and "cv_mean" not in paper
     assert not paper["selected"]
     robust = by_preset[("nmtune", "robust")]
-    assert "skipped" not in robust and len(robust["cv_scores"]) == 3
+    # fitted: every fold, or the folds it ran before it was raced out
+    assert "skipped" not in robust
+    assert len(robust["cv_scores"]) == (1 if robust.get("raced_out") else 3)
     assert sum(c["selected"] for c in clf.candidates_) == 1
 
     grid = [
@@ -320,3 +322,53 @@ def test_target_c_needs_a_paired_margin_over_the_in_domain_c() -> None:
     )
     lr = head.selection_["lr"]
     assert lr["c_in_domain"] > lr["c"] == min(lr["cs"])
+
+
+def test_race_out_stops_candidates_not_ahead_of_the_first() -> None:
+    from nmtune.tuner.auto import race_out
+
+    lr = [[0.80]]  # the reference: one fold, one point
+    ahead = [[0.78, 0.82, 0.79]]  # its best epoch beats lr on the rows so far
+    tied = [[0.80, 0.79, 0.80]]  # grown from lr, no epoch beat its start
+    behind = [[0.70, 0.75]]
+    assert race_out([lr, ahead, tied, behind], 1, 3) == [2, 3]
+    assert race_out([lr, ahead], 3, 3) == []  # after the last fold nothing is raced out
+    assert race_out([lr], 1, 3) == []
+    # folds are averaged before the best epoch is taken
+    assert race_out([[[0.8], [0.8]], [[0.9, 0.7], [0.7, 0.9]]], 2, 3) == [1]
+
+
+def test_auto_races_out_a_candidate_behind_lr_and_reports_it() -> None:
+    """Under CV a candidate whose best epoch is not above lr after a fold stops there: it is
+    listed with its partial scores and the reason, and never picked. auto_race=False runs
+    every fold of every candidate; a candidate ahead of the first one keeps running."""
+    xtr, ytr, _, _ = few_shot(40)  # 160 rows, 4 classes: CV selection
+    weak = {"method": "lp", "init_from_lr": False, "lp_epochs": 1, "lp_lr": 1e-6, "min_steps": 1}
+    behind = {"method": "nmtune", "preset": "paper-code", "epochs": 1, "lr": 1e-7,
+              "min_steps": 1}  # fmt: skip
+    kw = {"auto_cv_repeats": 1, "epochs": 3, "min_steps": 6}
+    grid = [{"method": "lr"}, behind]
+    raced = NMTuneClassifier(
+        method="auto", device="cpu", random_state=0, auto_candidates=grid, **kw
+    ).fit(xtr, ytr)
+    lr_rec, out = raced.candidates_
+    assert len(lr_rec["cv_scores"]) == 3 and lr_rec["selected"]
+    assert len(out["cv_scores"]) == 1 and not out["selected"] and out["val_accuracy"] is None
+    assert out["raced_out"].startswith("after 1 of 3 folds")
+    full = NMTuneClassifier(
+        method="auto", device="cpu", random_state=0, auto_candidates=grid, auto_race=False, **kw
+    ).fit(xtr, ytr)
+    assert [len(c["cv_scores"]) for c in full.candidates_] == [3, 3]
+    assert all("raced_out" not in c for c in full.candidates_)
+    # the record carries the selection settings the fit ran with, not the defaults
+    assert full.config_dict_["auto_race"] is False and raced.config_dict_["auto_race"] is True
+    assert full.config_dict_["auto_cv_repeats"] == 1 and full.config_dict_["auto_candidates"]
+    loaded = NMTuneClassifier.from_bytes(full.to_bytes())
+    assert loaded.config_dict_["auto_race"] is False
+    # the first candidate is the reference: lr ahead of an untrained lp runs every fold
+    ahead = NMTuneClassifier(
+        method="auto", device="cpu", random_state=0, auto_candidates=[weak, {"method": "lr"}],
+        **kw,
+    ).fit(xtr, ytr)  # fmt: skip
+    assert [len(c["cv_scores"]) for c in ahead.candidates_] == [3, 3]
+    assert ahead.candidates_[1]["selected"]
