@@ -397,8 +397,9 @@ def _select_by_cv(
             rec["best_epoch"] = e + (0 if _grows_from_lr(cfg) else 1)
             if i in alive:
                 means.append((float(rec["cv_mean"]), float("nan")))
-            else:  # raced out: reported on the folds it ran, never picked
-                rec["val_accuracy"] = None
+            else:  # raced out: its curve and fold scores cover the folds it ran (its mean
+                # would be over other rows than the others'), and it is never picked
+                rec["val_accuracy"] = rec["cv_mean"] = None
                 means.append((float("nan"), float("nan")))
         pick = select_candidate(means, int(signal.y.size), rule)
     rec, cfg = cands[pick]

@@ -147,8 +147,8 @@ class Candidate(BaseModel):
     skipped: str | None = Field(default=None, description="Why it was not fitted.")
     raced_out: str | None = Field(
         default=None,
-        description="auto_race: why its CV stopped early (its cv_scores / cv_mean then cover "
-        "only the folds it ran, and it was not eligible for the pick).",
+        description="auto_race: why its CV stopped early (its cv_scores and cv_curve then "
+        "cover only the folds it ran, cv_mean is null, and it was not eligible for the pick).",
     )
 
 

@@ -354,6 +354,7 @@ def test_auto_races_out_a_candidate_behind_lr_and_reports_it() -> None:
     lr_rec, out = raced.candidates_
     assert len(lr_rec["cv_scores"]) == 3 and lr_rec["selected"]
     assert len(out["cv_scores"]) == 1 and not out["selected"] and out["val_accuracy"] is None
+    assert out["cv_mean"] is None  # a mean over other rows than lr's would mislead
     assert out["raced_out"].startswith("after 1 of 3 folds")
     full = NMTuneClassifier(
         method="auto", device="cpu", random_state=0, auto_candidates=grid, auto_race=False, **kw
