@@ -58,8 +58,8 @@ RUN_SETTINGS: tuple[str, ...] = ("seed", "device", *AUTO_FIELDS)
 #: epoch on validation with epoch 0 included: the head only moves away from lr where the
 #: validation data says so. A head that starts at the solution needs a short way, not the
 #: 300-step floor of a head trained from scratch: with 100 steps, CV-selected robust heads
-#: at 32 examples per class were as good or better (VADER movies / tweets, 5 seeds: README,
-#: "Learning curve"), at half the fit time.
+#: at 32 examples per class were as good or better (VADER movies / tweets, 5 seeds:
+#: benchmarks/results/study_min_steps.md), at half the fit time.
 ROBUST_OVERRIDES: dict[str, Any] = {
     "init_from_lr": True,
     "residual_init": 0.0,
@@ -69,9 +69,10 @@ ROBUST_OVERRIDES: dict[str, Any] = {
 
 #: auto's paper-code candidate (4x wide, trained from scratch: ~8 D^2 weights, 1.2 M at
 #: D = 384) is fitted only when the median class has at least this many examples. Below it,
-#: on the dev data, it never came within one standard error of lr (README, "Learning curve":
-#: 0 picks at 8-512 per class; -3.4 to +0.9 points against lr, below it in 10 of 12 fits from
-#: 512 per class), while its 3-fold CV was ~80 % of auto's fit time.
+#: on the dev data, it never came within one standard error of lr (benchmarks/results/
+#: learning_curve.md and lc_session9.md: 0 picks at 8-512 per class; -3.4 to +0.9 points
+#: against lr, below it in 10 of 12 fits from 512 per class; lc_session12_vader.json: its CV
+#: below lr's on all 10 fits at 512 per class), while its 3-fold CV was ~80 % of auto's time.
 PAPER_CODE_MIN_PER_CLASS = 256
 
 #: ``auto``'s default grid, simplest first (the one-standard-error rule prefers earlier
