@@ -17,10 +17,11 @@ absorbs):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import pairwise
 
-from nmtune.tuner.config import AUTO_FIELDS, HeadConfig, resolve_config
+from nmtune.tuner.auto import candidate_configs
+from nmtune.tuner.config import AUTO_FIELDS, HeadConfig
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,11 @@ def training_work(config: HeadConfig, n_rows: int, dim: int, n_classes: int) -> 
     cv = n_rows <= config.auto_cv_max_rows or config.auto_signal == "cv"
     fits = config.auto_cv_folds * config.auto_cv_repeats + 1 if cv else 2
     total, parts, fields = 0.0, [], {"auto_cv_folds", "auto_cv_repeats", "auto_candidates"}
-    # the user's shared overrides (auto's own fields aside) apply to every candidate
+    # each candidate resolved as auto fits it: its own preset (robust and paper-code differ
+    # in min_steps), the user's shared overrides, then the candidate's entry
     shared = {k: v for k, v in config.overrides if k not in AUTO_FIELDS}
-    for candidate in config.candidate_overrides():
-        # a candidate's cost fields come from its own preset (robust and paper-code differ
-        # in min_steps), then the user's shared overrides, then the candidate's entry
-        own = resolve_config(str(candidate["method"]), str(candidate.get("preset", config.preset)))
-        known = {k: v for k, v in candidate.items() if hasattr(config, k) and k != "preset"}
-        sub = _single(replace(own, **{**shared, **known}), n_rows, dim, n_classes)
+    for _, candidate in candidate_configs(config, shared):
+        sub = _single(candidate, n_rows, dim, n_classes)
         total += fits * sub.total
         parts.append(sub.explanation)
         fields.update(sub.fields)
