@@ -234,8 +234,8 @@ class HeadConfigOut(BaseModel):
     auto_min_per_class: int
     auto_race: bool = Field(
         default=False,
-        description="auto under CV: candidates not ahead of the first one after a fold stop "
-        "there (heads trained before it existed ran every fold).",
+        description="auto under CV with the one-se rule: candidates not ahead of the first "
+        "one after a fold stop there (heads trained before it existed ran every fold).",
     )
     overrides: Overrides = Field(description="The overrides applied to the preset.")
     deviations: list[str] = Field(description="Where this head differs from the paper.")
