@@ -45,8 +45,10 @@ def test_presets() -> None:
         "residual_init",
         "feature_dropout",
         "min_steps",
+        "epochs",
     }
     assert (r.min_steps, resolve_config("mlp", "robust").min_steps) == (100, 100)
+    assert (r.epochs, resolve_config("nmtune", "paper-code").epochs) == (10, 30)
     assert resolve_config("nmtune", "paper-code").min_steps == 300  # from scratch: the floor
     # a user's min_steps wins over the preset's and is recorded as a deviation from it
     own = resolve_config("nmtune", "robust", {"min_steps": 40})
