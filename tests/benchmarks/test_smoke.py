@@ -119,6 +119,7 @@ def test_learning_curve_units_and_summary() -> None:
     assert pool.size == 16 and sorted(
         np.unique(np.asarray(t.labels)[pool], return_counts=True)[1]
     ) == [8, 8]
+    lc.warm_up()  # the pool's initializer: untimed one-off fits of both kinds
     rows = [lc.run_unit(("toy", 0, "8", m)) for m in ("lrcv", "lr", "auto")]
     assert all(r["id"] > 0.7 and r["ood"] is not None for r in rows)
     assert rows[2]["picked"] == "lr"  # below auto_min_per_class only lr is fitted
