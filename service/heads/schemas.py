@@ -68,8 +68,9 @@ class HeadCreate(BaseModel):
         default=DEFAULT_PRESET,
         max_length=40,
         description="Hyper-parameter preset: robust (default: the head starts at the "
-        "cross-validated logistic regression, residual scale 0, feature dropout 0.5, and "
-        "only moves away from it where validation says so), paper-code (the paper's "
+        "cross-validated logistic regression, residual scale 0, feature dropout 0.5, 10 "
+        "epochs with a floor of 100 optimiser steps, and only moves away from it where "
+        "validation says so), paper-code (the paper's "
         "released code, trained from scratch) or paper-text (0.01 on each regulariser). "
         "Ignored by method lr.",
     )
