@@ -62,9 +62,9 @@ RUN_SETTINGS: tuple[str, ...] = ("seed", "device", *AUTO_FIELDS)
 #: benchmarks/results/study_min_steps.md), at half the fit time. For the same reason it runs
 #: 10 epochs, not the paper's 30 (a third of the steps from ~200 rows up): with 30, the head
 #: drifts from lr on large data where in-domain validation cannot see it (VADER movies, full
-#: data: -4.4 OOD against LRCV, worst seed -8.9; 10 epochs: -0.5, worst -2.6); over 8 dev
-#: points at 512 per class and full data it was as good or better on 6 (the loss: WordNet
-#: full, ~1 point OOD on 2 seeds); benchmarks/results/study_epochs.md.
+#: data: -4.4 OOD against LRCV, worst seed -8.9; 10 epochs: -0.5, worst -2.6); over the 8
+#: dev points at 512 per class and full data 10 epochs was as good or better on 7 (the loss:
+#: WordNet full, -0.8 OOD over 3 seeds); benchmarks/results/study_epochs.md.
 ROBUST_OVERRIDES: dict[str, Any] = {
     "init_from_lr": True,
     "residual_init": 0.0,
