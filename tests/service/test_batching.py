@@ -81,13 +81,47 @@ def test_small_request_overtakes_a_large_one() -> None:
     asyncio.run(go())
 
 
-def test_budget_sizes_batches_from_measured_cost() -> None:
+def test_budget_sizes_batches_from_the_fitted_cost() -> None:
     b = DynamicBatcher(SlowBackend(), max_batch=256, budget_s=0.05, initial_cost_s=0.01)
-    assert b.batch_size() == 5
-    b.cost_per_input_s = 1.0
-    assert b.batch_size() == 1
-    b.cost_per_input_s = 1e-9
-    assert b.batch_size() == 256
+    assert b.batch_size() == 5  # the initial guess: 10 ms an input, no fixed cost
+    c = b.cost
+    # batches of several sizes at a = 14 ms fixed + b = 3 ms an input: the fit separates them
+    for n in (2, 4, 8, 2, 4):
+        c.observe(n, 0.014 + 0.003 * n)
+    assert c.fitted
+    assert c.fixed_s == pytest.approx(0.014, abs=1e-9)
+    assert c.per_input_s == pytest.approx(0.003, rel=1e-9)
+    assert b.batch_size() == 12  # (50 - 14) / 3
+    assert c.size(0.025, 256) == 5  # 3 fit in 25 ms, but then a would be over half the batch
+    assert c.size(0.05, 8) == 8
+    assert c.size(0.0, 256) == 5  # no budget left after a: still ceil(a / b)
+    # a fixed cost that moves while every batch has one size: the prediction at that size
+    # follows it (the slope is kept from the last fit that could separate the two)
+    for _ in range(20):
+        c.observe(12, 0.020 + 0.003 * 12)
+    assert c.fixed_s + 12 * c.per_input_s == pytest.approx(0.056, rel=1e-3)
+    assert c.per_input_s > 0
+
+
+def test_a_fixed_cost_per_batch_does_not_collapse_batches_to_one_input() -> None:
+    # The cost estimate used to be (batch time / batch size) alone: with a budget under twice
+    # a one-input batch's time, the size sank to 1 and stayed there (each one-input batch
+    # confirmed it), so a large request ran one input per forward pass.
+    class FixedCost(SlowBackend):
+        async def embed(self, inputs: Sequence[str]) -> np.ndarray:
+            await asyncio.sleep(0.02)  # 20 ms per forward pass, plus 1 ms an input
+            return await super().embed(inputs)
+
+    async def go() -> None:
+        be = FixedCost(per_input_s=0.001)
+        b = DynamicBatcher(be, max_batch=256, budget_s=0.03, initial_cost_s=0.03)
+        out = await b.embed([f"t{i}" for i in range(200)])
+        assert out.shape == (200, 4)
+        assert len(be.calls) <= 25  # the old estimate: 200 one-input calls
+        assert b.cost.fitted and b.cost.fixed_s > 0.01
+        assert b.batch_size() >= 10  # at least a / b, so a is at most half a batch
+
+    asyncio.run(go())
 
 
 def test_error_reaches_only_its_owner() -> None:
