@@ -17,8 +17,9 @@ from tests.service.conftest import fake_spec, sentiment_records
 
 def test_training_work_grows_with_each_factor() -> None:
     base = training_work(resolve_config("nmtune", overrides={"min_steps": 0}), 1000, 64, 2)
+    twice = 2 * resolve_config("nmtune").epochs
     more_epochs = training_work(
-        resolve_config("nmtune", overrides={"min_steps": 0, "epochs": 60}), 1000, 64, 2
+        resolve_config("nmtune", overrides={"min_steps": 0, "epochs": twice}), 1000, 64, 2
     )
     assert more_epochs.total == pytest.approx(2 * base.total)
     assert training_work(
@@ -87,9 +88,10 @@ def test_overrides_over_the_budget_are_422_naming_them(
 
 def test_defaults_and_cheaper_overrides_pass_the_budget(small_budget: Any) -> None:
     _, c, ds = small_budget
-    # the defaults (epochs 30, min_steps 300, hidden_ratio 4) cost 6e6 on this data, over the
-    # budget of 1e6, but a job without overrides, or with overrides that cost no more, is
-    # never refused
+    # the defaults (robust: 10 epochs, a floor of 100 steps, hidden_ratio 4) cost more than
+    # the budget of 1e6 on this data, but a job without overrides, or with overrides that
+    # cost no more (on 12 rows the step floor decides, so 30 epochs cost the same), is never
+    # refused
     for overrides in ({}, {"epochs": 30}, {"epochs": 5, "hidden_ratio": 1.0}):
         body = {"dataset_id": ds, "backbone": "fake", "method": "nmtune", "overrides": overrides}
         r = c.post("/v1/heads", json=body)
