@@ -3,7 +3,7 @@ time, the shortest request first, so a 2,048-text predict cannot starve small on
 
 One dispatcher task per (backend, event loop) takes the pending requests' remaining inputs,
 fewest remaining first (ties: first come), into batches of at most ``max_batch`` inputs and at
-most about ``budget_s`` of model time (sized from a running per-input cost), runs each batch
+most about ``budget_s`` of model time (sized from a running fit of its cost), runs each batch
 with the backend (which computes off the event loop) and scatters the rows back. A small
 request therefore waits at most one budget-sized batch behind a large one, and inputs of
 several small requests are embedded in one forward pass.
@@ -55,7 +55,9 @@ class BatchCost:
     (n, t) pairs, each older one weighing ``decay`` times less. Batches of a single size cannot
     separate a from b: b is then kept from the last fit that could, and a follows the data.
     Until a fit has separated them, the next size is at least twice the last one (one larger
-    batch, within ``max_batch``, gives the second point).
+    batch, within ``max_batch``, gives the second point). A size is never over twice the
+    largest batch seen, so a noisy fit cannot jump to one huge batch that a small request
+    would have to wait behind.
     """
 
     def __init__(self, initial_per_input_s: float, decay: float = 0.8) -> None:
@@ -64,6 +66,7 @@ class BatchCost:
         self.per_input_s = max(float(initial_per_input_s), 1e-9)  # b
         self._sums = np.zeros(5)  # weighted sums of 1, n, n^2, t, n t
         self._last_n = 0
+        self._max_n = 0
         self.fitted = False  # a and b have been separated by batches of different sizes
 
     def observe(self, n: int, seconds: float) -> None:
@@ -71,6 +74,7 @@ class BatchCost:
         if n <= 0:
             return
         self._last_n = n
+        self._max_n = max(self._max_n, n)
         self._sums = self.decay * self._sums + np.array([1.0, n, n * n, seconds, n * seconds])
         w, sn, snn, st, snt = self._sums
         mean_n, mean_t = sn / w, st / w
@@ -78,17 +82,20 @@ class BatchCost:
         if var_n >= (0.2 * mean_n) ** 2:  # sizes spread enough for a stable slope
             b = (snt / w - mean_n * mean_t) / var_n
             if b > 0:
-                self.per_input_s = b
+                self.per_input_s = max(b, 1e-9)
                 self.fitted = True
         self.fixed_s = max(0.0, mean_t - self.per_input_s * mean_n)
 
     def size(self, budget_s: float, max_batch: int) -> int:
         """Inputs per batch: as many as fit in ``budget_s``, at least ``a / b`` (the fixed
-        cost at most half the batch's time), within [1, max_batch]."""
+        cost at most half the batch's time), at most twice the largest batch seen (once
+        one has been), within [1, max_batch]."""
         a, b = self.fixed_s, self.per_input_s
         n = max(int((budget_s - a) / b), math.ceil(a / b), 1)
         if not self.fitted:
             n = max(n, 2 * self._last_n)
+        if self._max_n:
+            n = min(n, 2 * self._max_n)
         return min(max_batch, n)
 
 

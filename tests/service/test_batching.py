@@ -95,6 +95,7 @@ def test_budget_sizes_batches_from_the_fitted_cost() -> None:
     assert c.size(0.025, 256) == 5  # 3 fit in 25 ms, but then a would be over half the batch
     assert c.size(0.05, 8) == 8
     assert c.size(0.0, 256) == 5  # no budget left after a: still ceil(a / b)
+    assert c.size(10.0, 256) == 16  # at most twice the largest batch seen (8)
     # a fixed cost that moves while every batch has one size: the prediction at that size
     # follows it (the slope is kept from the last fit that could separate the two)
     for _ in range(20):
