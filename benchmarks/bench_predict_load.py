@@ -69,19 +69,16 @@ def texts(tag: str, n: int) -> list[str]:
 def mode(
     budget_ms: float, big: int, small: int, samples: int, pg_url: str | None = None
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as d:
-        drop = None
-        if pg_url:
-            from bench_perf import _pg_db
+    if pg_url:
+        from bench_perf import _pg_db
 
-            url, drop = _pg_db(pg_url)
-        else:
-            url = f"sqlite:///{d}/load.db"
+        url, drop = _pg_db(pg_url)
         try:
             return _run(url, budget_ms, big, small, samples)
         finally:
-            if drop is not None:
-                drop()
+            drop()
+    with tempfile.TemporaryDirectory() as d:
+        return _run(f"sqlite:///{d}/load.db", budget_ms, big, small, samples)
 
 
 def _run(url: str, budget_ms: float, big: int, small: int, samples: int) -> dict[str, Any]:

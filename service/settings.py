@@ -63,8 +63,8 @@ class Settings(BaseSettings):
         description="Local backbones: concurrent requests are batched together, shortest "
         "first, in batches of about this much model time, so a large request delays a small "
         "one by at most about one batch (0: no dynamic batching). The batch time is fitted "
-        "as a fixed cost per forward pass plus one per input; a batch is never so small that "
-        "the fixed cost is over half its time.",
+        "as a fixed cost per forward pass plus one per input; where the backend's batch limit "
+        "allows, a batch is large enough that the fixed cost is at most half its time.",
     )
     celery_broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     celery_queue: str = "nmtune"

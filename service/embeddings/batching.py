@@ -10,8 +10,9 @@ several small requests are embedded in one forward pass.
 
 Batch sizes come from a running fit of the model time of a batch of n inputs, t(n) = a + b n
 (:class:`BatchCost`): a fixed cost per forward pass plus one per input. A batch is as large as
-fits in the budget, and never so small that the fixed cost is more than half of its time (a
-budget below twice the fixed cost would otherwise run a large request one input at a time).
+fits in the budget, and (within ``max_batch``) large enough that the fixed cost is at most half
+of its time (a budget below twice the fixed cost would otherwise run a large request one input
+at a time).
 """
 
 from __future__ import annotations

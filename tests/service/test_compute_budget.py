@@ -88,6 +88,8 @@ def test_overrides_over_the_budget_are_422_naming_them(
 
 def test_defaults_and_cheaper_overrides_pass_the_budget(small_budget: Any) -> None:
     _, c, ds = small_budget
+    # 10 training rows of 16-d fake vectors: the defaults alone are over the budget
+    assert training_work(resolve_config("nmtune"), 10, 16, 2).total > 1e6
     # the defaults (robust: 10 epochs, a floor of 100 steps, hidden_ratio 4) cost more than
     # the budget of 1e6 on this data, but a job without overrides, or with overrides that
     # cost no more (on 12 rows the step floor decides, so 30 epochs cost the same), is never
