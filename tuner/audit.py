@@ -53,7 +53,15 @@ from nmtune.tuner.logreg import fit_logreg_cv, fit_logreg_folds
 from nmtune.tuner.splits import stratified_folds
 from nmtune.tuner.training import resolve_device
 
-__all__ = ["AUDIT_METHODS", "AUDIT_SCORES", "AuditProgress", "LabelAudit", "audit_labels"]
+__all__ = [
+    "AUDIT_METHODS",
+    "AUDIT_SCORES",
+    "AuditProgress",
+    "AuditUseChoice",
+    "LabelAudit",
+    "audit_labels",
+    "choose_audit_use",
+]
 
 #: "auto" (the recommended method; today = "confident_learning"): one pass; "cleaned": a
 #: second pass with the first pass's flagged rows left out of the training folds.
@@ -263,6 +271,144 @@ def audit_labels(
         score=score,
         folds=folds,
         repeats=repeats,
+        c=float(c),
+    )
+
+
+@dataclass(frozen=True)
+class AuditUseChoice:
+    """The result of :func:`choose_audit_use`: train on every row, or without the flagged ones.
+
+    Attributes
+    ----------
+    use : "exclude_flagged" or "all_rows" (the choice).
+    accuracy_all_rows, accuracy_exclude_flagged : held-out accuracy on the given labels of a
+        logistic regression trained on every row of the other folds / on those rows the
+        fold's own audit did not flag.
+    gain : accuracy_exclude_flagged - accuracy_all_rows (paired over the same held-out rows).
+    gain_se : standard error of ``gain`` (per-row paired differences).
+    folds : outer folds; c : the logistic regression's C.
+    """
+
+    use: str
+    accuracy_all_rows: float
+    accuracy_exclude_flagged: float
+    gain: float
+    gain_se: float
+    folds: int
+    c: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "use": self.use,
+            "accuracy_all_rows": self.accuracy_all_rows,
+            "accuracy_exclude_flagged": self.accuracy_exclude_flagged,
+            "gain": self.gain,
+            "gain_se": self.gain_se,
+            "folds": self.folds,
+            "c": self.c,
+        }
+
+
+def choose_audit_use(
+    X: Any,
+    y: Any,
+    *,
+    c: float,
+    folds: int = 5,
+    random_state: int = 0,
+    method: str = "auto",
+    score: str = "self_confidence",
+    repeats: int = 2,
+    max_iter: int = 100,
+    device: str = "cpu",
+    callback: AuditProgress | None = None,
+) -> AuditUseChoice:
+    """Whether leaving an audit's flagged rows out of training helps, by nested CV.
+
+    For each of ``folds`` stratified outer folds, the rows of the other folds are audited on
+    their own (:func:`audit_labels` with the same options, so the held-out labels never
+    influence which training rows are flagged: auditing all rows once would leak them and
+    favour exclusion), and two logistic regressions at ``c`` are trained on them: one on
+    every row, one without that audit's flagged rows. Both are scored on the held-out fold's
+    **given** labels, every row kept. With noise that does not depend on x (uniform or
+    class-conditional flips), accuracy on noisy labels is an increasing affine function of
+    accuracy on the true labels for a fixed class mix, so the head that predicts the noisy
+    held-out labels better is the one expected to predict the true ones better. The choice is
+    ``exclude_flagged`` only when its paired gain is positive; ties keep every row.
+
+    Parameters
+    ----------
+    X : (n, D) features; y : (n,) given labels, every class with at least ``folds`` ** 2 / (folds
+        - 1) rows or so (each outer training part is audited with ``folds`` folds).
+    c : the logistic regression's C (e.g. the audit's own, ``LabelAudit.c``).
+    folds, random_state, method, score, repeats, max_iter, device : as for
+        :func:`audit_labels` (outer folds use ``random_state``, inner audits the same seed).
+    callback : ``callback("choose_use", done, folds)`` after each outer fold; False cancels.
+
+    Returns
+    -------
+    AuditUseChoice
+
+    Raises
+    ------
+    TunerInputError
+        Invalid X or y, or a class too small for an audit of an outer training part.
+    """
+    _check_options(method, score, folds, repeats, c, 1, max_iter)
+    x = check_features(X)  # (n, D) float32
+    classes, yi, _ = encode_labels(y)
+    if yi.size != x.shape[0]:
+        raise TunerInputError(f"X has {x.shape[0]} rows but y has {yi.size} labels")
+    n_classes = len(classes)
+    if n_classes < 2:
+        raise TunerInputError(f"need at least 2 classes, got {n_classes}")
+    dev = resolve_device(device)
+    held = stratified_folds(yi, folds, random_state)  # outer folds
+    xt = torch.as_tensor(x, dtype=torch.float64, device=dev)  # (n, D)
+    w_all, b_all = fit_logreg_folds(x, yi, n_classes, c, held, max_iter=max_iter, device=dev)
+    hit_all = np.zeros(yi.size)  # (n,) held-out hit of the all-rows fit
+    hit_excl = np.zeros(yi.size)  # (n,) held-out hit of the fit without flagged rows
+    for j, idx in enumerate(held):
+        part = np.setdiff1d(np.arange(yi.size), idx)  # the outer training part
+        inner = audit_labels(
+            x[part],
+            yi[part],
+            method=method,
+            folds=folds,
+            random_state=random_state,
+            score=score,
+            repeats=repeats,
+            c=c,
+            max_iter=max_iter,
+            device=device,
+        )
+        keep = np.ones(yi.size)  # (n,) training weight; held-out rows are masked anyway
+        keep[part[inner.flagged]] = 0.0
+        it = torch.as_tensor(idx, device=dev)
+        target = torch.as_tensor(yi[idx], device=dev)
+        pred_all = (xt[it] @ w_all[j].T + b_all[j]).argmax(dim=1)  # (n_j,)
+        hit_all[idx] = (pred_all == target).cpu().numpy()
+        if inner.flagged.any() and not inner.flagged.all():
+            w_ex, b_ex = fit_logreg_folds(
+                x, yi, n_classes, c, [idx], sample_weight=keep, max_iter=max_iter, device=dev
+            )
+            pred_ex = (xt[it] @ w_ex[0].T + b_ex[0]).argmax(dim=1)
+            hit_excl[idx] = (pred_ex == target).cpu().numpy()
+        else:  # nothing (or everything) flagged: the same fit
+            hit_excl[idx] = hit_all[idx]
+        if callback is not None and callback("choose_use", j + 1, folds) is False:
+            raise TrainingCancelled("cancelled by the callback (choose_use)")
+    diff = hit_excl - hit_all  # (n,) paired per-row differences
+    gain = float(diff.mean())
+    se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+    return AuditUseChoice(
+        use="exclude_flagged" if gain > 0 else "all_rows",
+        accuracy_all_rows=float(hit_all.mean()),
+        accuracy_exclude_flagged=float(hit_excl.mean()),
+        gain=gain,
+        gain_se=se,
+        folds=folds,
         c=float(c),
     )
 

@@ -360,5 +360,6 @@ def flagged_positions(db: Database, audit_id: str) -> tuple[set[int], dict[str, 
             "n_audited": audit.n_examples,
             "n_flagged": audit.n_flagged,
             "estimated_noise_rate": (audit.summary or {}).get("estimated_noise_rate"),
+            "c": (audit.summary or {}).get("c"),  # the audit's logistic regression C
         }
     return {p for p, (_, flagged) in flags.items() if flagged}, record

@@ -163,11 +163,39 @@ class AuditExcluded(BaseModel):
     target_validation: int
 
 
+class AuditUseChoiceRecord(BaseModel):
+    """audit_use auto: the nested cross-validation that chose between the two uses."""
+
+    use: str = Field(description="exclude_flagged or all_rows.")
+    accuracy_all_rows: float | None = Field(
+        description="Held-out accuracy on the given labels, trained on every row."
+    )
+    accuracy_exclude_flagged: float | None = Field(
+        description="The same, trained without the rows each fold's own audit flagged."
+    )
+    gain: float | None = Field(description="accuracy_exclude_flagged - accuracy_all_rows.")
+    gain_se: float | None = Field(description="Its standard error (paired over rows).")
+    folds: int | None
+    c: float | None = Field(description="The logistic regression's C (the audit's).")
+    reason: str | None = Field(
+        default=None, description="Why the check could not run (then use is all_rows)."
+    )
+
+
 class AuditUseRecord(BaseModel):
     """How a head trained through a label audit (POST /v1/heads with ``audit_id``)."""
 
     audit_id: str
-    use: str = Field(description="exclude_flagged: flagged rows left out of training.")
+    requested: str = Field(
+        default="exclude_flagged", description="The audit_use asked for: auto or exclude_flagged."
+    )
+    use: str = Field(
+        description="exclude_flagged: flagged rows left out of training; all_rows: every row "
+        "trained on (auto found no gain in leaving them out)."
+    )
+    choice: AuditUseChoiceRecord | None = Field(
+        default=None, description="audit_use auto: the check that decided `use`."
+    )
     backbone: str
     splits: list[str]
     options: dict[str, Scalar]

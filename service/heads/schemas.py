@@ -91,11 +91,16 @@ class HeadCreate(BaseModel):
         description="A ready label audit of this dataset (POST /v1/datasets/{id}/audit) to "
         "train through: see `audit_use`. The head's `config.audit` records what was done.",
     )
-    audit_use: Literal["exclude_flagged"] = Field(
-        default="exclude_flagged",
-        description="exclude_flagged: the audit's flagged train / validation examples are "
-        "left out of training and selection (test and ood splits are still evaluated in "
-        "full). Combine with a noise-robust loss override (`loss`: gce or sce) if wanted.",
+    audit_use: Literal["auto", "exclude_flagged"] = Field(
+        default="auto",
+        description="How to train through the audit. exclude_flagged: the audit's flagged "
+        "train / validation examples are left out of training and selection (test and ood "
+        "splits are still evaluated in full). auto (default): a nested cross-validation "
+        "(each fold's training rows audited on their own, a logistic regression trained "
+        "with and without that audit's flagged rows, both scored on the held-out rows' "
+        "given labels) decides between exclude_flagged and training on every row; "
+        "`config.audit` records the choice and both scores. Combine with a noise-robust loss "
+        "override (`loss`: gce or sce) if wanted.",
     )
 
 

@@ -28,7 +28,14 @@ from nmtune.service.jobs.handlers import JobContext, JobFailed
 from nmtune.service.ops.threads import compute_threads, with_threads
 from nmtune.service.settings import Settings
 from nmtune.service.spectra import summarize_spectrum
-from nmtune.tuner import EpochReport, NMTuneClassifier, TrainingCancelled, classification_metrics
+from nmtune.tuner import (
+    EpochReport,
+    NMTuneClassifier,
+    TrainingCancelled,
+    TunerInputError,
+    classification_metrics,
+)
+from nmtune.tuner.audit import choose_audit_use
 
 
 class TrainJob:
@@ -82,9 +89,14 @@ class TrainJob:
         # labelled target-domain validation data (splits validation:ood:<name>): selection
         target_idx = np.flatnonzero(np.char.startswith(split_arr.astype(str), "validation:ood:"))
         audit_record: dict[str, Any] | None = None
-        if jc.params.get("audit_id"):  # train through a label audit: drop its flagged rows
+        if jc.params.get("audit_id"):  # train through a label audit (its flagged rows)
             train_idx, val_idx, target_idx, audit_record = await self._through_audit(
-                str(jc.params["audit_id"]), train_idx, val_idx, target_idx
+                jc,
+                str(jc.params["audit_id"]),
+                str(jc.params.get("audit_use") or "exclude_flagged"),
+                x,
+                y,
+                (train_idx, val_idx, target_idx),
             )
 
         # 2. train -----------------------------------------------------------------
@@ -154,27 +166,93 @@ class TrainJob:
         return {"head_id": head.id, "reused": False}
 
     async def _through_audit(
-        self, audit_id: str, train_idx: np.ndarray, val_idx: np.ndarray, target_idx: np.ndarray
+        self,
+        jc: JobContext,
+        audit_id: str,
+        requested: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        rows: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Rows trained on / selecting without the audit's flagged examples (row index ==
-        example position: every example is loaded in order), and the record of it."""
+        """The (train, validation, target-validation) rows to train and select on, and the
+        record of how the audit was used (row index == example position: every example is
+        loaded in order). ``requested`` "auto" first checks by nested CV whether leaving the
+        flagged rows out helps (tuner.audit.choose_audit_use)."""
         found = await asyncio.to_thread(audits_service.flagged_positions, self.db, audit_id)
         if found is None:
             raise JobFailed("AuditDeleted", f"audit {audit_id!r} was deleted or is not ready")
         flagged, record = found
+        c = record.pop("c", None)
         drop = np.fromiter(flagged, dtype=np.int64, count=len(flagged))
+        use, choice = "exclude_flagged", None
+        if requested == "auto":
+            use, choice = await self._choose_use(jc, record, c, x, y, np.concatenate(rows[:2]))
 
         def keep(idx: np.ndarray) -> np.ndarray:
-            return idx[~np.isin(idx, drop)]
+            return idx[~np.isin(idx, drop)] if use == "exclude_flagged" else idx
 
-        kept = keep(train_idx), keep(val_idx), keep(target_idx)
+        kept = keep(rows[0]), keep(rows[1]), keep(rows[2])
         excluded = {
-            "train": int(train_idx.size - kept[0].size),
-            "validation": int(val_idx.size - kept[1].size),
-            "target_validation": int(target_idx.size - kept[2].size),
+            name: int(before.size - after.size)
+            for name, before, after in zip(
+                ("train", "validation", "target_validation"), rows, kept, strict=True
+            )
         }
-        record = {**record, "use": "exclude_flagged", "excluded": excluded}
+        record = {
+            **record,
+            "requested": requested,
+            "use": use,
+            "choice": choice,
+            "excluded": excluded,
+        }
         return kept[0], kept[1], kept[2], record
+
+    async def _choose_use(
+        self,
+        jc: JobContext,
+        record: dict[str, Any],
+        c: Any,
+        x: np.ndarray,
+        y: np.ndarray,
+        idx: np.ndarray,
+    ) -> tuple[str, dict[str, Any]]:
+        """audit_use auto: exclude_flagged or all_rows, by the nested CV of the train and
+        validation rows with the audit's own options and C (1.0 if it has none)."""
+        opts = record.get("options") or {}
+        if not isinstance(c, int | float) or not c > 0:
+            c = 1.0
+
+        def on_fold(phase: str, done: int, total: int) -> bool:
+            return not jc.report_progress("audit", done, total)
+
+        await jc.progress("audit", 0, 0)
+        threads = compute_threads(self.settings.compute_torch_threads)
+        try:
+            got = await asyncio.get_running_loop().run_in_executor(
+                None,
+                with_threads(
+                    threads,
+                    lambda: choose_audit_use(
+                        x[idx],
+                        list(y[idx]),
+                        c=float(c),
+                        folds=int(opts.get("folds", 5)),
+                        random_state=int(opts.get("seed", 0)),
+                        method=str(opts.get("method", "auto")),
+                        score=str(opts.get("score", "self_confidence")),
+                        repeats=int(opts.get("repeats", 2)),
+                        device=self.settings.worker_device or "cpu",
+                        callback=on_fold,
+                    ),
+                ),
+            )
+        except TunerInputError as exc:  # too few rows per class for an audit of every fold
+            empty = dict.fromkeys(
+                ("accuracy_all_rows", "accuracy_exclude_flagged", "gain", "gain_se"), None
+            )
+            reason = f"nested check not possible: {exc}; every row kept"
+            return "all_rows", {"use": "all_rows", **empty, "folds": None, "c": c, "reason": reason}
+        return got.use, got.to_dict()
 
 
 def evaluate(

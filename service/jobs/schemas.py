@@ -44,7 +44,8 @@ class JobOut(BaseModel):
         description="Current stage of a running job (also the last stage of a finished one)."
     )
     progress: Progress = Field(
-        description="Items embedded (embed stage), epochs (train stage) or solves (audit stage)."
+        description="Items embedded (embed stage), epochs (train stage) or solves (audit stage: "
+        "an audit's solves, or the folds of a head's audit_use auto check)."
     )
     epochs: list[EpochOut] = Field(
         description="Per-epoch report: losses (ce, mse, cov, svd, total) and validation scores."

@@ -153,7 +153,16 @@ def test_label_audit_flips_and_report(tmp_path: Path) -> None:
         "lp_gce_noisy",
         "lp_gce_audit",
         "sklearn_noisy",
+        "auto_use",
+        "auto_gain",
+        "auto_gain_se",
+        "auto_s",
+        "lr_audit_auto",
+        "lp_gce_audit_auto",
     }
+    h = row["heads"]
+    key = "audit" if h["auto_use"] == "exclude_flagged" else "noisy"
+    assert h["lr_audit_auto"] == h[f"lr_{key}"] and h["lp_gce_audit_auto"] == h[f"lp_gce_{key}"]
     md = bla.report(
         [row],
         {

@@ -136,12 +136,30 @@ def test_audit_end_to_end(fake_run: Any, fake_upstream: FakeOpenAIServer) -> Non
 
     # a head trained through the audit: flagged train rows left out, the record says so
     n_flagged_train = sum(1 for e in page["items"] if e["flagged"] and e["split"] == "train")
-    head = _head(c, ds, audit_id=aid, method="lp", overrides={"loss": "gce", **FAST})
+    head = _head(
+        c,
+        ds,
+        audit_id=aid,
+        audit_use="exclude_flagged",
+        method="lp",
+        overrides={"loss": "gce", **FAST},
+    )
     cfg = head["config"]
     assert cfg["audit"]["audit_id"] == aid and cfg["audit"]["use"] == "exclude_flagged"
+    assert cfg["audit"]["requested"] == "exclude_flagged" and cfg["audit"]["choice"] is None
     assert cfg["audit"]["excluded"]["train"] == n_flagged_train
     assert cfg["n_train"] == 18 - n_flagged_train
     assert cfg["loss"] == "gce" and any(d.startswith("loss='gce'") for d in cfg["deviations"])
+    # audit_use auto (the default): a nested CV decides, and the record says how
+    auto = _head(c, ds, audit_id=aid, method="lr")["config"]
+    a = auto["audit"]
+    assert a["requested"] == "auto" and a["use"] in ("exclude_flagged", "all_rows")
+    ch = a["choice"]
+    assert ch["use"] == a["use"] and ch["folds"] == 3 and ch["c"] > 0
+    assert ch["gain"] == pytest.approx(ch["accuracy_exclude_flagged"] - ch["accuracy_all_rows"])
+    assert (a["use"] == "exclude_flagged") == (ch["gain"] > 0)
+    dropped = n_flagged_train if a["use"] == "exclude_flagged" else 0
+    assert a["excluded"]["train"] == dropped and auto["n_train"] == 18 - dropped
     plain = _head(c, ds, method="lr")
     assert plain["config"]["audit"] is None and plain["config"]["loss"] == "ce"
     # an audit of another dataset, or of another tenant, cannot be used

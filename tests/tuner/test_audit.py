@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nmtune.tuner import TrainingCancelled, TunerInputError
-from nmtune.tuner.audit import LabelAudit, audit_labels
+from nmtune.tuner.audit import LabelAudit, audit_labels, choose_audit_use
 
 
 def _auroc(truth: np.ndarray, scores: np.ndarray) -> float:
@@ -152,3 +152,43 @@ def test_default_score_is_self_confidence_and_binary_scores_rank_alike() -> None
     b = audit_labels(x2, noisy2, c=1.0, repeats=1, score="self_confidence")
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-12)
     assert (a.flagged == b.flagged).all()
+
+
+def _one_sided(seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two overlapping classes; 35 % of class 0 relabelled 1 (noise that moves the boundary)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 400)
+    x = (rng.normal(size=(2, 8))[y] * 1.2 + rng.normal(size=(400, 8))).astype(np.float32)
+    noisy = y.copy()
+    noisy[(y == 0) & (rng.random(400) < 0.35)] = 1
+    return x, y, noisy
+
+
+def test_choose_audit_use_excludes_when_it_helps() -> None:
+    x, _, noisy = _one_sided()
+    got = choose_audit_use(x, noisy, c=1.0, random_state=0)
+    assert got.use == "exclude_flagged"
+    assert got.gain > got.gain_se > 0
+    assert got.gain == pytest.approx(got.accuracy_exclude_flagged - got.accuracy_all_rows)
+    assert got.to_dict()["use"] == "exclude_flagged" and got.folds == 5 and got.c == 1.0
+
+
+def test_choose_audit_use_keeps_every_row_without_a_gain() -> None:
+    x, y, _ = _one_sided()
+    got = choose_audit_use(x, y, c=1.0)  # clean labels: nothing worth leaving out
+    assert got.use == "all_rows" and got.gain <= 0
+
+
+def test_choose_audit_use_progress_cancel_and_bad_input() -> None:
+    x, _, noisy = _one_sided()
+    seen: list[tuple[str, int, int]] = []
+    choose_audit_use(x, noisy, c=1.0, folds=3, callback=lambda *a: seen.append(a) is None)
+    assert seen == [("choose_use", 1, 3), ("choose_use", 2, 3), ("choose_use", 3, 3)]
+    with pytest.raises(TrainingCancelled):
+        choose_audit_use(x, noisy, c=1.0, callback=lambda *a: False)
+    # a class too small for an audit of every outer fold's training part
+    few = np.array([0] * 390 + [1] * 6)
+    with pytest.raises(TunerInputError, match="at least folds=5"):
+        choose_audit_use(x[:396], few, c=1.0)
+    with pytest.raises(TunerInputError, match="c must be"):
+        choose_audit_use(x, noisy, c=0.0)
