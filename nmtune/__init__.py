@@ -15,14 +15,16 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from nmtune import errors
-from nmtune.client import AsyncClient, AsyncHead, Client, Head
+from nmtune.client import AsyncAudit, AsyncClient, AsyncHead, Audit, Client, Head
 from nmtune.errors import APIError, JobFailedError, NmtuneError
 from nmtune.offline import ExportFormatError, OfflineHead, load_head
 
 __all__ = [
     "APIError",
+    "AsyncAudit",
     "AsyncClient",
     "AsyncHead",
+    "Audit",
     "Client",
     "ExportFormatError",
     "Head",

@@ -28,9 +28,18 @@ import numpy as np
 from nmtune._http import Call, RetryPolicy, check, request_kwargs, settings, should_retry
 from nmtune.errors import JobFailedError, TimeoutError
 from nmtune.progress import ProgressCallback, make_progress
-from nmtune.types import Dataset, HeadInfo, HeadSpectrum, Job, JobPage, Prediction
+from nmtune.types import (
+    AuditExample,
+    AuditInfo,
+    Dataset,
+    HeadInfo,
+    HeadSpectrum,
+    Job,
+    JobPage,
+    Prediction,
+)
 
-__all__ = ["AsyncClient", "AsyncHead", "Client", "Head"]
+__all__ = ["AsyncAudit", "AsyncClient", "AsyncHead", "Audit", "Client", "Head"]
 
 
 # ------------------------------------------------------------------ request builders
@@ -189,6 +198,8 @@ def _create_head(
     name: str,
     metadata: Any,
     idempotency_key: str | None,
+    audit: Any = None,
+    audit_use: str | None = None,
 ) -> Call:
     body: dict[str, Any] = {
         "dataset_id": _id(dataset),
@@ -202,9 +213,64 @@ def _create_head(
         body["preset"] = preset
     if metadata:
         body["metadata"] = dict(metadata)
+    if audit is not None:
+        body["audit_id"] = _id(audit)
+    if audit_use is not None:
+        body["audit_use"] = audit_use
     key = idempotency_key or f"nmtune-py-{uuid.uuid4()}"
     # retry-safe: the key makes a repeated POST return the first head
     return Call("POST", "/v1/heads", json=body, headers={"Idempotency-Key": key})
+
+
+def _create_audit(
+    dataset: Any,
+    backbone: str,
+    splits: Sequence[str] | None,
+    method: str,
+    score: str,
+    folds: int,
+    repeats: int,
+    seed: int,
+) -> Call:
+    body: dict[str, Any] = {
+        "backbone": backbone,
+        "method": method,
+        "score": score,
+        "folds": folds,
+        "repeats": repeats,
+        "seed": seed,
+    }
+    if splits is not None:
+        body["splits"] = list(splits)
+    return Call("POST", f"/v1/datasets/{_id(dataset)}/audit", json=body)
+
+
+def _audit_path(dataset: Any, audit: Any) -> str:
+    return f"/v1/datasets/{_id(dataset)}/audits/{_id(audit)}"
+
+
+def _audit_page(path: str, flagged_only: bool, sort: str, limit: int, offset: int) -> Call:
+    params: list[tuple[str, Any]] = [
+        ("flagged_only", str(flagged_only).lower()),
+        ("sort", sort),
+        ("limit", limit),
+        ("offset", offset),
+    ]
+    return Call("GET", path, params=params)
+
+
+def _audit_export(path: str, fmt: str, flagged_only: bool, sort: str) -> Call:
+    params = [("format", fmt), ("flagged_only", str(flagged_only).lower()), ("sort", sort)]
+    return Call("GET", f"{path}/export", params=params)
+
+
+def _done(job: Job, job_id: str, timeout: float | None, deadline: float | None) -> bool:
+    """Whether to stop polling ``job``; raises TimeoutError past the deadline."""
+    if job.done:
+        return True
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+    return False
 
 
 def _list_jobs(
@@ -304,6 +370,7 @@ class Client:
         self.datasets = Datasets(self)
         self.heads = Heads(self)
         self.jobs = Jobs(self)
+        self.audits = Audits(self)
 
     def request(self, call: Call) -> httpx.Response:
         """Send ``call`` with the retry policy; the response, or its typed error."""
@@ -478,8 +545,12 @@ class Heads:
         name: str = "",
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        audit: Any = None,
+        audit_use: str | None = None,
     ) -> Head:
-        """Queue training (returns at once); ``.wait()`` on the result follows it."""
+        """Queue training (returns at once); ``.wait()`` on the result follows it.
+        ``audit``: a ready label audit of the dataset (``Audit`` or id) to train through;
+        ``audit_use``: "auto" (the server's default) or "exclude_flagged"."""
         body = self._c.json(
             _create_head(
                 dataset,
@@ -491,6 +562,8 @@ class Heads:
                 name,
                 metadata,
                 idempotency_key,
+                audit,
+                audit_use,
             )
         )
         return Head(self._c, HeadInfo.from_json(body["head"]), Job.from_json(body["job"]))
@@ -561,10 +634,8 @@ class Head:
             self.job = job
             if render is not None:
                 render(job)
-            if job.done:
+            if _done(job, job_id, timeout, deadline):
                 break
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
             time.sleep(poll_interval)
         self.refresh()
         if job.status != "succeeded":
@@ -618,6 +689,144 @@ class Head:
         self._c.heads.delete(self.id)
 
 
+class Audits:
+    """Label-noise audits of a dataset's labels (POST /v1/datasets/{id}/audit)."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(
+        self,
+        dataset: Any,
+        backbone: str,
+        *,
+        splits: Sequence[str] | None = None,
+        method: str = "auto",
+        score: str = "self_confidence",
+        folds: int = 5,
+        repeats: int = 2,
+        seed: int = 0,
+    ) -> Audit:
+        """Queue an audit (returns at once); ``.wait()`` on the result follows it.
+        ``splits``: the splits audited together (None: the server's default, train)."""
+        call = _create_audit(dataset, backbone, splits, method, score, folds, repeats, seed)
+        body = self._c.json(call)
+        return Audit(self._c, AuditInfo.from_json(body["audit"]), Job.from_json(body["job"]))
+
+    def get(self, dataset: Any, audit: Any) -> Audit:
+        path = _audit_path(dataset, audit)
+        return Audit(
+            self._c, AuditInfo.from_json(self._c.json(_audit_page(path, True, "-score", 1, 0)))
+        )
+
+    def list(self, dataset: Any, *, limit: int = 50, offset: int = 0) -> list[Audit]:
+        params: list[tuple[str, Any]] = [("limit", limit), ("offset", offset)]
+        body = self._c.json(Call("GET", f"/v1/datasets/{_id(dataset)}/audits", params=params))
+        return [Audit(self._c, AuditInfo.from_json(a)) for a in body["items"]]
+
+    def delete(self, dataset: Any, audit: Any) -> None:
+        self._c.request(Call("DELETE", _audit_path(dataset, audit)))
+
+
+class Audit:
+    """An audit on the server: ``info`` (its last fetched AuditOut), ``job``; ``wait``,
+    ``summary``, ``examples``, ``iter_examples``, ``export``."""
+
+    def __init__(self, client: Client, info: AuditInfo, job: Job | None = None) -> None:
+        self._c = client
+        self.info = info
+        self.job = job
+
+    def __repr__(self) -> str:
+        return f"Audit({self.id!r}, dataset={self.info.dataset_id!r}, status={self.status!r})"
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def status(self) -> str:
+        return self.info.status
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        """AuditSummary JSON once ready (estimated_noise_rate, per_class, joint, ...)."""
+        return self.info.summary
+
+    @property
+    def _path(self) -> str:
+        return _audit_path(self.info.dataset_id, self.id)
+
+    def refresh(self) -> Audit:
+        self.info = AuditInfo.from_json(self._c.json(_audit_page(self._path, True, "-score", 1, 0)))
+        return self
+
+    def wait(
+        self,
+        *,
+        progress: bool | ProgressCallback = True,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+    ) -> Audit:
+        """Block until the audit's job ends (as ``Head.wait``); raises JobFailedError when it
+        failed or was cancelled, nmtune.errors.TimeoutError past ``timeout`` seconds."""
+        job_id = self.job.id if self.job else self.info.job_id
+        if job_id is None:
+            return self.refresh()
+        render = make_progress(progress, self.id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self._c.jobs.get(job_id)
+            self.job = job
+            if render is not None:
+                render(job)
+            if _done(job, job_id, timeout, deadline):
+                break
+            time.sleep(poll_interval)
+        self.refresh()
+        if job.status != "succeeded":
+            raise JobFailedError(job)
+        return self
+
+    def examples(
+        self, *, flagged_only: bool = True, sort: str = "-score", limit: int = 50, offset: int = 0
+    ) -> list[AuditExample]:
+        """One page of audited examples (``sort``: -score, score, position, -position)."""
+        body = self._c.json(_audit_page(self._path, flagged_only, sort, limit, offset))
+        page = body.get("examples") or {"items": []}
+        return [AuditExample.from_json(e) for e in page["items"]]
+
+    def iter_examples(
+        self, *, flagged_only: bool = True, sort: str = "-score", page_size: int = 500
+    ) -> Iterator[AuditExample]:
+        """Every audited (or flagged) example, page by page."""
+        offset = 0
+        while True:
+            body = self._c.json(_audit_page(self._path, flagged_only, sort, page_size, offset))
+            page = body.get("examples") or {"items": [], "total": 0}
+            yield from (AuditExample.from_json(e) for e in page["items"])
+            offset += len(page["items"])
+            if not page["items"] or offset >= int(page["total"]):
+                return
+
+    def export(
+        self,
+        path: str | Path | None = None,
+        *,
+        format: str = "csv",
+        flagged_only: bool = True,
+        sort: str = "-score",
+    ) -> bytes:
+        """The examples as CSV or JSONL (GET .../export); written to ``path`` when given."""
+        data = self._c.request(_audit_export(self._path, format, flagged_only, sort)).content
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data
+
+    def delete(self) -> None:
+        self._c.audits.delete(self.info.dataset_id, self.id)
+
+
 # ----------------------------------------------------------------------- async client
 class AsyncClient:
     """The nmtune API on ``httpx.AsyncClient``: the same resources, every call awaited."""
@@ -645,6 +854,7 @@ class AsyncClient:
         self.datasets = AsyncDatasets(self)
         self.heads = AsyncHeads(self)
         self.jobs = AsyncJobs(self)
+        self.audits = AsyncAudits(self)
 
     async def request(self, call: Call) -> httpx.Response:
         attempt = 0
@@ -804,6 +1014,8 @@ class AsyncHeads:
         name: str = "",
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        audit: Any = None,
+        audit_use: str | None = None,
     ) -> AsyncHead:
         body = await self._c.json(
             _create_head(
@@ -816,6 +1028,8 @@ class AsyncHeads:
                 name,
                 metadata,
                 idempotency_key,
+                audit,
+                audit_use,
             )
         )
         return AsyncHead(self._c, HeadInfo.from_json(body["head"]), Job.from_json(body["job"]))
@@ -881,10 +1095,8 @@ class AsyncHead:
             self.job = job
             if render is not None:
                 render(job)
-            if job.done:
+            if _done(job, job_id, timeout, deadline):
                 break
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
             await asyncio.sleep(poll_interval)
         await self.refresh()
         if job.status != "succeeded":
@@ -921,3 +1133,113 @@ class AsyncHead:
 
     async def delete(self) -> None:
         await self._c.heads.delete(self.id)
+
+
+class AsyncAudits:
+    """The async twin of :class:`Audits`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def create(
+        self,
+        dataset: Any,
+        backbone: str,
+        *,
+        splits: Sequence[str] | None = None,
+        method: str = "auto",
+        score: str = "self_confidence",
+        folds: int = 5,
+        repeats: int = 2,
+        seed: int = 0,
+    ) -> AsyncAudit:
+        call = _create_audit(dataset, backbone, splits, method, score, folds, repeats, seed)
+        body = await self._c.json(call)
+        return AsyncAudit(self._c, AuditInfo.from_json(body["audit"]), Job.from_json(body["job"]))
+
+    async def get(self, dataset: Any, audit: Any) -> AsyncAudit:
+        body = await self._c.json(_audit_page(_audit_path(dataset, audit), True, "-score", 1, 0))
+        return AsyncAudit(self._c, AuditInfo.from_json(body))
+
+    async def list(self, dataset: Any, *, limit: int = 50, offset: int = 0) -> list[AsyncAudit]:
+        params: list[tuple[str, Any]] = [("limit", limit), ("offset", offset)]
+        call = Call("GET", f"/v1/datasets/{_id(dataset)}/audits", params=params)
+        body = await self._c.json(call)
+        return [AsyncAudit(self._c, AuditInfo.from_json(a)) for a in body["items"]]
+
+    async def delete(self, dataset: Any, audit: Any) -> None:
+        await self._c.request(Call("DELETE", _audit_path(dataset, audit)))
+
+
+class AsyncAudit:
+    """The async twin of :class:`Audit`."""
+
+    def __init__(self, client: AsyncClient, info: AuditInfo, job: Job | None = None) -> None:
+        self._c = client
+        self.info = info
+        self.job = job
+
+    def __repr__(self) -> str:
+        return f"AsyncAudit({self.id!r}, dataset={self.info.dataset_id!r}, status={self.status!r})"
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def status(self) -> str:
+        return self.info.status
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        return self.info.summary
+
+    @property
+    def _path(self) -> str:
+        return _audit_path(self.info.dataset_id, self.id)
+
+    async def refresh(self) -> AsyncAudit:
+        body = await self._c.json(_audit_page(self._path, True, "-score", 1, 0))
+        self.info = AuditInfo.from_json(body)
+        return self
+
+    async def wait(
+        self,
+        *,
+        progress: bool | ProgressCallback = True,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+    ) -> AsyncAudit:
+        job_id = self.job.id if self.job else self.info.job_id
+        if job_id is None:
+            return await self.refresh()
+        render = make_progress(progress, self.id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = await self._c.jobs.get(job_id)
+            self.job = job
+            if render is not None:
+                render(job)
+            if _done(job, job_id, timeout, deadline):
+                break
+            await asyncio.sleep(poll_interval)
+        await self.refresh()
+        if job.status != "succeeded":
+            raise JobFailedError(job)
+        return self
+
+    async def examples(
+        self, *, flagged_only: bool = True, sort: str = "-score", limit: int = 50, offset: int = 0
+    ) -> list[AuditExample]:
+        body = await self._c.json(_audit_page(self._path, flagged_only, sort, limit, offset))
+        page = body.get("examples") or {"items": []}
+        return [AuditExample.from_json(e) for e in page["items"]]
+
+    async def export(
+        self, *, format: str = "csv", flagged_only: bool = True, sort: str = "-score"
+    ) -> bytes:
+        call = _audit_export(self._path, format, flagged_only, sort)
+        return (await self._c.request(call)).content
+
+    async def delete(self) -> None:
+        await self._c.audits.delete(self.info.dataset_id, self.id)

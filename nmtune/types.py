@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "AuditExample",
+    "AuditInfo",
     "ClassScore",
     "Dataset",
     "Epoch",
@@ -378,3 +380,65 @@ class HeadSpectrum:
         ax.set_title(f"{self.head_id} · {self.split}")
         ax.legend()
         return ax
+
+
+@dataclass(frozen=True)
+class AuditInfo:
+    """OpenAPI ``AuditOut``. ``summary`` (once ready) is the JSON of ``AuditSummary``:
+    ``estimated_noise_rate``, ``n_flagged``, ``per_class``, ``joint`` (given x true), ``c``."""
+
+    id: str
+    dataset_id: str
+    backbone: str
+    splits: list[str]
+    options: dict[str, Any]
+    status: str
+    summary: dict[str, Any] | None
+    job_id: str | None
+    created_at: datetime | None
+    finished_at: datetime | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> AuditInfo:
+        return cls(
+            id=d["id"],
+            dataset_id=d["dataset_id"],
+            backbone=d["backbone"],
+            splits=list(d.get("splits") or []),
+            options=dict(d.get("options") or {}),
+            status=d["status"],
+            summary=d.get("summary"),
+            job_id=d.get("job_id"),
+            created_at=_dt(d.get("created_at")),
+            finished_at=_dt(d.get("finished_at")),
+            raw=d,
+        )
+
+
+@dataclass(frozen=True)
+class AuditExample:
+    """OpenAPI ``AuditExample``: one audited example (``score``: higher = more likely
+    mislabelled, a ranking; ``suggested``: the most probable class out of fold)."""
+
+    position: int
+    split: str
+    text: str | None
+    image_sha256: str | None
+    given: Label
+    suggested: Label
+    score: float
+    flagged: bool
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> AuditExample:
+        return cls(
+            position=int(d["position"]),
+            split=d["split"],
+            text=d.get("text"),
+            image_sha256=d.get("image_sha256"),
+            given=d["given"],
+            suggested=d["suggested"],
+            score=float(d["score"]),
+            flagged=bool(d["flagged"]),
+        )

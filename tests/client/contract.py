@@ -29,6 +29,8 @@ TYPE_SCHEMAS: dict[type[Any], str] = {
     types.ClassScore: "ClassScore",
     types.Spectrum: "SpectrumOut",
     types.HeadSpectrum: "HeadSpectrum",
+    types.AuditInfo: "AuditOut",
+    types.AuditExample: "AuditExample",
 }
 
 

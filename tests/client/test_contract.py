@@ -16,6 +16,29 @@ from tests.client.contract import check_request, check_types
 from tests.client.test_retries import HEAD, JOB
 from tests.service.conftest import make_settings
 
+AUDIT = {
+    "id": "au_1",
+    "dataset_id": "ds_1",
+    "backbone": "fake",
+    "splits": ["train"],
+    "options": {"folds": 3},
+    "status": "ready",
+    "summary": None,
+    "job_id": "job_1",
+    "created_at": "2026-12-01T00:00:00Z",
+    "finished_at": None,
+}
+EXAMPLE = {
+    "position": 3,
+    "split": "train",
+    "text": "a",
+    "image_sha256": None,
+    "given": "x",
+    "suggested": "y",
+    "score": 0.9,
+    "flagged": True,
+}
+
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
@@ -66,6 +89,13 @@ def test_every_client_call_is_in_the_spec(spec: dict[str, Any], tmp_path: Any) -
             )
         if request.method == "DELETE":
             return httpx.Response(204)
+        if path.endswith("/audit"):
+            return httpx.Response(202, json={"audit": AUDIT, "job": JOB})
+        if path.endswith("/audits"):
+            return httpx.Response(200, json={"items": [AUDIT], "total": 1})
+        if "/audits/" in path:
+            page = {"items": [EXAMPLE], "total": 1, "limit": 1, "offset": 0}
+            return httpx.Response(200, json={**AUDIT, "examples": page})
         if path.startswith("/v1/heads"):
             return httpx.Response(200, json={"items": [HEAD]} if path == "/v1/heads" else HEAD)
         ds = {
@@ -127,6 +157,15 @@ def test_every_client_call_is_in_the_spec(spec: dict[str, Any], tmp_path: Any) -
         limit=5,
     )
     c.jobs.cancel("job_1")
+    audit = c.audits.create("ds_1", "fake", splits=["train"], folds=3, repeats=1, seed=2)
+    audit.wait(progress=False, poll_interval=0)
+    assert audit.examples(flagged_only=False, sort="position", limit=5, offset=1)[0].flagged
+    assert [e.position for e in audit.iter_examples(page_size=1)] == [3]
+    audit.export(format="jsonl", flagged_only=False)
+    c.audits.get("ds_1", "au_1")
+    c.audits.list("ds_1", limit=2)
+    c.heads.create("ds_1", "fake", "lr", audit=audit, audit_use="exclude_flagged")
+    audit.delete()
     head.delete()
     assert len(seen) >= 21
     problems = [p for r in seen for p in check_request(spec, r)]

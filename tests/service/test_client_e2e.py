@@ -243,3 +243,62 @@ def test_client_vector_datasets_sync_and_async(serve: Any, tmp_path: Path) -> No
     asyncio.run(main())
     spec_json = run.client().get("/openapi.json").json()
     assert [p for r in sent for p in check_request(spec_json, r)] == []
+
+
+def test_client_audits_sync_and_async(serve: Any, fake_upstream: Any, tmp_path: Path) -> None:
+    run = serve(None, [fake_spec(fake_upstream)])
+    sent: list[httpx.Request] = []
+    http = httpx.Client(event_hooks={"request": [sent.append]}, timeout=120)
+    client = Client(run.base_url, run.key_a, http_client=http)
+    texts, labels, splits = _columns(sentiment_records(12, ood=False))
+    ds = client.datasets.create(texts, labels, splits, name="audit me")
+
+    audit = client.audits.create(ds, "fake", splits=["train", "test"], folds=3, repeats=1)
+    assert audit.status == "pending" and audit.job is not None
+    assert audit.wait(progress=False) is audit and audit.status == "ready"
+    s = audit.summary
+    assert s is not None and s["n_examples"] == 24 and s["folds"] == 3
+    every = list(audit.iter_examples(flagged_only=False, sort="position", page_size=7))
+    assert [e.position for e in every] == sorted(e.position for e in every) and len(every) == 24
+    assert {e.given for e in every} == {"neg", "pos"} and all(e.text for e in every)
+    flagged = audit.examples(limit=1000)
+    assert len(flagged) == s["n_flagged"] and all(e.flagged for e in flagged)
+    top = audit.examples(flagged_only=False, limit=3)
+    assert [e.score for e in top] == sorted((e.score for e in every), reverse=True)[:3]
+    csv_bytes = audit.export(tmp_path / "a.csv", flagged_only=False)
+    assert (tmp_path / "a.csv").read_bytes() == csv_bytes and csv_bytes.count(b"\n") == 25
+    jsonl = audit.export(format="jsonl")
+    assert jsonl.count(b"\n") == s["n_flagged"]
+    assert client.audits.get(ds, audit.id).summary == s
+    assert audit.id in [a.id for a in client.audits.list(ds)]
+
+    # a head trained through it: the record says what was asked and what was done
+    head = client.heads.create(ds, "fake", "lr", audit=audit, audit_use="exclude_flagged")
+    cfg = head.wait(progress=False).info.config or {}
+    assert cfg["audit"]["audit_id"] == audit.id and cfg["audit"]["use"] == "exclude_flagged"
+    n_flagged_train = sum(1 for e in every if e.flagged and e.split == "train")
+    assert cfg["audit"]["excluded"]["train"] == n_flagged_train
+    spec_json = httpx.get(f"{run.base_url}/openapi.json").json()
+    assert [p for r in sent for p in check_request(spec_json, r)] == []
+
+    async def main() -> None:
+        async with AsyncClient(run.base_url, run.key_a) as ac:
+            a = await ac.audits.create(ds.id, "fake", folds=3, repeats=1, seed=1)
+            await a.wait(progress=False)
+            assert a.status == "ready" and a.info.splits == ["train"]
+            assert len(await a.examples(flagged_only=False, limit=100)) == 18
+            assert (await a.export(flagged_only=False)).count(b"\n") == 19
+            assert (await ac.audits.get(ds.id, a.id)).id == a.id
+            assert {x.id for x in await ac.audits.list(ds.id)} == {audit.id, a.id}
+            h = await ac.heads.create(ds.id, "fake", "lr", audit=a.id)
+            await h.wait(progress=False)
+            assert h.info.config and h.info.config["audit"]["requested"] == "auto"
+            await a.delete()
+            with pytest.raises(errors.NotFoundError):
+                await ac.audits.get(ds.id, a.id)
+
+    asyncio.run(main())
+    audit.delete()
+    with pytest.raises(errors.NotFoundError):
+        client.audits.get(ds, audit.id)
+    client.close()
