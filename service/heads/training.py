@@ -185,8 +185,15 @@ class TrainJob:
         c = record.pop("c", None)
         drop = np.fromiter(flagged, dtype=np.int64, count=len(flagged))
         use, choice = "exclude_flagged", None
-        if requested == "auto":
-            use, choice = await self._choose_use(jc, record, c, x, y, np.concatenate(rows[:2]))
+        if requested == "auto" and not drop.size:
+            use, choice = "all_rows", _no_check(c, "the audit flagged no example")
+        elif requested == "auto":
+            # the nested check runs on the rows the audit covered among those trained on
+            audited = set(record.get("splits") or [])
+            names = ("train", "validation")
+            parts = [r for r, name in zip(rows[:2], names, strict=True) if name in audited]
+            idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            use, choice = await self._choose_use(jc, record, c, x, y, idx)
 
         def keep(idx: np.ndarray) -> np.ndarray:
             return idx[~np.isin(idx, drop)] if use == "exclude_flagged" else idx
@@ -246,13 +253,15 @@ class TrainJob:
                     ),
                 ),
             )
-        except TunerInputError as exc:  # too few rows per class for an audit of every fold
-            empty = dict.fromkeys(
-                ("accuracy_all_rows", "accuracy_exclude_flagged", "gain", "gain_se"), None
-            )
-            reason = f"nested check not possible: {exc}; every row kept"
-            return "all_rows", {"use": "all_rows", **empty, "folds": None, "c": c, "reason": reason}
+        except TunerInputError as exc:  # e.g. too few rows per class for an audit of every fold
+            return "all_rows", _no_check(c, f"nested check not possible: {exc}; every row kept")
         return got.use, got.to_dict()
+
+
+def _no_check(c: Any, reason: str) -> dict[str, Any]:
+    """audit_use auto's record when no nested check ran (every row is trained on)."""
+    empty = dict.fromkeys(("accuracy_all_rows", "accuracy_exclude_flagged", "gain", "gain_se"))
+    return {"use": "all_rows", **empty, "folds": None, "c": c, "reason": reason}
 
 
 def evaluate(

@@ -160,6 +160,12 @@ def test_audit_end_to_end(fake_run: Any, fake_upstream: FakeOpenAIServer) -> Non
     assert (a["use"] == "exclude_flagged") == (ch["gain"] > 0)
     dropped = n_flagged_train if a["use"] == "exclude_flagged" else 0
     assert a["excluded"]["train"] == dropped and auto["n_train"] == 18 - dropped
+    # an audit of the test split only: no trained-on row to check with, so every row is kept
+    only_test = _audit(c, ds, splits=["test"], folds=3, repeats=1)["audit"]["id"]
+    kept = _head(c, ds, audit_id=only_test, method="lr")["config"]
+    assert kept["audit"]["use"] == "all_rows" and kept["n_train"] == 18
+    assert "not possible" in kept["audit"]["choice"]["reason"]
+    assert kept["audit"]["excluded"] == {"train": 0, "validation": 0, "target_validation": 0}
     plain = _head(c, ds, method="lr")
     assert plain["config"]["audit"] is None and plain["config"]["loss"] == "ce"
     # an audit of another dataset, or of another tenant, cannot be used
