@@ -18,7 +18,7 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +271,50 @@ def _done(job: Job, job_id: str, timeout: float | None, deadline: float | None) 
     if deadline is not None and time.monotonic() > deadline:
         raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
     return False
+
+
+def _follow(
+    client: Client,
+    job_id: str,
+    label: str,
+    progress: bool | ProgressCallback,
+    timeout: float | None,
+    poll_interval: float,
+    saw: Callable[[Job], None],
+) -> Job:
+    """Poll job ``job_id`` until it ends, rendering ``progress``; ``saw`` gets every poll."""
+    render = make_progress(progress, label)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job = client.jobs.get(job_id)
+        saw(job)
+        if render is not None:
+            render(job)
+        if _done(job, job_id, timeout, deadline):
+            return job
+        time.sleep(poll_interval)
+
+
+async def _afollow(
+    client: AsyncClient,
+    job_id: str,
+    label: str,
+    progress: bool | ProgressCallback,
+    timeout: float | None,
+    poll_interval: float,
+    saw: Callable[[Job], None],
+) -> Job:
+    """The async twin of :func:`_follow`."""
+    render = make_progress(progress, label)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job = await client.jobs.get(job_id)
+        saw(job)
+        if render is not None:
+            render(job)
+        if _done(job, job_id, timeout, deadline):
+            return job
+        await asyncio.sleep(poll_interval)
 
 
 def _list_jobs(
@@ -599,6 +643,9 @@ class Head:
         self.info = info
         self.job = job
 
+    def _saw(self, job: Job) -> None:
+        self.job = job
+
     def __repr__(self) -> str:
         return f"Head({self.id!r}, method={self.info.method!r}, status={self.status!r})"
 
@@ -627,16 +674,7 @@ class Head:
         job_id = self.job.id if self.job else self.info.job_id
         if job_id is None:
             return self.refresh()
-        render = make_progress(progress, self.id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self._c.jobs.get(job_id)
-            self.job = job
-            if render is not None:
-                render(job)
-            if _done(job, job_id, timeout, deadline):
-                break
-            time.sleep(poll_interval)
+        job = _follow(self._c, job_id, self.id, progress, timeout, poll_interval, self._saw)
         self.refresh()
         if job.status != "succeeded":
             raise JobFailedError(job)
@@ -728,17 +766,18 @@ class Audits:
         self._c.request(Call("DELETE", _audit_path(dataset, audit)))
 
 
-class Audit:
-    """An audit on the server: ``info`` (its last fetched AuditOut), ``job``; ``wait``,
-    ``summary``, ``examples``, ``iter_examples``, ``export``."""
+class _AuditState:
+    """What Audit and AsyncAudit share: the last fetched ``info`` and the audit's ``job``."""
 
-    def __init__(self, client: Client, info: AuditInfo, job: Job | None = None) -> None:
-        self._c = client
-        self.info = info
+    info: AuditInfo
+    job: Job | None
+
+    def _saw(self, job: Job) -> None:
         self.job = job
 
     def __repr__(self) -> str:
-        return f"Audit({self.id!r}, dataset={self.info.dataset_id!r}, status={self.status!r})"
+        name = type(self).__name__
+        return f"{name}({self.id!r}, dataset={self.info.dataset_id!r}, status={self.status!r})"
 
     @property
     def id(self) -> str:
@@ -757,6 +796,16 @@ class Audit:
     def _path(self) -> str:
         return _audit_path(self.info.dataset_id, self.id)
 
+
+class Audit(_AuditState):
+    """An audit on the server: ``info`` (its last fetched AuditOut), ``job``; ``wait``,
+    ``summary``, ``examples``, ``iter_examples``, ``export``."""
+
+    def __init__(self, client: Client, info: AuditInfo, job: Job | None = None) -> None:
+        self._c = client
+        self.info = info
+        self.job = job
+
     def refresh(self) -> Audit:
         self.info = AuditInfo.from_json(self._c.json(_audit_page(self._path, True, "-score", 1, 0)))
         return self
@@ -773,16 +822,7 @@ class Audit:
         job_id = self.job.id if self.job else self.info.job_id
         if job_id is None:
             return self.refresh()
-        render = make_progress(progress, self.id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self._c.jobs.get(job_id)
-            self.job = job
-            if render is not None:
-                render(job)
-            if _done(job, job_id, timeout, deadline):
-                break
-            time.sleep(poll_interval)
+        job = _follow(self._c, job_id, self.id, progress, timeout, poll_interval, self._saw)
         self.refresh()
         if job.status != "succeeded":
             raise JobFailedError(job)
@@ -1059,6 +1099,9 @@ class AsyncHead:
         self.info = info
         self.job = job
 
+    def _saw(self, job: Job) -> None:
+        self.job = job
+
     def __repr__(self) -> str:
         return f"AsyncHead({self.id!r}, method={self.info.method!r}, status={self.status!r})"
 
@@ -1088,16 +1131,7 @@ class AsyncHead:
         job_id = self.job.id if self.job else self.info.job_id
         if job_id is None:
             return await self.refresh()
-        render = make_progress(progress, self.id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = await self._c.jobs.get(job_id)
-            self.job = job
-            if render is not None:
-                render(job)
-            if _done(job, job_id, timeout, deadline):
-                break
-            await asyncio.sleep(poll_interval)
+        job = await _afollow(self._c, job_id, self.id, progress, timeout, poll_interval, self._saw)
         await self.refresh()
         if job.status != "succeeded":
             raise JobFailedError(job)
@@ -1171,32 +1205,13 @@ class AsyncAudits:
         await self._c.request(Call("DELETE", _audit_path(dataset, audit)))
 
 
-class AsyncAudit:
+class AsyncAudit(_AuditState):
     """The async twin of :class:`Audit`."""
 
     def __init__(self, client: AsyncClient, info: AuditInfo, job: Job | None = None) -> None:
         self._c = client
         self.info = info
         self.job = job
-
-    def __repr__(self) -> str:
-        return f"AsyncAudit({self.id!r}, dataset={self.info.dataset_id!r}, status={self.status!r})"
-
-    @property
-    def id(self) -> str:
-        return self.info.id
-
-    @property
-    def status(self) -> str:
-        return self.info.status
-
-    @property
-    def summary(self) -> dict[str, Any] | None:
-        return self.info.summary
-
-    @property
-    def _path(self) -> str:
-        return _audit_path(self.info.dataset_id, self.id)
 
     async def refresh(self) -> AsyncAudit:
         body = await self._c.json(_audit_page(self._path, True, "-score", 1, 0))
@@ -1213,16 +1228,7 @@ class AsyncAudit:
         job_id = self.job.id if self.job else self.info.job_id
         if job_id is None:
             return await self.refresh()
-        render = make_progress(progress, self.id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = await self._c.jobs.get(job_id)
-            self.job = job
-            if render is not None:
-                render(job)
-            if _done(job, job_id, timeout, deadline):
-                break
-            await asyncio.sleep(poll_interval)
+        job = await _afollow(self._c, job_id, self.id, progress, timeout, poll_interval, self._saw)
         await self.refresh()
         if job.status != "succeeded":
             raise JobFailedError(job)
