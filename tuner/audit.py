@@ -40,7 +40,7 @@ Pure math on arrays; no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -207,15 +207,8 @@ def audit_labels(
         ``folds`` rows.
     """
     _check_options(method, score, folds, repeats, c, cs, max_iter)
-    x = check_features(X)  # (n, D) float32
-    classes, yi, _ = encode_labels(y)  # classes (K,), yi (n,)
-    if yi.size != x.shape[0]:
-        raise TunerInputError(f"X has {x.shape[0]} rows but y has {yi.size} labels")
+    x, classes, yi = _labelled(X, y)  # (n, D) float32, (K,), (n,)
     n_classes = len(classes)
-    if n_classes < 2:
-        raise TunerInputError(
-            f"an audit needs at least 2 classes, got {n_classes} ({classes.tolist()!r})"
-        )
     counts = np.bincount(yi, minlength=n_classes).astype(np.int64)  # (K,)
     small = [classes[i].item() for i in np.flatnonzero(counts < folds)]
     if small:
@@ -299,15 +292,7 @@ class AuditUseChoice:
     c: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "use": self.use,
-            "accuracy_all_rows": self.accuracy_all_rows,
-            "accuracy_exclude_flagged": self.accuracy_exclude_flagged,
-            "gain": self.gain,
-            "gain_se": self.gain_se,
-            "folds": self.folds,
-            "c": self.c,
-        }
+        return asdict(self)
 
 
 def choose_audit_use(
@@ -331,11 +316,13 @@ def choose_audit_use(
     influence which training rows are flagged: auditing all rows once would leak them and
     favour exclusion), and two logistic regressions at ``c`` are trained on them: one on
     every row, one without that audit's flagged rows. Both are scored on the held-out fold's
-    **given** labels, every row kept. With noise that does not depend on x (uniform or
-    class-conditional flips), accuracy on noisy labels is an increasing affine function of
-    accuracy on the true labels for a fixed class mix, so the head that predicts the noisy
-    held-out labels better is the one expected to predict the true ones better. The choice is
-    ``exclude_flagged`` only when its paired gain is positive; ties keep every row.
+    **given** labels, every row kept. With uniform flips (each wrong label any other class,
+    at one rate), accuracy on noisy labels is an increasing affine function of accuracy on the
+    true labels, so the head that predicts the noisy held-out labels better is the one
+    expected to predict the true ones better. With class-conditional flips that holds only
+    approximately: the noisy score also rewards leaning towards the classes the flips go to,
+    which the all-rows fit does, so the check then errs towards keeping every row. The choice
+    is ``exclude_flagged`` only when its paired gain is positive; ties keep every row.
 
     Parameters
     ----------
@@ -356,13 +343,8 @@ def choose_audit_use(
         Invalid X or y, or a class too small for an audit of an outer training part.
     """
     _check_options(method, score, folds, repeats, c, 1, max_iter)
-    x = check_features(X)  # (n, D) float32
-    classes, yi, _ = encode_labels(y)
-    if yi.size != x.shape[0]:
-        raise TunerInputError(f"X has {x.shape[0]} rows but y has {yi.size} labels")
+    x, classes, yi = _labelled(X, y)  # (n, D) float32, (K,), (n,)
     n_classes = len(classes)
-    if n_classes < 2:
-        raise TunerInputError(f"need at least 2 classes, got {n_classes}")
     dev = resolve_device(device)
     held = stratified_folds(yi, folds, random_state)  # outer folds
     xt = torch.as_tensor(x, dtype=torch.float64, device=dev)  # (n, D)
@@ -411,6 +393,19 @@ def choose_audit_use(
         folds=folds,
         c=float(c),
     )
+
+
+def _labelled(X: Any, y: Any) -> tuple[npt.NDArray[np.float32], np.ndarray[Any, Any], Labels]:
+    """Checked features (n, D), the sorted distinct labels (K >= 2) and each row's index."""
+    x = check_features(X)
+    classes, yi, _ = encode_labels(y)
+    if yi.size != x.shape[0]:
+        raise TunerInputError(f"X has {x.shape[0]} rows but y has {yi.size} labels")
+    if len(classes) < 2:
+        raise TunerInputError(
+            f"an audit needs at least 2 classes, got {len(classes)} ({classes.tolist()!r})"
+        )
+    return x, classes, yi
 
 
 def _check_options(

@@ -346,7 +346,8 @@ def check_usable(session: Session, tenant_id: str, dataset_id: str, audit_id: st
 
 def flagged_positions(db: Database, audit_id: str) -> tuple[set[int], dict[str, Any]] | None:
     """(positions of the flagged examples, a record of the audit) for the training job;
-    None when the audit was deleted since the head was created."""
+    None when the audit was deleted since the head was created. The record's ``c`` (the
+    audit's logistic-regression C) is for audit_use auto's check; the job takes it out."""
     with db.session() as s:
         audit = s.get(Audit, audit_id)
         if audit is None or audit.status != AuditStatus.READY:

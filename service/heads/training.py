@@ -182,7 +182,9 @@ class TrainJob:
         if found is None:
             raise JobFailed("AuditDeleted", f"audit {audit_id!r} was deleted or is not ready")
         flagged, record = found
-        c = record.pop("c", None)
+        c = record.pop("c", None)  # the audit's C: the nested check's, not part of the record
+        if not isinstance(c, int | float) or not c > 0:
+            c = 1.0
         drop = np.fromiter(flagged, dtype=np.int64, count=len(flagged))
         use, choice = "exclude_flagged", None
         if requested == "auto" and not drop.size:
@@ -218,16 +220,14 @@ class TrainJob:
         self,
         jc: JobContext,
         record: dict[str, Any],
-        c: Any,
+        c: float,
         x: np.ndarray,
         y: np.ndarray,
         idx: np.ndarray,
     ) -> tuple[str, dict[str, Any]]:
         """audit_use auto: exclude_flagged or all_rows, by the nested CV of the train and
-        validation rows with the audit's own options and C (1.0 if it has none)."""
+        validation rows with the audit's own options and C."""
         opts = record.get("options") or {}
-        if not isinstance(c, int | float) or not c > 0:
-            c = 1.0
 
         def on_fold(phase: str, done: int, total: int) -> bool:
             return not jc.report_progress("audit", done, total)
@@ -242,7 +242,7 @@ class TrainJob:
                     lambda: choose_audit_use(
                         x[idx],
                         list(y[idx]),
-                        c=float(c),
+                        c=c,
                         folds=int(opts.get("folds", 5)),
                         random_state=int(opts.get("seed", 0)),
                         method=str(opts.get("method", "auto")),
@@ -258,7 +258,7 @@ class TrainJob:
         return got.use, got.to_dict()
 
 
-def _no_check(c: Any, reason: str) -> dict[str, Any]:
+def _no_check(c: float, reason: str) -> dict[str, Any]:
     """audit_use auto's record when no nested check ran (every row is trained on)."""
     empty = dict.fromkeys(("accuracy_all_rows", "accuracy_exclude_flagged", "gain", "gain_se"))
     return {"use": "all_rows", **empty, "folds": None, "c": c, "reason": reason}
