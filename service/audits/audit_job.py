@@ -46,11 +46,13 @@ class AuditJob:
             audits_service.audited_rows, self.db, ds.id, list(audit.splits)
         )
         inputs: list[str | bytes] = [r[3] if r[3] is not None else (r[4] or b"") for r in rows]
-        x = await self.cache.embed(  # (n, D)
+        x = await self.cache.embed_dataset(  # (n, D)
             jc.job.tenant_id,
+            (ds.id, ds.n_examples),
             backend,
             inputs,
             keys=[r[5] for r in rows],
+            positions=None if len(rows) == ds.n_examples else [r[0] for r in rows],
             on_progress=jc.embed_progress,
             should_cancel=jc.cancel_requested,
         )

@@ -7,13 +7,12 @@ import numpy as np
 from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from nmtune.service.datasets.models import Dataset, DatasetVectors, Example
+from nmtune.service.datasets.models import Dataset, Example
 from nmtune.service.datasets.validation import CleanDataset
 from nmtune.service.datasets.vectors import CleanVectors
 from nmtune.service.db.base import new_id
+from nmtune.service.db.blocks import read_blocks, write_blocks
 
-#: bytes of float32 rows per dataset_vectors row
-VECTOR_CHUNK_BYTES = 4 * 1024 * 1024
 _EXAMPLE_COLUMNS = ("dataset_id", "position", "split", "label", "text", "image", "sha256")
 
 
@@ -105,40 +104,18 @@ def create_vectors(session: Session, tenant_id: str, name: str, clean: CleanVect
         strict=True,
     )
     bulk_insert(session, "examples", _EXAMPLE_COLUMNS, rows)
-    per = max(1, VECTOR_CHUNK_BYTES // (4 * dim))
-    x = clean.x
-    chunks = (
-        (ds.id, c, start, min(per, n - start), x[start : start + per].astype("<f4").tobytes())
-        for c, start in enumerate(range(0, n, per))
-    )
-    bulk_insert(
-        session,
-        "dataset_vectors",
-        ("dataset_id", "chunk", "start", "n_rows", "data"),
-        chunks,
-        batch=16,
-    )
+    write_blocks(session, "dataset_vectors", {"dataset_id": ds.id}, clean.x)
     return ds
 
 
 def load_vectors(session: Session, ds: Dataset) -> np.ndarray:
     """All of a vector dataset's vectors, (n_examples, dim) float32, in dataset order; read
-    chunk by chunk into one array."""
+    block by block into one array (service.db.blocks)."""
     assert ds.dim is not None
-    out = np.empty((ds.n_examples, ds.dim), dtype=np.float32)
-    stmt = (
-        select(DatasetVectors.start, DatasetVectors.n_rows, DatasetVectors.data)
-        .where(DatasetVectors.dataset_id == ds.id)
-        .order_by(DatasetVectors.chunk)
-        .execution_options(yield_per=8)
-    )
-    filled = 0
-    for start, n_rows, data in session.execute(stmt):
-        out[start : start + n_rows] = np.frombuffer(data, dtype="<f4").reshape(n_rows, ds.dim)
-        filled += n_rows
-    if filled != ds.n_examples:
-        raise RuntimeError(f"dataset {ds.id}: {filled} vectors stored for {ds.n_examples} rows")
-    return out
+    x = read_blocks(session, "dataset_vectors", {"dataset_id": ds.id}, ds.n_examples, ds.dim)
+    if x is None:
+        raise RuntimeError(f"dataset {ds.id}: its stored vectors are not its {ds.n_examples} rows")
+    return x
 
 
 def bulk_insert(

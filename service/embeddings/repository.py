@@ -1,4 +1,5 @@
-"""SQL access for the embedding cache: bulk reads by key, conflict-tolerant bulk inserts.
+"""SQL access for the embedding cache: bulk reads by key, conflict-tolerant bulk inserts,
+and the dataset feature snapshots (a dataset's vectors as blocks, read in one go).
 
 Both directions go through the driver's own connection (the Session's transaction), without
 one SQLAlchemy row object per vector:
@@ -30,7 +31,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nmtune.service.db.base import utcnow
-from nmtune.service.embeddings.models import CachedEmbedding
+from nmtune.service.db.blocks import read_blocks, write_blocks
+from nmtune.service.embeddings.models import CachedEmbedding, DatasetFeatures
 
 #: keys per read statement (one bound parameter each way, so only memory bounds it)
 READ_BATCH = 20_000
@@ -209,3 +211,40 @@ def count_for_tenant(session: Session, tenant_id: str) -> int:
     return int(
         session.scalar(select(func.count()).where(CachedEmbedding.tenant_id == tenant_id)) or 0
     )
+
+
+# --- dataset feature snapshots (table dataset_features) ---------------------------------------
+
+
+def read_features(
+    session: Session, dataset_id: str, backbone_hash: str, n: int, dim: int
+) -> np.ndarray | None:
+    """The dataset's (n, dim) features under ``backbone_hash`` in dataset order, or None
+    when no complete snapshot of that dimension is stored."""
+    key = {"dataset_id": dataset_id, "backbone_hash": backbone_hash}
+    return read_blocks(session, "dataset_features", key, n, dim)
+
+
+def write_features(session: Session, dataset_id: str, backbone_hash: str, x: np.ndarray) -> bool:
+    """Store ``x`` (n, dim) as the dataset's snapshot under ``backbone_hash``, unless one is
+    stored (of any size: the reader checks it). Returns whether it wrote. Give it a
+    transaction of its own: when another writer inserts the same snapshot at the same time,
+    the primary key fails this one's insert (IntegrityError), and its rollback leaves the
+    other's."""
+    found = session.scalar(
+        select(func.count())
+        .select_from(DatasetFeatures)
+        .where(
+            DatasetFeatures.dataset_id == dataset_id,
+            DatasetFeatures.backbone_hash == backbone_hash,
+        )
+    )
+    if found:
+        return False
+    dialect, raw = _driver(session)
+    if dialect == "postgresql":
+        # a snapshot can always be rewritten from the cache: no need to wait for the WAL flush
+        raw.execute("SET LOCAL synchronous_commit TO OFF")
+    key = {"dataset_id": dataset_id, "backbone_hash": backbone_hash}
+    write_blocks(session, "dataset_features", key, x)
+    return True

@@ -1,7 +1,9 @@
 """The embedding cache: every embedding the service needs goes through here.
 
 Only cache misses reach the backend; each backend batch is committed as soon as it
-returns, so what was paid for survives a job that fails or is killed later.
+returns, so what was paid for survives a job that fails or is killed later. Whole datasets
+also get a snapshot (their features as a few large blocks, in dataset order), which later
+heads, audits and spectra of the dataset read instead of one cache row per vector.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
+from sqlalchemy.exc import IntegrityError
 
 from nmtune.adapters import EmbeddingBackend, InputPolicyError, Usage, identity_digest
 from nmtune.service.db.session import Database
@@ -139,6 +142,51 @@ class EmbeddingCache:
         slot = {k: j for j, k in enumerate(unique)}
         return table[np.fromiter((slot[k] for k in keys), dtype=np.int64, count=len(keys))]
 
+    async def embed_dataset(
+        self,
+        tenant_id: str,
+        dataset: tuple[str, int],
+        backend: EmbeddingBackend,
+        inputs: Sequence[str | bytes],
+        *,
+        keys: Sequence[str],
+        positions: Sequence[int] | None = None,
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> np.ndarray:
+        """A dataset's features (n, dim) in dataset order, through its snapshot.
+
+        ``dataset`` is (id, n_examples) of one of ``tenant_id``'s datasets (the caller has
+        checked). ``inputs`` / ``keys`` are its examples in order, or only those at
+        ``positions`` (ascending), whose rows are then returned. When the dataset's snapshot
+        under this backbone is stored (table ``dataset_features``), it is read in a few large
+        rows and no per-key lookup is made. Otherwise the rows go through :meth:`embed`; when
+        they were the whole dataset, they are then stored as its snapshot.
+        """
+        dataset_id, n_examples = dataset
+        await backend.ensure_ready()
+        bh = identity_digest(backend.identity)
+        x = await asyncio.to_thread(self._read_features, dataset_id, bh, n_examples, backend.dim)
+        if x is not None:
+            if positions is not None:
+                x = x[np.asarray(positions, dtype=np.int64)]
+            metrics.CACHE_HITS.inc(int(x.shape[0]))
+            metrics.SNAPSHOT_READS.inc()
+            if on_progress:
+                await on_progress(int(x.shape[0]), int(x.shape[0]))
+            return x
+        x = await self.embed(
+            tenant_id,
+            backend,
+            inputs,
+            keys=keys,
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+        )
+        if positions is None and x.shape[0] == n_examples and n_examples:
+            await asyncio.to_thread(self._write_features, dataset_id, bh, x)
+        return x
+
     async def cached(self, tenant_id: str, identity: str, keys: Sequence[str]) -> np.ndarray | None:
         """The vectors (n, dim) for ``keys`` in order if every one is cached, else None."""
         first: dict[str, int] = {}
@@ -163,3 +211,20 @@ class EmbeddingCache:
     def _write(self, tenant_id: str, bh: str, keys: list[str], vectors: np.ndarray) -> None:
         with self.db.session() as s:
             repo.write_matrix(s, tenant_id, bh, keys, vectors)
+
+    def _read_features(self, dataset_id: str, bh: str, n: int, dim: int) -> np.ndarray | None:
+        with self.db.session() as s:
+            return repo.read_features(s, dataset_id, bh, n, dim)
+
+    def _write_features(self, dataset_id: str, bh: str, x: np.ndarray) -> None:
+        try:
+            with self.db.session() as s:
+                wrote = repo.write_features(s, dataset_id, bh, x)
+        except IntegrityError:  # another job stored the same snapshot first
+            wrote = False
+        except Exception:
+            # the features are in hand and in the per-key cache: a later read falls back to it
+            log.exception("dataset %s: its feature snapshot was not stored", dataset_id)
+            return
+        if wrote:
+            log.info("dataset %s: feature snapshot stored (%d x %d)", dataset_id, *x.shape)

@@ -71,8 +71,9 @@ class TrainJob:
             backend = await backend_for_job(
                 self.registry, head.backbone, head.backbone_identity, "head"
             )
-            x = await self.cache.embed(  # (N, D)
+            x = await self.cache.embed_dataset(  # (N, D)
                 job.tenant_id,
+                (ds.id, ds.n_examples),
                 backend,
                 ex.inputs,
                 keys=ex.keys,

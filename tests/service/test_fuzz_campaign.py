@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from nmtune.service.audits.models import Audit
 from nmtune.service.auth.models import ApiKey, Tenant
 from nmtune.service.datasets.models import Dataset, DatasetVectors, Example
+from nmtune.service.embeddings.models import DatasetFeatures
 from nmtune.service.heads.models import Head
 from nmtune.service.jobs.models import Job
 from tests.service.conftest import fake_spec, post_head, sentiment_records, wait_job
@@ -44,7 +45,7 @@ STATELESS_EXAMPLES = max(1, round(15 * SCALE))  # per operation
 STATEFUL_SCENARIOS = max(1, round(20 * SCALE))
 STATEFUL_STEPS = 8
 HANG_S = 10.0
-TABLES = (Tenant, ApiKey, Dataset, Example, DatasetVectors, Head, Job, Audit)
+TABLES = (Tenant, ApiKey, Dataset, Example, DatasetVectors, DatasetFeatures, Head, Job, Audit)
 
 HUGE = 10**400
 HOSTILE: list[Any] = [
