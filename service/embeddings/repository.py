@@ -5,10 +5,11 @@ Both directions go through the driver's own connection (the Session's transactio
 one SQLAlchemy row object per vector:
 
 - reads send all keys of a batch as ONE parameter (a JSON array joined with ``json_each``
-  on SQLite, a ``text[]`` joined with ``unnest ... WITH ORDINALITY`` on PostgreSQL, sent as a
-  binary array (the text format quotes-checks every key: 7 ms per 1,000 keys) and fetched in
-  binary format so ``bytea`` is not hex-decoded), get back ``(position, blob)`` pairs and
-  decode them with one ``np.frombuffer`` into a (m, dim) float32 array;
+  on SQLite, a ``text[]`` probed key by key from ``unnest ... WITH ORDINALITY`` on
+  PostgreSQL, sent as a binary array (the text format quotes-checks every key: 7 ms per
+  1,000 keys) and fetched in binary format so ``bytea`` is not hex-decoded), get back
+  ``(position, blob)`` pairs and decode them with one ``np.frombuffer`` into a (m, dim)
+  float32 array;
 - writes are one ``executemany`` on SQLite and one ``INSERT ... SELECT FROM unnest(...)``
   with binary array parameters on PostgreSQL (``synchronous_commit`` off for that
   transaction: cache rows can be recomputed); both ``ON CONFLICT DO NOTHING`` (rows another
@@ -43,9 +44,15 @@ _SQLITE_READ = (
     "SELECT j.key, e.vector FROM json_each(?) AS j CROSS JOIN embeddings AS e "
     "ON e.tenant_id = ? AND e.backbone_hash = ? AND e.input_sha256 = j.value"
 )
+# one primary-key probe per key, whatever the statistics say: a LATERAL subquery with LIMIT
+# cannot be flattened into a join. The plain join was planned, on a table written faster
+# than ANALYZE runs (estimate: 1 row of the tenant and backbone), as a nested loop with the
+# key as a join filter, the key array scanned once per stored row: 100k x 20k comparisons,
+# minutes per read (benchmarks/results/perf.md section 4, session 15)
 _PG_READ = (
     "SELECT k.ord - 1, e.vector FROM unnest(%b::text[]) WITH ORDINALITY AS k(key, ord) "
-    "JOIN embeddings AS e ON e.tenant_id = %s AND e.backbone_hash = %s AND e.input_sha256 = k.key"
+    "CROSS JOIN LATERAL (SELECT vector FROM embeddings WHERE tenant_id = %s "
+    "AND backbone_hash = %s AND input_sha256 = k.key LIMIT 1) AS e"
 )
 _SQLITE_WRITE = (
     "INSERT INTO embeddings (tenant_id, backbone_hash, input_sha256, dim, vector, created_at) "

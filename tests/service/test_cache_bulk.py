@@ -7,6 +7,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -200,4 +201,28 @@ def test_cache_embed_orders_dedupes_and_only_embeds_misses(any_db_url: str) -> N
             )
         )
     assert n == 8
+    db.dispose()
+
+
+def test_pg_read_probes_the_key_index_whatever_the_statistics(pg_url: str) -> None:
+    """The read is one primary-key probe per key. Planned as a plain join on a table written
+    faster than ANALYZE runs, the key was a join filter and the key array was scanned once
+    per stored row of the tenant and backbone (minutes for 100k rows and 20k keys)."""
+    upgrade(pg_url)
+    db = Database(pg_url)
+    tid, _ = _tenants(db)
+    keys = [f"{i:064x}" for i in range(3000)]
+    with db.session() as s:
+        repo.write_matrix(s, tid, "p" * 64, keys, np.ones((3000, 4), np.float32))
+    with db.session() as s:
+        raw = s.connection().connection.driver_connection
+        plan = raw.execute(
+            "EXPLAIN (FORMAT JSON) " + repo._PG_READ, (keys[:200], tid, "p" * 64)
+        ).fetchone()[0]
+
+    def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+        return [node, *(n for child in node.get("Plans", []) for n in nodes(child))]
+
+    scans = [n for n in nodes(plan[0]["Plan"]) if n.get("Relation Name") == "embeddings"]
+    assert scans and all("input_sha256" in n.get("Index Cond", "") for n in scans), plan
     db.dispose()
