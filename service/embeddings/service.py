@@ -202,6 +202,25 @@ class EmbeddingCache:
             return vectors
         return vectors[np.fromiter((first[k] for k in keys), dtype=np.int64, count=len(keys))]
 
+    async def cached_dataset(
+        self,
+        tenant_id: str,
+        dataset: tuple[str, int],
+        backend: EmbeddingBackend,
+        keys: Sequence[str],
+        positions: Sequence[int],
+    ) -> np.ndarray | None:
+        """The vectors of a dataset's rows at ``positions`` (their cache keys ``keys``) if all
+        are stored, else None: from the dataset's snapshot when there is one (see
+        :meth:`embed_dataset`), otherwise as :meth:`cached`. Never calls the backbone."""
+        dataset_id, n_examples = dataset
+        bh = identity_digest(backend.identity)
+        x = await asyncio.to_thread(self._read_features, dataset_id, bh, n_examples, backend.dim)
+        if x is not None and len(keys):
+            metrics.SNAPSHOT_READS.inc()
+            return x[np.asarray(positions, dtype=np.int64)]
+        return await self.cached(tenant_id, backend.identity, keys)
+
     def _read(
         self, tenant_id: str, bh: str, keys: list[str], dim: int | None
     ) -> tuple[np.ndarray, np.ndarray]:

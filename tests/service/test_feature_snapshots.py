@@ -158,3 +158,16 @@ def test_second_head_reads_the_snapshot(serve: Any, fake_upstream: FakeOpenAISer
     assert wait_job(c, second["job"]["id"])["status"] == "succeeded"
     assert fake_upstream.request_count == n_calls
     assert metrics.SNAPSHOT_READS._value.get() == reads + 1
+
+    # with the per-key rows gone, the dataset's split spectrum is still answered at once,
+    # from the snapshot, with no job and no backbone call
+    spec = {"split": "train", "backbone": "fake"}
+    from_cache = c.get(f"/v1/datasets/{ds['id']}/spectrum", params=spec)
+    assert from_cache.status_code == 200, from_cache.text
+    with run.db.session() as s:
+        s.execute(delete(CachedEmbedding))
+    spec["center"] = "false"  # other options: not the memoised answer
+    from_snapshot = c.get(f"/v1/datasets/{ds['id']}/spectrum", params=spec)
+    assert from_snapshot.status_code == 200, from_snapshot.text
+    assert from_snapshot.json()["spectrum"]["n_samples"] == 16
+    assert fake_upstream.request_count == n_calls
