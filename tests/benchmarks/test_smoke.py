@@ -71,6 +71,7 @@ def test_cache_round_sqlite(tmp_path: Path) -> None:
 
     r = bench_perf._cache_round(f"sqlite:///{tmp_path}/c.db", 300, 8, 128)
     assert r["write_s"] > 0 and r["read_s"] > 0
+    assert r["snap_write_s"] > 0 and r["snap_read_best_s"] <= r["snap_read_s"]
 
 
 def test_cache_round_postgres_equals_sqlite_shape(tmp_path: Path) -> None:
