@@ -175,15 +175,15 @@ def page(
 
 def examples(
     session: Session, dataset_id: str, splits: Sequence[str] | None = None
-) -> list[tuple[str, str, str | None, bytes | None, str]]:
-    """(split, label, text, image, sha256) in dataset order."""
-    stmt = select(Example.split, Example.label, Example.text, Example.image, Example.sha256).where(
-        Example.dataset_id == dataset_id
-    )
+) -> list[tuple[str, str, str | None, bytes | None, str, int]]:
+    """(split, label, text, image, sha256, position) in dataset order."""
+    stmt = select(
+        Example.split, Example.label, Example.text, Example.image, Example.sha256, Example.position
+    ).where(Example.dataset_id == dataset_id)
     if splits is not None:
         stmt = stmt.where(Example.split.in_(list(splits)))
     rows = session.execute(stmt.order_by(Example.position)).all()
-    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
 def delete(session: Session, ds: Dataset) -> None:

@@ -31,6 +31,7 @@ class LoadedExamples:
     labels: list[str]
     inputs: list[str | bytes]
     keys: list[str]  # sha256 of each input: the embedding cache key
+    positions: list[int]  # each example's row in the dataset (0..n_examples-1)
 
 
 def load_examples(db: Database, dataset_id: str, splits: list[str] | None = None) -> LoadedExamples:
@@ -42,6 +43,7 @@ def load_examples(db: Database, dataset_id: str, splits: list[str] | None = None
         labels=[r[1] for r in rows],
         inputs=[r[2] if r[2] is not None else (r[3] or b"") for r in rows],
         keys=[r[4] for r in rows],
+        positions=[r[5] for r in rows],
     )
 
 

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 BLOCK_BYTES = 4 * 1024 * 1024
 
 
-def _driver(session: Session) -> tuple[str, Any]:
+def driver(session: Session) -> tuple[str, Any]:
+    """(dialect name, the DB-API driver connection) of the Session's transaction."""
     conn = session.connection()
     return conn.dialect.name, conn.connection.driver_connection
 
@@ -43,7 +44,7 @@ def write_blocks(session: Session, table: str, key: Mapping[str, Any], x: np.nda
     n, dim = (int(v) for v in x.shape)
     per = rows_per_block(dim)
     cols = [*key, "chunk", "start", "n_rows", "data"]
-    dialect, raw = _driver(session)
+    dialect, raw = driver(session)
     mark = "%s" if dialect == "postgresql" else "?"
     marks = [mark] * (len(cols) - 1) + ["%b" if dialect == "postgresql" else "?"]
     sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(marks)})"
@@ -67,7 +68,7 @@ def read_blocks(
     exactly rows 0..n-1 of that dimension (none stored, a partial write, another dim)."""
     where = " AND ".join(f"{c} = {{m}}" for c in key)
     sql = f"SELECT start, n_rows, data FROM {table} WHERE {where} ORDER BY chunk"
-    dialect, raw = _driver(session)
+    dialect, raw = driver(session)
     out = np.empty((n, dim), dtype=np.float32)
     filled = 0
     if dialect == "postgresql":

@@ -122,11 +122,10 @@ async def dataset_spectrum(
     hit = _SPECTRA.get(key)
     if hit is not None:
         return DatasetSpectrum(dataset_id=dataset_id, split=split, backbone=backbone, spectrum=hit)
-    ex = await asyncio.to_thread(load_examples, db, dataset_id)
-    rows = np.flatnonzero(np.asarray(ex.splits) == split)
+    ex = await asyncio.to_thread(load_examples, db, dataset_id, [split])
     # the dataset's snapshot when a head or audit stored one, else one bulk cache read
     x = await cache.cached_dataset(
-        tenant_id, (dataset_id, ds.n_examples), backend, [ex.keys[i] for i in rows], rows.tolist()
+        tenant_id, (dataset_id, ds.n_examples), backend, ex.keys, ex.positions
     )
     if x is None:
         job_id = await _embed_job(db, queue, tenant_id, dataset_id, split, backbone)

@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nmtune.service.db.base import utcnow
-from nmtune.service.db.blocks import read_blocks, write_blocks
+from nmtune.service.db.blocks import driver, read_blocks, write_blocks
 from nmtune.service.embeddings.models import CachedEmbedding, DatasetFeatures
 
 #: keys per read statement (one bound parameter each way, so only memory bounds it)
@@ -65,11 +65,6 @@ _PG_WRITE = (
 )
 
 
-def _driver(session: Session) -> tuple[str, Any]:
-    conn = session.connection()
-    return conn.dialect.name, conn.connection.driver_connection
-
-
 def read_matrix(
     session: Session,
     tenant_id: str,
@@ -84,7 +79,7 @@ def read_matrix(
     ``dim`` (default: the first row's) are left out, as if missing. Duplicate keys are each
     answered.
     """
-    dialect, raw = _driver(session)
+    dialect, raw = driver(session)
     pos_parts: list[np.ndarray] = []
     blobs_all: list[bytes] = []
     for start in range(0, len(keys), READ_BATCH):
@@ -157,7 +152,7 @@ def write_matrix(
     dim = int(x.shape[1])
     row_bytes = 4 * dim
     buf = x.tobytes()
-    dialect, raw = _driver(session)
+    dialect, raw = driver(session)
     now = utcnow()
     if dialect != "postgresql":
         # stored as the ORM stores it: the dialect's own DATETIME text ('2026-12-01
@@ -248,7 +243,7 @@ def write_features(session: Session, dataset_id: str, backbone_hash: str, x: np.
     )
     if found:
         return False
-    dialect, raw = _driver(session)
+    dialect, raw = driver(session)
     if dialect == "postgresql":
         # a snapshot can always be rewritten from the cache: no need to wait for the WAL flush
         raw.execute("SET LOCAL synchronous_commit TO OFF")
