@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 #: bytes of float32 per block row
@@ -38,6 +39,7 @@ def write_blocks(session: Session, table: str, key: Mapping[str, Any], x: np.nda
     """Insert ``x`` (n, dim) as blocks under ``key`` (column -> value); returns the blocks.
 
     ``table`` and the key's column names are the caller's constants, never user input.
+    A primary-key conflict raises SQLAlchemy's ``IntegrityError`` (without the parameters).
     """
     if x.ndim != 2:
         raise ValueError(f"blocks hold a (n, dim) matrix, got shape {x.shape}")
@@ -49,6 +51,8 @@ def write_blocks(session: Session, table: str, key: Mapping[str, Any], x: np.nda
     marks = [mark] * (len(cols) - 1) + ["%b" if dialect == "postgresql" else "?"]
     sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(marks)})"
     values = list(key.values())
+    # the driver's own error class (raw cursors bypass SQLAlchemy's wrapping)
+    driver_integrity = session.get_bind().dialect.loaded_dbapi.IntegrityError
     blocks = 0
     cur = raw.cursor()
     try:
@@ -56,6 +60,8 @@ def write_blocks(session: Session, table: str, key: Mapping[str, Any], x: np.nda
             part = np.ascontiguousarray(x[start : start + per], dtype="<f4")
             cur.execute(sql, (*values, chunk, start, int(part.shape[0]), part.tobytes()))
             blocks += 1
+    except driver_integrity as exc:  # e.g. another writer stored the same key first
+        raise IntegrityError(sql, None, exc) from exc
     finally:
         cur.close()
     return blocks

@@ -5,6 +5,9 @@ used, the snapshot spares the per-key cache and the backbone, and it goes with i
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -140,6 +143,34 @@ def test_embed_dataset_stores_a_snapshot_and_reads_it_without_the_cache(any_db_u
     with db.session() as s:
         s.delete(s.get(Dataset, ds))
     assert _snapshot_rows(db, ds) == 0
+    db.dispose()
+
+
+def test_concurrent_snapshot_writers_leave_the_first_one(
+    any_db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two jobs embedding the same dataset at once: the second writer waits for the first
+    one's transaction, fails on the primary key, and leaves the first snapshot (no error)."""
+    upgrade(any_db_url)
+    db = Database(any_db_url)
+    tid, _ = _tenants(db)
+    ds = _dataset(db, tid, 10)
+    cache = EmbeddingCache(db)
+    first, second = np.ones((10, 6), np.float32), np.zeros((10, 6), np.float32)
+    holder = db.factory()
+    assert repo.write_features(holder, ds, "h" * 64, first)  # not committed yet
+    other = threading.Thread(target=cache._write_features, args=(ds, "h" * 64, second))
+    other.start()
+    time.sleep(0.5)
+    assert other.is_alive()  # waiting for the first writer
+    holder.commit()
+    holder.close()
+    other.join(30)
+    assert not other.is_alive()
+    with db.session() as s:
+        kept = repo.read_features(s, ds, "h" * 64, 10, 6)
+    np.testing.assert_array_equal(kept, first)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # an expected race
     db.dispose()
 
 
