@@ -49,6 +49,7 @@ def build_context(
         db,
         chunk_size=settings.embed_chunk_size,
         batch_budget_s=settings.embed_batch_budget_ms / 1000,
+        snapshots=settings.feature_snapshots,
     )
     handlers = job_handlers(db, registry, cache, settings)
     engine = JobEngine(db, handlers, settings)

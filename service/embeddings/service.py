@@ -44,12 +44,21 @@ class EmbeddingCancelled(WorkCancelled):
 
 class EmbeddingCache:
     """``batch_budget_s`` > 0: local backbones are dynamically batched across concurrent
-    callers (service.embeddings.batching), each batch about that much model time."""
+    callers (service.embeddings.batching), each batch about that much model time.
+    ``snapshots``: whole datasets' feature snapshots are written and read (see
+    :meth:`embed_dataset`); off, every read is per key."""
 
-    def __init__(self, db: Database, chunk_size: int = 256, batch_budget_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        db: Database,
+        chunk_size: int = 256,
+        batch_budget_s: float = 0.05,
+        snapshots: bool = True,
+    ) -> None:
         self.db = db
         self.chunk_size = chunk_size
         self.batch_budget_s = batch_budget_s
+        self.snapshots = snapshots
         self._batchers: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[int, DynamicBatcher]
         ] = weakref.WeakKeyDictionary()
@@ -166,7 +175,11 @@ class EmbeddingCache:
         dataset_id, n_examples = dataset
         await backend.ensure_ready()
         bh = identity_digest(backend.identity)
-        x = await asyncio.to_thread(self._read_features, dataset_id, bh, n_examples, backend.dim)
+        x = (
+            await asyncio.to_thread(self._read_features, dataset_id, bh, n_examples, backend.dim)
+            if self.snapshots
+            else None
+        )
         if x is not None:
             if positions is not None:
                 x = x[np.asarray(positions, dtype=np.int64)]
@@ -183,7 +196,7 @@ class EmbeddingCache:
             on_progress=on_progress,
             should_cancel=should_cancel,
         )
-        if positions is None and x.shape[0] == n_examples and n_examples:
+        if self.snapshots and positions is None and x.shape[0] == n_examples and n_examples:
             await asyncio.to_thread(self._write_features, dataset_id, bh, x)
         return x
 
@@ -215,7 +228,11 @@ class EmbeddingCache:
         :meth:`embed_dataset`), otherwise as :meth:`cached`. Never calls the backbone."""
         dataset_id, n_examples = dataset
         bh = identity_digest(backend.identity)
-        x = await asyncio.to_thread(self._read_features, dataset_id, bh, n_examples, backend.dim)
+        x = (
+            await asyncio.to_thread(self._read_features, dataset_id, bh, n_examples, backend.dim)
+            if self.snapshots
+            else None
+        )
         if x is not None and len(keys):
             metrics.SNAPSHOT_READS.inc()
             return x[np.asarray(positions, dtype=np.int64)]

@@ -146,6 +146,32 @@ def test_embed_dataset_stores_a_snapshot_and_reads_it_without_the_cache(any_db_u
     db.dispose()
 
 
+def test_snapshots_off_neither_writes_nor_reads(any_db_url: str) -> None:
+    upgrade(any_db_url)
+    db = Database(any_db_url)
+    tid, _ = _tenants(db)
+    backend: Any = _Backend()
+    texts = [f"o{i}" for i in range(5)]
+    keys = [input_sha256(t) for t in texts]
+    ds = _dataset(db, tid, 5)
+    off = EmbeddingCache(db, snapshots=False)
+    asyncio.run(off.embed_dataset(tid, (ds, 5), backend, texts, keys=keys))
+    assert _snapshot_rows(db, ds) == 0
+    x = asyncio.run(EmbeddingCache(db).embed_dataset(tid, (ds, 5), backend, texts, keys=keys))
+    assert _snapshot_rows(db, ds) == 1  # on: written
+    with db.session() as s:
+        s.execute(delete(CachedEmbedding).where(CachedEmbedding.tenant_id == tid))
+    backend.seen.clear()
+    again = asyncio.run(off.embed_dataset(tid, (ds, 5), backend, texts, keys=keys))
+    assert backend.seen == texts  # off: the stored snapshot is not read either
+    np.testing.assert_array_equal(again, x)
+    assert asyncio.run(off.cached_dataset(tid, (ds, 5), backend, keys, list(range(5)))) is not None
+    with db.session() as s:
+        s.execute(delete(CachedEmbedding).where(CachedEmbedding.tenant_id == tid))
+    assert asyncio.run(off.cached_dataset(tid, (ds, 5), backend, keys, list(range(5)))) is None
+    db.dispose()
+
+
 def test_concurrent_snapshot_writers_leave_the_first_one(
     any_db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -202,3 +228,12 @@ def test_second_head_reads_the_snapshot(serve: Any, fake_upstream: FakeOpenAISer
     assert from_snapshot.status_code == 200, from_snapshot.text
     assert from_snapshot.json()["spectrum"]["n_samples"] == 16
     assert fake_upstream.request_count == n_calls
+
+
+def test_setting_off_stores_no_snapshot(serve: Any, fake_upstream: FakeOpenAIServer) -> None:
+    run = serve(None, [fake_spec(fake_upstream)], feature_snapshots=False)
+    c = run.client()
+    ds = c.post("/v1/datasets", json={"name": "off", "records": sentiment_records(6)}).json()
+    head = post_head(c, ds["id"], "lr")
+    assert wait_job(c, head["job"]["id"])["status"] == "succeeded"
+    assert _snapshot_rows(run.db, ds["id"]) == 0
