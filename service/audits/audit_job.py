@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
+
 from nmtune.adapters import BackendRegistry
 from nmtune.service.audits import service as audits_service
 from nmtune.service.audits.models import AuditStatus
 from nmtune.service.backbones.service import backend_for_job
+from nmtune.service.datasets.service import load_vectors
 from nmtune.service.db.session import Database
 from nmtune.service.embeddings.service import EmbeddingCache
-from nmtune.service.jobs.handlers import JobContext
+from nmtune.service.jobs.handlers import JobContext, JobFailed
 from nmtune.service.ops.threads import compute_threads, with_threads
 from nmtune.service.settings import Settings
 from nmtune.tuner.audit import LabelAudit, audit_labels
@@ -39,23 +42,32 @@ class AuditJob:
         audit, ds = await asyncio.to_thread(audits_service.load_for_job, self.db, audit_id)
         if audit.status == AuditStatus.READY:  # a second run of a finished job
             return {"audit_id": audit.id, "reused": True}
-        backend = await backend_for_job(
-            self.registry, audit.backbone, audit.backbone_identity, "audit"
-        )
         rows = await asyncio.to_thread(
             audits_service.audited_rows, self.db, ds.id, list(audit.splits)
         )
-        inputs: list[str | bytes] = [r[3] if r[3] is not None else (r[4] or b"") for r in rows]
-        x = await self.cache.embed_dataset(  # (n, D)
-            jc.job.tenant_id,
-            (ds.id, ds.n_examples),
-            backend,
-            inputs,
-            keys=[r[5] for r in rows],
-            positions=None if len(rows) == ds.n_examples else [r[0] for r in rows],
-            on_progress=jc.embed_progress,
-            should_cancel=jc.cancel_requested,
-        )
+        if ds.backbone_identity is not None:  # a vector dataset: its own vectors, no backbone
+            if audit.backbone_identity != ds.backbone_identity:
+                raise JobFailed(
+                    "BackboneChanged", "the audit's backbone identity is not the dataset's"
+                )
+            stored = await asyncio.to_thread(load_vectors, self.db, ds)  # (N, D)
+            x = stored[np.asarray([r[0] for r in rows], dtype=np.int64)]  # (n, D)
+            await jc.embed_progress(len(rows), len(rows))
+        else:
+            backend = await backend_for_job(
+                self.registry, audit.backbone, audit.backbone_identity, "audit"
+            )
+            inputs: list[str | bytes] = [r[3] if r[3] is not None else (r[4] or b"") for r in rows]
+            x = await self.cache.embed_dataset(  # (n, D)
+                jc.job.tenant_id,
+                (ds.id, ds.n_examples),
+                backend,
+                inputs,
+                keys=[r[5] for r in rows],
+                positions=None if len(rows) == ds.n_examples else [r[0] for r in rows],
+                on_progress=jc.embed_progress,
+                should_cancel=jc.cancel_requested,
+            )
         labels: list[Any] = [int(r[2]) if ds.label_kind == "int" else r[2] for r in rows]
         opts = dict(audit.options)
 

@@ -19,7 +19,10 @@ class AuditCreate(BaseModel):
     )
 
     backbone: str = Field(
-        min_length=1, max_length=200, description="A configured backbone (GET /v1/backbones)."
+        min_length=1,
+        max_length=200,
+        description="A configured backbone (GET /v1/backbones); for a vector dataset, the "
+        "backbone it declares (its own stored vectors are audited, no backbone call).",
     )
     splits: list[str] = Field(
         default_factory=lambda: ["train"],

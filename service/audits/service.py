@@ -91,22 +91,37 @@ def check_request(ds: Dataset, body: AuditCreate) -> None:
 
 
 def create_audit(
-    session: Session, tenant_id: str, dataset_id: str, body: AuditCreate, backend: EmbeddingBackend
+    session: Session,
+    tenant_id: str,
+    dataset_id: str,
+    body: AuditCreate,
+    backend: EmbeddingBackend | None,
 ) -> tuple[Audit, Job]:
+    """``backend`` None: a vector dataset, audited on its own vectors (``body.backbone`` is
+    the backbone it declares)."""
     ds = get_dataset(session, tenant_id, dataset_id)
-    if backend.modality != ds.modality:
-        raise ValidationFailed(
-            f"backbone: {body.backbone!r} embeds {backend.modality}, "
-            f"the dataset holds {ds.modality}",
-            field="backbone",
-        )
+    if backend is None:
+        if ds.backbone_identity is None or body.backbone != ds.backbone:
+            raise ValidationFailed(
+                f"backbone: the dataset holds vectors of {ds.backbone!r}; audit with that",
+                field="backbone",
+            )
+        identity = ds.backbone_identity
+    else:
+        if backend.modality != ds.modality:
+            raise ValidationFailed(
+                f"backbone: {body.backbone!r} embeds {backend.modality}, "
+                f"the dataset holds {ds.modality}",
+                field="backbone",
+            )
+        identity = backend.identity
     check_request(ds, body)
     audit = Audit(
         id=new_id("au"),
         tenant_id=tenant_id,
         dataset_id=ds.id,
         backbone=body.backbone,
-        backbone_identity=backend.identity,
+        backbone_identity=identity,
         splits=list(body.splits),
         options=body.model_dump(exclude={"backbone", "splits"}),
         status=AuditStatus.PENDING,
@@ -135,20 +150,15 @@ async def submit_audit(
     registry: BackendRegistry,
     queue: JobQueue,
 ) -> AuditCreated:
-    """Create an audit and queue its job (embeds through the cache, then audits)."""
+    """Create an audit and queue its job (embeds through the cache, or reads a vector
+    dataset's own vectors, then audits)."""
 
-    def _exists() -> None:
+    def _holds_vectors() -> bool:
         with db.session() as s:
-            ds = get_dataset(s, tenant_id, dataset_id)
-            if ds.backbone_identity is not None:
-                raise ValidationFailed(
-                    f"dataset_id: {dataset_id!r} is a vector dataset; audits embed examples "
-                    "through a backbone and cannot audit uploaded vectors yet",
-                    field="dataset_id",
-                )
+            return get_dataset(s, tenant_id, dataset_id).backbone_identity is not None
 
-    await to_thread.run_sync(_exists)
-    backend = await get_backend(registry, body.backbone)
+    vectors = await to_thread.run_sync(_holds_vectors)
+    backend = None if vectors else await get_backend(registry, body.backbone)
     await queue.check(tenant_id)  # 503 if down, 429 at the per-tenant job quota
 
     def _create() -> AuditCreated:

@@ -298,3 +298,50 @@ def test_vector_dataset_spectrum_uses_its_own_vectors(serve: Any) -> None:
     assert r.json()["spectrum"]["n_samples"] == 16 and r.json()["spectrum"]["n_features"] == 8
     r = c.get(f"/v1/datasets/{ds['id']}/spectrum", params={"split": "train", "backbone": "x"})
     assert r.status_code == 422 and r.json()["field"] == "backbone"
+
+
+def test_vector_dataset_audit_reads_its_own_vectors(
+    serve: Any, any_db_url: str, fake_upstream: FakeOpenAIServer
+) -> None:
+    """A vector dataset is audited on the vectors it holds (no backbone call, the declared
+    backbone's name), finds planted flips, and a head trains through the audit."""
+    run = serve(any_db_url, [fake_spec(fake_upstream)])
+    c = run.client()
+    x, labels, splits = _blobs(20, 16, seed=5)
+    flipped = [i for i, sp in enumerate(splits) if sp == "train"][:3]
+    for i in flipped:
+        labels[i] = "neg" if labels[i] == "pos" else "pos"
+    records = [
+        {"embedding": v.tolist(), "label": lab, "split": sp}
+        for v, lab, sp in zip(x, labels, splits, strict=True)
+    ]
+    body = {"name": "au", "backbone": "3small", "backbone_identity": IDENTITY, "records": records}
+    ds = c.post("/v1/datasets/vectors", json=body).json()["id"]
+    url = f"/v1/datasets/{ds}/audit"
+    for wrong in ("fake", "other"):  # a configured backbone, an unknown name: not its vectors
+        r = c.post(url, json={"backbone": wrong, "folds": 3})
+        assert r.status_code == 422 and r.json()["field"] == "backbone", r.text
+    fake_upstream.reset()
+    r = c.post(url, json={"backbone": "3small", "folds": 3})
+    assert r.status_code == 202, r.text
+    audit = r.json()["audit"]
+    assert wait_job(c, r.json()["job"]["id"])["status"] == "succeeded"
+    out = c.get(f"/v1/datasets/{ds}/audits/{audit['id']}", params={"limit": 10}).json()
+    assert out["status"] == "ready" and out["backbone"] == "3small"
+    assert {e["position"] for e in out["examples"]["items"]} == set(flipped)  # flagged only
+    r = c.post(
+        "/v1/heads",
+        json={
+            "dataset_id": ds,
+            "backbone": "3small",
+            "method": "lr",
+            "audit_id": audit["id"],
+            "audit_use": "exclude_flagged",
+        },
+    )
+    assert r.status_code == 202, r.text
+    head = r.json()
+    assert wait_job(c, head["job"]["id"])["status"] == "succeeded"
+    config = c.get(f"/v1/heads/{head['head']['id']}").json()["config"]
+    assert config["audit"]["use"] == "exclude_flagged" and config["audit"]["n_flagged"] == 3
+    assert fake_upstream.request_count == 0
