@@ -25,7 +25,7 @@ from nmtune.service.audits.schemas import (
     AuditSummary,
     ExamplePage,
 )
-from nmtune.service.backbones.service import get_backend
+from nmtune.service.backbones.service import check_modality, get_backend
 from nmtune.service.datasets import repository as datasets_repo
 from nmtune.service.datasets.models import Dataset
 from nmtune.service.datasets.service import get_dataset
@@ -108,12 +108,7 @@ def create_audit(
             )
         identity = ds.backbone_identity
     else:
-        if backend.modality != ds.modality:
-            raise ValidationFailed(
-                f"backbone: {body.backbone!r} embeds {backend.modality}, "
-                f"the dataset holds {ds.modality}",
-                field="backbone",
-            )
+        check_modality(backend, body.backbone, ds.modality)
         identity = backend.identity
     check_request(ds, body)
     audit = Audit(

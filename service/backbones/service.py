@@ -58,6 +58,16 @@ class Warmup:
             )
 
 
+def check_modality(backend: EmbeddingBackend, name: str, modality: str) -> None:
+    """422 on ``backbone`` unless ``backend`` (configured as ``name``) embeds ``modality``
+    (a dataset's: text or image)."""
+    if backend.modality != modality:
+        raise ValidationFailed(
+            f"backbone: {name!r} embeds {backend.modality}, the dataset holds {modality}",
+            field="backbone",
+        )
+
+
 async def get_backend(
     registry: BackendRegistry, name: str, field: str = "backbone"
 ) -> EmbeddingBackend:

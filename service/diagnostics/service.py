@@ -7,7 +7,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from nmtune.adapters import BackendRegistry
-from nmtune.service.backbones.service import get_backend
+from nmtune.service.backbones.service import check_modality, get_backend
 from nmtune.service.datasets import service as datasets_service
 from nmtune.service.datasets.models import Dataset
 from nmtune.service.datasets.service import load_examples
@@ -110,11 +110,7 @@ async def dataset_spectrum(
             dataset_id=dataset_id, split=split, backbone=backbone, spectrum=spectrum_out(d)
         )
     backend = await get_backend(registry, backbone)
-    if backend.modality != modality:
-        raise ValidationFailed(
-            f"backbone: {backbone!r} embeds {backend.modality}, the dataset holds {modality}",
-            field="backbone",
-        )
+    check_modality(backend, backbone, modality)
     cap = min(max_samples or settings.max_spectrum_samples, settings.max_spectrum_samples)
     # a dataset never changes: its split's spectrum under one backbone identity and options
     # is computed once (the dataset's existence was checked above)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from nmtune.adapters import AdapterError, BackendRegistry, EmbeddingBackend
 from nmtune.service.audits import service as audits_service
-from nmtune.service.backbones.service import known_backend
+from nmtune.service.backbones.service import check_modality, known_backend
 from nmtune.service.datasets import repository as datasets_repo
 from nmtune.service.datasets.models import Dataset
 from nmtune.service.db.base import new_id, utcnow
@@ -209,12 +209,7 @@ def create_head(
             raise ValidationFailed(
                 f"backbone: unknown backbone {body.backbone!r}", field="backbone"
             )
-        if backend.modality != ds.modality:
-            raise ValidationFailed(
-                f"backbone: {body.backbone!r} embeds {backend.modality}, "
-                f"the dataset holds {ds.modality}",
-                field="backbone",
-            )
+        check_modality(backend, body.backbone, ds.modality)
         identity = backend.identity
     config = check_config(body.method, body.preset, body.overrides)
     if max_train_work is not None:

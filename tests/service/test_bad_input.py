@@ -242,3 +242,23 @@ def test_unknown_split_in_spectrum_and_unknown_route(run: Any) -> None:
         422,
         "ValidationError",
     )
+
+
+def test_text_backbone_on_an_image_dataset_is_refused_everywhere(run: Any) -> None:
+    """One modality check (backbones.service.check_modality) behind heads, audits and
+    split spectra: a 422 on `backbone` naming both modalities, and nothing created."""
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"0" * 20).decode()
+    recs = [{"image": png, "label": i % 2} for i in range(8)]
+    c = run.client()
+    r = c.post("/v1/datasets", json={"name": "img", "records": recs})
+    assert r.status_code == 201, r.text
+    ds = r.json()["id"]
+    before = counts(run)
+    for r in (
+        c.post("/v1/heads", json={"dataset_id": ds, "backbone": "fake", "method": "lr"}),
+        c.post(f"/v1/datasets/{ds}/audit", json={"backbone": "fake", "folds": 2}),
+        c.get(f"/v1/datasets/{ds}/spectrum", params={"split": "train", "backbone": "fake"}),
+    ):
+        assert_error(r, 422, "ValidationError", "backbone")
+        assert "embeds text, the dataset holds image" in r.json()["detail"]
+    assert counts(run) == before
