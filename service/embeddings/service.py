@@ -172,19 +172,10 @@ class EmbeddingCache:
         rows and no per-key lookup is made. Otherwise the rows go through :meth:`embed`; when
         they were the whole dataset, they are then stored as its snapshot.
         """
-        dataset_id, n_examples = dataset
         await backend.ensure_ready()
-        bh = identity_digest(backend.identity)
-        x = (
-            await asyncio.to_thread(self._read_features, dataset_id, bh, n_examples, backend.dim)
-            if self.snapshots
-            else None
-        )
+        x = await self._snapshot(dataset, backend, positions)
         if x is not None:
-            if positions is not None:
-                x = x[np.asarray(positions, dtype=np.int64)]
             metrics.CACHE_HITS.inc(int(x.shape[0]))
-            metrics.SNAPSHOT_READS.inc()
             if on_progress:
                 await on_progress(int(x.shape[0]), int(x.shape[0]))
             return x
@@ -196,7 +187,9 @@ class EmbeddingCache:
             on_progress=on_progress,
             should_cancel=should_cancel,
         )
+        dataset_id, n_examples = dataset
         if self.snapshots and positions is None and x.shape[0] == n_examples and n_examples:
+            bh = identity_digest(backend.identity)
             await asyncio.to_thread(self._write_features, dataset_id, bh, x)
         return x
 
@@ -226,17 +219,25 @@ class EmbeddingCache:
         """The vectors of a dataset's rows at ``positions`` (their cache keys ``keys``) if all
         are stored, else None: from the dataset's snapshot when there is one (see
         :meth:`embed_dataset`), otherwise as :meth:`cached`. Never calls the backbone."""
+        x = await self._snapshot(dataset, backend, positions) if len(keys) else None
+        if x is not None:
+            return x
+        return await self.cached(tenant_id, backend.identity, keys)
+
+    async def _snapshot(
+        self, dataset: tuple[str, int], backend: EmbeddingBackend, positions: Sequence[int] | None
+    ) -> np.ndarray | None:
+        """The dataset's snapshot under ``backend`` (only the rows at ``positions`` when
+        given), or None when snapshots are off or none is stored."""
+        if not self.snapshots:
+            return None
         dataset_id, n_examples = dataset
         bh = identity_digest(backend.identity)
-        x = (
-            await asyncio.to_thread(self._read_features, dataset_id, bh, n_examples, backend.dim)
-            if self.snapshots
-            else None
-        )
-        if x is not None and len(keys):
-            metrics.SNAPSHOT_READS.inc()
-            return x[np.asarray(positions, dtype=np.int64)]
-        return await self.cached(tenant_id, backend.identity, keys)
+        x = await asyncio.to_thread(self._read_features, dataset_id, bh, n_examples, backend.dim)
+        if x is None:
+            return None
+        metrics.SNAPSHOT_READS.inc()
+        return x if positions is None else x[np.asarray(positions, dtype=np.int64)]
 
     def _read(
         self, tenant_id: str, bh: str, keys: list[str], dim: int | None
