@@ -385,7 +385,8 @@ class HeadSpectrum:
 @dataclass(frozen=True)
 class AuditInfo:
     """OpenAPI ``AuditOut``. ``summary`` (once ready) is the JSON of ``AuditSummary``:
-    ``estimated_noise_rate``, ``n_flagged``, ``per_class``, ``joint`` (given x true), ``c``."""
+    ``estimated_noise_rate``, ``n_flagged``, ``per_class``, ``joint`` (given x true),
+    ``transition`` (true x given), ``noise_estimate``, ``c``."""
 
     id: str
     dataset_id: str

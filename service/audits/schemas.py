@@ -63,11 +63,28 @@ class AuditSummary(BaseModel):
     estimated_noise_rate: float = Field(
         description="1 - trace of the estimated joint (given x true) label distribution."
     )
+    noise_estimate: Literal["anchors", "confident_joint"] = Field(
+        default="confident_joint",
+        description=(
+            "How the joint was estimated: 'anchors' (each class's surest out-of-fold rows "
+            "give p(given | true); audits made since 2026-12-07) or 'confident_joint' "
+            "(confident learning's calibrated counts; older audits)."
+        ),
+    )
     flagged_rate: float
     classes: list[StrictStr | StrictInt]
     per_class: list[ClassSummary]
     joint: list[list[float]] = Field(description="Q[given][true], sums to 1.")
-    confident_joint: list[list[int]] = Field(description="Counts before calibration.")
+    confident_joint: list[list[int]] = Field(
+        description="Confident learning's counts C[given][true] (not calibrated)."
+    )
+    transition: list[list[float]] | None = Field(
+        default=None,
+        description=(
+            "T[true][given] = p(given | true), rows sum to 1: the anchor estimate behind "
+            "'joint' (null for older audits)."
+        ),
+    )
     method: str
     score: str
     folds: int

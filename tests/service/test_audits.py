@@ -68,6 +68,8 @@ def test_audit_end_to_end(fake_run: Any, fake_upstream: FakeOpenAIServer) -> Non
     assert s["n_examples"] == 24 and s["classes"] == ["neg", "pos"]
     assert 0.0 <= s["estimated_noise_rate"] <= 1.0
     assert len(s["joint"]) == 2 and abs(sum(map(sum, s["joint"])) - 1.0) < 1e-6
+    assert s["noise_estimate"] == "anchors"
+    assert [round(sum(row), 6) for row in s["transition"]] == [1.0, 1.0]
     assert sum(p["n"] for p in s["per_class"]) == 24
     page = out["examples"]
     assert page["total"] == 24 and len(page["items"]) == 24
@@ -276,3 +278,18 @@ def test_audit_finds_flipped_labels_with_minilm(serve: Any) -> None:
     for e in out["examples"]["items"]:
         if e["flagged"]:
             assert e["suggested"] != e["given"]
+
+
+def test_summaries_stored_before_the_anchor_estimate_still_read() -> None:
+    # audits made before 2026-12-07 stored no transition: they read as confident learning's
+    from nmtune.service.audits.schemas import AuditSummary
+    from nmtune.tuner.audit import audit_labels
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)
+    x = (y[:, None] * 3.0 + rng.normal(size=(60, 4))).astype(np.float32)
+    new = audit_labels(x, y, folds=3, c=1.0).summary()
+    assert AuditSummary(**new).noise_estimate == "anchors"
+    old = {k: v for k, v in new.items() if k not in ("transition", "noise_estimate")}
+    read = AuditSummary(**old)
+    assert read.noise_estimate == "confident_joint" and read.transition is None
