@@ -423,6 +423,15 @@ def test_label_audit_page(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> Non
     detail = a.get(f"/v1/datasets/{ds_id}/audits/{audit_id}", params={"limit": 1000}).json()
     flagged = detail["examples"]["items"]
     assert flagged and rows.count() == len(flagged)
+    # the estimated noise transition p(given | true) as a heat map, in %
+    fig = page.locator("#audit-transition svg")
+    assert "columns given labels" in (fig.get_attribute("aria-label") or "")
+    cells = fig.locator("g text")
+    trans = detail["summary"]["transition"]
+    assert cells.count() == 4
+    assert [cells.nth(i).text_content() for i in range(4)] == [
+        str(round(v * 100)) for row in trans for v in row
+    ]
     first = rows.nth(0).locator("td")
     # columns: split, text, given, suggested, score (the position is the row header)
     assert first.nth(1).inner_text() == flagged[0]["text"]

@@ -1,8 +1,9 @@
 // Label audits (service/audits): start an audit of a dataset's labels, and its results:
-// flagged examples with given vs suggested label and score, filter by class, export.
+// summary (per class, the estimated noise transition as a heat map), flagged examples with
+// given vs suggested label and score, filter by class, export.
 import { api, download, listAll, streamJob } from "./api.js";
 import { h, clear, field, table, badge, when, pct, shortId, progressBar } from "./dom.js";
-import { bar } from "./charts.js";
+import { bar, heatmap } from "./charts.js";
 
 const DONE = new Set(["ready", "failed", "cancelled"]); // an audit's final statuses
 
@@ -130,6 +131,14 @@ export async function auditPage(host, ctx, dsId, auditId) {
         sm.per_class,
         { caption: "Per class (given label)" },
       ),
+      sm.transition
+        ? h(
+            "figure.heat-fig",
+            { id: "audit-transition" },
+            heatmap(sm.transition, sm.classes, "Estimated p(given label | true class)", { cols: "given", fmt: (v) => `${Math.round(v * 100)}` }),
+            h("figcaption", "Each row: the given labels of the class's surest out-of-fold examples (its anchors), in %. Off the diagonal: the estimated label noise."),
+          )
+        : null,
     ),
   );
   const rows = first.examples ? first.examples.items : [];

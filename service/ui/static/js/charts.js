@@ -115,8 +115,11 @@ function mix(t) {
   return `rgb(${c.join(",")})`;
 }
 
-/** Confusion matrix heat map: rows true labels, columns predicted; colour = row share. */
-export function heatmap(matrix, labels, title) {
+/** Confusion matrix heat map: rows true labels, columns predicted; colour = row share.
+ * opts: {cols: the column axis' name ("predicted"), fmt: a cell's text (the value)}. */
+export function heatmap(matrix, labels, title, opts = {}) {
+  const cols = opts.cols || "predicted";
+  const fmt = opts.fmt || ((v) => String(v));
   const n = labels.length;
   const cell = Math.max(28, Math.min(84, Math.floor(480 / Math.max(n, 1))));
   const names = labels.map((l) => String(l));
@@ -130,10 +133,10 @@ export function heatmap(matrix, labels, title) {
     class: "chart heat",
     width: W,
     role: "img",
-    "aria-label": `${title}: rows are true labels, columns predicted labels`,
+    "aria-label": `${title}: rows are true labels, columns ${cols} labels`,
   });
   svg.append(s("title", {}, title));
-  svg.append(s("text", { x: pad + (n * cell) / 2, y: flat ? pad - 28 : 12, "text-anchor": "middle", class: "label" }, "predicted"));
+  svg.append(s("text", { x: pad + (n * cell) / 2, y: flat ? pad - 28 : 12, "text-anchor": "middle", class: "label" }, cols));
   svg.append(
     s("text", { x: 10, y: pad + (n * cell) / 2, "text-anchor": "middle", class: "label", transform: `rotate(-90 10 ${pad + (n * cell) / 2})` }, "true"),
   );
@@ -152,11 +155,11 @@ export function heatmap(matrix, labels, title) {
       const g = s("g", { class: i === j ? "diag" : "off" });
       g.append(
         s("rect", { x: pad + j * cell, y: pad + i * cell, width: cell - 1, height: cell - 1, fill: mix(t) },
-          s("title", {}, `true ${names[i]}, predicted ${names[j]}: ${v} (${(t * 100).toFixed(0)} % of the row)`)),
+          s("title", {}, `true ${names[i]}, ${cols} ${names[j]}: ${fmt(v)} (${(t * 100).toFixed(0)} % of the row)`)),
       );
       if (cell >= 24) {
         g.append(
-          s("text", { x: pad + j * cell + cell / 2, y: pad + i * cell + cell / 2 + 4, "text-anchor": "middle", class: t > 0.5 ? "on-dark" : null }, String(v)),
+          s("text", { x: pad + j * cell + cell / 2, y: pad + i * cell + cell / 2 + 4, "text-anchor": "middle", class: t > 0.5 ? "on-dark" : null }, fmt(v)),
         );
       }
       svg.append(g);
