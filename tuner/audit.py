@@ -148,6 +148,13 @@ class LabelAudit:
     def n_flagged(self) -> int:
         return int(self.flagged.sum())
 
+    @property
+    def agreement(self) -> float:
+        """Share of rows whose most probable class out of fold is their given label: how well
+        the audit's head separates the classes. Where it is low, overlapping classes look like
+        label noise and the estimates run high (module docstring)."""
+        return float((self.probabilities.argmax(axis=1) == self.given).mean())
+
     def suggested_labels(self) -> np.ndarray[Any, Any]:
         """(n,) suggested labels in the original label type."""
         return self.classes[self.suggested]
@@ -179,6 +186,7 @@ class LabelAudit:
             "n_flagged": self.n_flagged,
             "estimated_noise_rate": float(self.noise_rate),
             "flagged_rate": float(self.n_flagged / max(1, self.given.size)),
+            "agreement": self.agreement,
             "classes": classes,
             "per_class": per_class,
             "joint": [[float(v) for v in row] for row in self.joint],

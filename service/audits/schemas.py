@@ -72,6 +72,14 @@ class AuditSummary(BaseModel):
         ),
     )
     flagged_rate: float
+    agreement: float | None = Field(
+        default=None,
+        description=(
+            "Share of examples whose most probable class out of fold is their given label "
+            "(null for audits before 2026-12-07). Low agreement means classes overlap in the "
+            "embedding: the noise estimate and the flags then run high."
+        ),
+    )
     classes: list[StrictStr | StrictInt]
     per_class: list[ClassSummary]
     joint: list[list[float]] = Field(description="Q[given][true], sums to 1.")

@@ -68,7 +68,7 @@ def test_audit_end_to_end(fake_run: Any, fake_upstream: FakeOpenAIServer) -> Non
     assert s["n_examples"] == 24 and s["classes"] == ["neg", "pos"]
     assert 0.0 <= s["estimated_noise_rate"] <= 1.0
     assert len(s["joint"]) == 2 and abs(sum(map(sum, s["joint"])) - 1.0) < 1e-6
-    assert s["noise_estimate"] == "anchors"
+    assert s["noise_estimate"] == "anchors" and 0.0 <= s["agreement"] <= 1.0
     assert [round(sum(row), 6) for row in s["transition"]] == [1.0, 1.0]
     assert sum(p["n"] for p in s["per_class"]) == 24
     page = out["examples"]
@@ -290,6 +290,7 @@ def test_summaries_stored_before_the_anchor_estimate_still_read() -> None:
     x = (y[:, None] * 3.0 + rng.normal(size=(60, 4))).astype(np.float32)
     new = audit_labels(x, y, folds=3, c=1.0).summary()
     assert AuditSummary(**new).noise_estimate == "anchors"
-    old = {k: v for k, v in new.items() if k not in ("transition", "noise_estimate")}
+    old = {k: v for k, v in new.items() if k not in ("transition", "noise_estimate", "agreement")}
     read = AuditSummary(**old)
     assert read.noise_estimate == "confident_joint" and read.transition is None
+    assert read.agreement is None

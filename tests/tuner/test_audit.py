@@ -232,7 +232,7 @@ def test_a_weak_head_on_clean_labels_is_not_read_as_noise() -> None:
     x = (rng.normal(size=(4, 8))[y] * 0.5 + rng.normal(size=(800, 8))).astype(np.float32)
     audit = audit_labels(x, y)
     disagreement = float((audit.probabilities.argmax(axis=1) != y).mean())
-    assert disagreement > 0.3
+    assert disagreement > 0.3 and audit.summary()["agreement"] == pytest.approx(1 - disagreement)
     assert _calibrated_confident_joint_rate(audit) > 0.25
     assert audit.noise_rate < 0.15
     assert audit.n_flagged <= round(audit.noise_rate * 800) + 4  # flags follow the estimate

@@ -418,6 +418,7 @@ def test_label_audit_page(ui: UiServer, page_log: tuple[Any, ConsoleLog]) -> Non
     page.get_by_role("heading", name="Flagged examples").wait_for(timeout=240_000)
     summary = page.locator("section", has=page.get_by_role("heading", name="Summary"))
     assert "examples flagged" in summary.inner_text()
+    assert "agrees with" in page.locator("#audit-agreement").inner_text()
 
     rows = page.locator("#audit-examples tbody tr")
     detail = a.get(f"/v1/datasets/{ds_id}/audits/{audit_id}", params={"limit": 1000}).json()

@@ -121,6 +121,9 @@ export async function auditPage(host, ctx, dsId, auditId) {
       { "aria-labelledby": "audit-sum-title" },
       h("h2", { id: "audit-sum-title" }, "Summary"),
       h("p", `${sm.n_flagged} of ${sm.n_examples} examples flagged (${pct(sm.flagged_rate)}); estimated share of wrong labels ${pct(sm.estimated_noise_rate)}. Splits: ${first.splits.join(", ")}; backbone ${first.backbone}; ${sm.method}, score ${sm.score}, ${sm.repeats} × ${sm.folds}-fold.`),
+      sm.agreement == null
+        ? null
+        : h("p", { id: "audit-agreement" }, `Out of fold, the audit's head agrees with ${pct(sm.agreement)} of the given labels. The rest are wrong labels or the head's own errors where classes overlap in the embedding; the more of those errors, the higher the estimate and the flags run.`),
       table(
         [
           { label: "class", cell: (c) => String(c.label) },
