@@ -386,7 +386,7 @@ class HeadSpectrum:
 class AuditInfo:
     """OpenAPI ``AuditOut``. ``summary`` (once ready) is the JSON of ``AuditSummary``:
     ``estimated_noise_rate``, ``n_flagged``, ``per_class``, ``joint`` (given x true),
-    ``transition`` (true x given), ``noise_estimate``, ``c``."""
+    ``transition`` (true x given), ``noise_estimate``, ``agreement``, ``c``."""
 
     id: str
     dataset_id: str
