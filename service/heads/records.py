@@ -265,6 +265,12 @@ class HeadConfigOut(BaseModel):
         description="auto under CV with the one-se rule: candidates not ahead of the first "
         "one after a fold stop there (heads trained before it existed ran every fold).",
     )
+    auto_noise_robust: bool = Field(
+        default=False,
+        description="auto: a candidate trained with a noise-robust loss (lp + generalized "
+        "cross entropy, grown from lr) was added after the first; on by default for an auto "
+        "head trained through a label audit (`audit_id`).",
+    )
     overrides: Overrides = Field(description="The overrides applied to the preset.")
     deviations: list[str] = Field(description="Where this head differs from the paper.")
     requested_method: str

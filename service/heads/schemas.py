@@ -100,7 +100,10 @@ class HeadCreate(BaseModel):
         "with and without that audit's flagged rows, both scored on the held-out rows' "
         "given labels) decides between exclude_flagged and training on every row; "
         "`config.audit` records the choice and both scores. Combine with a noise-robust loss "
-        "override (`loss`: gce or sce) if wanted.",
+        "override (`loss`: gce or sce) if wanted. With method auto the head's CV also scores "
+        "a linear probe grown from lr and trained with the generalized cross entropy "
+        "(`auto_noise_robust`, on by default through an audit; set it false in `overrides` "
+        "to leave it out).",
     )
 
 

@@ -104,6 +104,10 @@ class TrainJob:
         overrides = dict(head.overrides)
         if self.settings.worker_device and "device" not in overrides:
             overrides["device"] = self.settings.worker_device
+        if audit_record is not None and head.method == "auto":
+            # through an audit, auto also scores lp + generalized CE grown from lr (unless
+            # the overrides say otherwise); config.auto_noise_robust records it
+            overrides.setdefault("auto_noise_robust", True)
         clf = NMTuneClassifier(
             method=head.method, preset=head.preset, random_state=head.seed, **overrides
         )

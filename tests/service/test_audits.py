@@ -162,6 +162,18 @@ def test_audit_end_to_end(fake_run: Any, fake_upstream: FakeOpenAIServer) -> Non
     assert (a["use"] == "exclude_flagged") == (ch["gain"] > 0)
     dropped = n_flagged_train if a["use"] == "exclude_flagged" else 0
     assert a["excluded"]["train"] == dropped and auto["n_train"] == 18 - dropped
+    # method auto through the audit also scores lp + GCE grown from lr (auto_noise_robust),
+    # unless the overrides turn it off
+    grid = {**FAST, "auto_min_per_class": 0, "auto_candidates": [{"method": "lr"}]}
+    nr = _head(c, ds, audit_id=aid, method="auto", overrides=grid)["config"]
+    assert nr["auto_noise_robust"] is True and nr["audit"]["audit_id"] == aid
+    assert nr["auto_candidates"] == [{"method": "lr"}]  # the grid as asked for
+    lr_cand, gce = nr["candidates"]
+    assert gce["method"] == "lp" and gce["overrides"] == {"loss": "gce"} and gce["cv_scores"]
+    assert lr_cand["method"] == "lr" and lr_cand["cv_scores"]
+    off = {**grid, "auto_noise_robust": False}
+    mine = _head(c, ds, audit_id=aid, method="auto", overrides=off)["config"]
+    assert mine["auto_noise_robust"] is False and len(mine["candidates"]) == 1
     # an audit of the test split only: no trained-on row to check with, so every row is kept
     only_test = _audit(c, ds, splits=["test"], folds=3, repeats=1)["audit"]["id"]
     kept = _head(c, ds, audit_id=only_test, method="lr")["config"]

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from nmtune.tuner import ConfigError, NMTuneClassifier, resolve_config
+from nmtune.tuner.budget import training_work
+from nmtune.tuner.config import NOISE_ROBUST_CANDIDATE, HeadConfig
 from nmtune.tuner.losses import classification_loss
 
 
@@ -82,3 +84,54 @@ def test_robust_loss_trains_through_flipped_labels() -> None:
         clf.fit(x, noisy)
         assert clf.config_.loss == loss and clf.config_dict_["loss"] == loss
         assert (clf.predict(x) == y).mean() > 0.9
+
+
+def test_auto_noise_robust_adds_the_gce_candidate_second() -> None:
+    cfg = resolve_config("auto", overrides={"auto_noise_robust": True})
+    grid = cfg.candidate_overrides()
+    assert grid[1] == dict(NOISE_ROBUST_CANDIDATE) and len(grid) == len(cfg.auto_candidates) + 1
+    assert [dict(c) for c in resolve_config("auto").auto_candidates] == [grid[0], *grid[2:]]
+    # the record keeps the grid as given; the flag re-adds the candidate on reload
+    assert cfg.to_dict()["auto_candidates"] == [grid[0], *grid[2:]]
+    assert HeadConfig.from_dict(cfg.to_dict()).candidate_overrides() == grid
+    # off by default, and not added to a grid that already has a noise-robust loss
+    assert all("loss" not in c for c in resolve_config("auto").candidate_overrides())
+    own = [{"method": "lr"}, {"method": "lp", "loss": "sce"}]
+    mine = resolve_config("auto", overrides={"auto_noise_robust": True, "auto_candidates": own})
+    assert mine.candidate_overrides() == own
+    with pytest.raises(ConfigError) as err:
+        resolve_config("lp", overrides={"auto_noise_robust": True})
+    assert err.value.field == "auto_noise_robust"
+    # the compute budget counts it
+    base = resolve_config("auto", overrides={"auto_candidates": [{"method": "lr"}]})
+    more = resolve_config(
+        "auto", overrides={"auto_candidates": [{"method": "lr"}], "auto_noise_robust": True}
+    )
+    assert training_work(more, 500, 8, 3).total > training_work(base, 500, 8, 3).total
+
+
+def test_auto_scores_the_noise_robust_candidate_by_cv() -> None:
+    rng = np.random.default_rng(1)
+    n, k = 240, 3
+    y = rng.integers(0, k, n)
+    x = (rng.normal(size=(n, 8)) + 3.0 * np.eye(k, 8)[y]).astype(np.float32)
+    noisy = np.where(rng.random(n) < 0.3, (y + rng.integers(1, k, n)) % k, y)
+    clf = NMTuneClassifier(
+        method="auto",
+        auto_candidates=[{"method": "lr"}],
+        auto_noise_robust=True,
+        auto_cv_repeats=1,
+        auto_race=False,  # every fold scored
+        lp_epochs=4,
+        min_steps=20,
+        device="cpu",
+        random_state=0,
+    ).fit(x, noisy)
+    lr, gce = clf.candidates_
+    assert lr["method"] == "lr" and gce["method"] == "lp" and gce["overrides"] == {"loss": "gce"}
+    assert len(gce["cv_scores"]) == 3 and len(gce["cv_curve"]) == 5  # epoch 0 (= lr) + 4
+    assert gce["cv_curve"][0] == pytest.approx(lr["cv_curve"][0])  # it starts at lr
+    assert [c["selected"] for c in clf.candidates_].count(True) == 1
+    assert clf.config_.loss == ("gce" if gce["selected"] else "ce")
+    assert clf.config_dict_["auto_noise_robust"] is True
+    assert (clf.predict(x) == y).mean() > 0.85  # clean labels
