@@ -82,12 +82,6 @@ ROBUST_OVERRIDES: dict[str, Any] = {
 #: below lr's on all 10 fits at 512 per class), while its 3-fold CV was ~80 % of auto's time.
 PAPER_CODE_MIN_PER_CLASS = 256
 
-#: ``auto``'s default grid, simplest first (the one-standard-error rule prefers earlier
-#: entries): the tuned linear model lr; nmtune grown from it (robust, a 1x-wide residual MLP);
-#: the paper's nmtune (paper-code, 4x wide, from scratch). One candidate per inductive bias:
-#: near-copies (robust at 4x next to 1x) add cost and more chances for a noisy CV score to
-#: win by luck, not a new kind of head. A candidate's ``preset`` defaults to auto's.
-#: (``mlp`` is nmtune without its regularisers: add it with ``auto_candidates`` if wanted.)
 #: The candidate ``auto_noise_robust`` adds to auto's grid, second (right after the first,
 #: simplest one): a linear probe grown from the lr solution (robust preset: epoch 0 is lr)
 #: and trained on with the generalized cross entropy (q = 0.7), which bounds the pull of a
@@ -103,6 +97,12 @@ NOISE_ROBUST_CANDIDATE: tuple[tuple[str, Any], ...] = (
     ("preset", "robust"),
 )
 
+#: ``auto``'s default grid, simplest first (the one-standard-error rule prefers earlier
+#: entries): the tuned linear model lr; nmtune grown from it (robust, a 1x-wide residual MLP);
+#: the paper's nmtune (paper-code, 4x wide, from scratch). One candidate per inductive bias:
+#: near-copies (robust at 4x next to 1x) add cost and more chances for a noisy CV score to
+#: win by luck, not a new kind of head. A candidate's ``preset`` defaults to auto's.
+#: (``mlp`` is nmtune without its regularisers: add it with ``auto_candidates`` if wanted.)
 _DEFAULT_AUTO: tuple[tuple[tuple[str, Any], ...], ...] = (
     (("method", "lr"),),
     (("method", "nmtune"), ("hidden_ratio", 1.0), ("preset", "robust")),
