@@ -160,10 +160,17 @@ def test_label_audit_flips_and_report(tmp_path: Path) -> None:
         "auto_s",
         "lr_audit_auto",
         "lp_gce_audit_auto",
+        "auto_nr",
+        "auto_nr_s",
+        "auto_nr_pick",
+        "auto_nr_cv",
     }
     h = row["heads"]
     key = "audit" if h["auto_use"] == "exclude_flagged" else "noisy"
     assert h["lr_audit_auto"] == h[f"lr_{key}"] and h["lp_gce_audit_auto"] == h[f"lp_gce_{key}"]
+    # auto through the audit scores lr and the noise-robust lp + GCE candidate, and picks one
+    assert set(h["auto_nr_cv"]) == {"lr", "lp+gce"} and h["auto_nr_pick"] in h["auto_nr_cv"]
+    assert 0.5 < h["auto_nr"] <= 1.0
     md = bla.report(
         [row],
         {
