@@ -73,23 +73,36 @@ def _solve(
     max_iter: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """K independent fits at once: x (n, D), y (n,), masks (K, n) sample weights
-    (0 = not in that fit), w0 (K, C, D), b0 (K, C). Returns (W (K, C, D), b (K, C))."""
+    (0 = not in that fit), w0 (K, C, D), b0 (K, C). Returns (W (K, C, D), b (K, C)).
+
+    The gradient is written out (d CE / d logits = softmax - one-hot) rather than taken by
+    autograd: one exp pass (shared by the loss and the softmax) and two matrix products
+    per evaluation, no saved graph."""
     if n_classes == 2:
         return _solve_binary(x, y, masks, c, w0, b0, max_iter)
-    w = w0.clone().requires_grad_(True)
-    b = b0.clone().requires_grad_(True)
+    k, dim = w0.shape[0], x.shape[1]
+    w, b = w0.clone(), b0.clone()
+    gw, gb = torch.zeros_like(w), torch.zeros_like(b)  # the gradients L-BFGS reads
+    w.grad, b.grad = gw, gb
     n_k = masks.sum(dim=1).clamp_min(1e-12)  # (K,)
     penalty = 1.0 / (2.0 * c * n_k)  # (K,)
+    row_w = (masks / n_k[:, None]).T.contiguous()  # (n, K) row i's weight in fit k's mean
+    at_y = y.view(-1, 1, 1).expand(-1, k, 1)  # (n, K, 1)
 
     def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logits = torch.einsum("nd,kcd->knc", x, w) + b[:, None, :]  # (K, n, C)
-        nll = torch.logsumexp(logits, dim=2) - logits.gather(
-            2, y.view(1, -1, 1).expand(logits.shape[0], -1, 1)
-        ).squeeze(2)  # (K, n)
-        loss_k = (masks * nll).sum(dim=1) / n_k + penalty * (w * w).sum(dim=(1, 2))  # (K,)
-        loss = loss_k.sum()
-        loss.backward()  # type: ignore[no-untyped-call]
+        logits = (x @ w.reshape(k * n_classes, dim).T).view(-1, k, n_classes) + b  # (n, K, C)
+        at_label = logits.gather(2, at_y).squeeze(2)  # (n, K)
+        top = logits.amax(dim=2, keepdim=True)  # (n, K, 1)
+        grad = logits.sub_(top).exp_()  # (n, K, C) exp(logit - max), in place
+        total = grad.sum(dim=2)  # (n, K)
+        nll = top.squeeze(2) + total.log() - at_label  # (n, K) logsumexp - logit of y
+        loss = (row_w * nll).sum() + (penalty * (w * w).sum(dim=(1, 2))).sum()
+        grad.div_(total[:, :, None])  # softmax
+        grad.scatter_add_(2, at_y, torch.full_like(nll, -1.0)[:, :, None])  # - one-hot
+        grad.mul_(row_w[:, :, None])
+        gw.copy_((grad.view(-1, k * n_classes).T @ x).view(k, n_classes, dim))
+        gw.add_(w * (2.0 * penalty)[:, None, None])
+        gb.copy_(grad.sum(dim=0))
         return loss
 
     opt = _lbfgs([w, b], max_iter)
@@ -112,20 +125,25 @@ def _solve_binary(
     optimum's W0 = -W1 (||W||^2 = ||v||^2 / 2 there, so the multinomial penalty is twice
     ||W||^2 / (2 C n)): the same solution at half the matrix work. Returned as (W, b) of the
     two-class model: W = (-v/2, v/2), b = b_mean + (-beta/2, beta/2) (the intercepts' mean,
-    which no logit depends on, is kept from b0)."""
-    v = (w0[:, 1] - w0[:, 0]).clone().requires_grad_(True)  # (K, D)
-    beta = (b0[:, 1] - b0[:, 0]).clone().requires_grad_(True)  # (K,)
-    sign = 2.0 * y.to(x.dtype) - 1.0  # (n,) +1 for class 1, -1 for class 0
+    which no logit depends on, is kept from b0). The gradient is written out, as in
+    :func:`_solve` (d softplus(z) / dz = sigmoid(z))."""
+    v = (w0[:, 1] - w0[:, 0]).clone()  # (K, D)
+    beta = (b0[:, 1] - b0[:, 0]).clone()  # (K,)
+    gv, gbeta = torch.zeros_like(v), torch.zeros_like(beta)  # the gradients L-BFGS reads
+    v.grad, beta.grad = gv, gbeta
+    sign = (2.0 * y.to(x.dtype) - 1.0)[:, None]  # (n, 1) +1 for class 1, -1 for class 0
     n_k = masks.sum(dim=1).clamp_min(1e-12)  # (K,)
     penalty = 1.0 / (2.0 * c * n_k)  # (K,)
+    row_w = (masks / n_k[:, None]).T.contiguous()  # (n, K)
 
     def closure() -> torch.Tensor:
-        opt.zero_grad()
-        margin = v @ x.T + beta[:, None]  # (K, n)
-        nll = torch.nn.functional.softplus(-sign[None, :] * margin)  # (K, n)
-        loss_k = (masks * nll).sum(dim=1) / n_k + penalty * (v * v).sum(dim=1)  # (K,)
-        loss = loss_k.sum()
-        loss.backward()  # type: ignore[no-untyped-call]
+        z = -sign * (x @ v.T + beta)  # (n, K) minus the signed margin
+        loss = (row_w * torch.nn.functional.softplus(z)).sum() + (
+            penalty * (v * v).sum(dim=1)
+        ).sum()
+        grad = torch.sigmoid(z).mul_(row_w).mul_(-sign)  # (n, K) d loss / d margin
+        gv.copy_(grad.T @ x).add_(v * (2.0 * penalty)[:, None])
+        gbeta.copy_(grad.sum(dim=0))
         return loss
 
     opt = _lbfgs([v, beta], max_iter)
