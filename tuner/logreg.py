@@ -6,7 +6,8 @@ The objective is scikit-learn's (so C means the same thing there and here)::
 
 (with two classes, the penalty of scikit-learn's binary model on w = W1 - W0: ||W||^2 / (C n)),
 
-solved full batch with L-BFGS (strong Wolfe line search) in float64, on the head's device.
+solved full batch with L-BFGS (strong Wolfe line search) in float64, on the head's device,
+with the gradient written out (no autograd graph).
 The folds of one C are solved together as one block-separable problem (K independent
 objectives summed), and the C path runs from strong to weak regularisation with warm starts,
 so the whole cross-validation costs a few dozen L-BFGS runs of matrix products.
