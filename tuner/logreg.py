@@ -89,6 +89,7 @@ def _solve(
     penalty = 1.0 / (2.0 * c * n_k)  # (K,)
     row_w = (masks / n_k[:, None]).T.contiguous()  # (n, K) row i's weight in fit k's mean
     at_y = y.view(-1, 1, 1).expand(-1, k, 1)  # (n, K, 1)
+    minus_one = torch.full(at_y.shape, -1.0, dtype=x.dtype, device=x.device)  # (n, K, 1)
 
     def closure() -> torch.Tensor:
         logits = (x @ w.reshape(k * n_classes, dim).T).view(-1, k, n_classes) + b  # (n, K, C)
@@ -99,7 +100,7 @@ def _solve(
         nll = top.squeeze(2) + total.log() - at_label  # (n, K) logsumexp - logit of y
         loss = (row_w * nll).sum() + (penalty * (w * w).sum(dim=(1, 2))).sum()
         grad.div_(total[:, :, None])  # softmax
-        grad.scatter_add_(2, at_y, torch.full_like(nll, -1.0)[:, :, None])  # - one-hot
+        grad.scatter_add_(2, at_y, minus_one)  # - one-hot
         grad.mul_(row_w[:, :, None])
         gw.copy_((grad.view(-1, k * n_classes).T @ x).view(k, n_classes, dim))
         gw.add_(w * (2.0 * penalty)[:, None, None])
