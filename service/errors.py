@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -129,6 +129,34 @@ def _loc_to_field(loc: Sequence[Any]) -> str:
     return out or ".".join(str(p) for p in loc)
 
 
+def _validation_msg(error: Mapping[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        ctx = error.get("ctx") or {}
+        return f"invalid JSON ({ctx.get('error', 'cannot be decoded')})"
+    msg = str(error.get("msg", "invalid request"))
+    return msg.removeprefix("Value error, ")
+
+
+def validation_detail(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """(field, detail) of a request's validation errors: the first error's field, every
+    message about that field (a union's alternatives: "a valid string or a valid integer"),
+    and how many errors concern other fields."""
+    if not errors:
+        return "body", "body: invalid request"
+    first = errors[0]
+    # A JSON decode error's loc is ("body", <character offset>): no field to name.
+    invalid_json = first.get("type") == "json_invalid"
+    field = "body" if invalid_json else _loc_to_field(first.get("loc", ()))
+    same = [e for e in errors if e is first or _loc_to_field(e.get("loc", ())) == field]
+    msgs = list(dict.fromkeys(_validation_msg(e) for e in same))
+    lead = "Input should be "
+    if len(msgs) > 1 and all(m.startswith(lead) for m in msgs):  # a union's alternatives
+        msgs = [lead + " or ".join(m.removeprefix(lead) for m in msgs)]
+    others = len(errors) - len(same)
+    more = f" (and {others} more)" if others else ""
+    return field, f"{field}: {'; '.join(msgs)}{more}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -177,12 +205,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        field = _loc_to_field(first.get("loc", ()))
-        msg = str(first.get("msg", "invalid request"))
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return envelope(422, "ValidationError", f"{field}: {msg}{more}", field)
+        field, detail = validation_detail(exc.errors())
+        return envelope(422, "ValidationError", detail, field)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -116,6 +116,27 @@ def test_request_body_too_large(run: Any) -> None:
     assert counts(run) == before
 
 
+def test_malformed_json_and_union_messages_name_the_fault(run: Any) -> None:
+    """A body that is not JSON names the body and the decoder's complaint (not a character
+    offset as a field); a union's alternatives read as one message, not "(and 1 more)";
+    pydantic's "Value error, " prefix is not shown."""
+    before = counts(run)
+    c = run.client()
+    r = c.post("/v1/datasets", content=b'{"name": x}', headers={"content-type": "application/json"})
+    assert_error(r, 422, "ValidationError", "body")
+    assert r.json()["detail"].startswith("body: invalid JSON (") and "value" in r.json()["detail"]
+    recs = good()
+    recs[0]["label"] = None
+    r = c.post("/v1/datasets", json={"name": "n", "records": recs})
+    assert_error(r, 422, "ValidationError", "records[0].label")
+    detail = r.json()["detail"]
+    assert "a valid string or a valid integer" in detail and "more)" not in detail, detail
+    r = c.post("/v1/heads", json={"dataset_id": "ds_x", "backbone": "fake", "method": "svm"})
+    assert_error(r, 422, "ValidationError", "method")
+    assert "Value error" not in r.json()["detail"] and "unknown method" in r.json()["detail"]
+    assert counts(run) == before
+
+
 @pytest.mark.parametrize(
     ("content", "filename", "where"),
     [
