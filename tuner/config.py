@@ -131,6 +131,10 @@ class HeadConfig:
     norm: str = "batchnorm"
     residual: bool = True
     residual_init: float = 1.0
+    # Start the branch's last linear layer at zero (h(f) = 0, so z = f at step 0 whatever
+    # ``residual_init``) instead of relying on a zero scale: the branch then learns from the
+    # first step, where with ``residual_init = 0`` the scale stays near 0 for short runs.
+    zero_init_branch: bool = False
     # Optimisation (head lr / wd; lp uses lp_lr / lp_weight_decay).
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -287,6 +291,7 @@ _RECIPE_FIELDS: tuple[str, ...] = (
     "norm",
     "residual",
     "residual_init",
+    "zero_init_branch",
     "lr",
     "weight_decay",
     "lp_lr",
@@ -334,6 +339,7 @@ _RULES: dict[str, Rule] = {
     "norm": choice("batchnorm", "layernorm", "none"),
     "residual": boolean,
     "residual_init": number(-100.0, 100.0),
+    "zero_init_branch": boolean,
     "lr": number(0.0, 10.0, lo_open=True),
     "weight_decay": number(0.0, 10.0),
     "lp_lr": number(0.0, 10.0, lo_open=True),

@@ -61,6 +61,7 @@ class NMTuneHead(HeadModule):
         norm: str = "batchnorm",
         residual: bool = True,
         residual_init: float = 1.0,
+        zero_init_branch: bool = False,
     ) -> None:
         super().__init__()
         hidden = max(1, round(dim * hidden_ratio))
@@ -75,6 +76,10 @@ class NMTuneHead(HeadModule):
                     layers.append(nn.LayerNorm(widths[i + 1]))
                 layers.append(nn.ReLU())
         self.mlp = nn.Sequential(*layers)
+        last = layers[-1]
+        if zero_init_branch and isinstance(last, nn.Linear):  # h(f) = 0 at step 0: z = f
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
         self.residual = residual
         self.scale = nn.Parameter(torch.full((dim,), float(residual_init)))  # (D,)
         self.classifier = _make_classifier(dim, n_classes)
@@ -99,5 +104,6 @@ def build_head(config: HeadConfig, dim: int, n_classes: int) -> HeadModule:
             norm=config.norm,
             residual=config.residual,
             residual_init=config.residual_init,
+            zero_init_branch=config.zero_init_branch,
         )
     raise ValueError(f"cannot build a head for method {config.method!r}")

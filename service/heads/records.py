@@ -220,6 +220,10 @@ class HeadConfigOut(BaseModel):
     norm: str
     residual: bool
     residual_init: float
+    zero_init_branch: bool = Field(
+        default=False,
+        description="The branch's last layer started at zero (z = f at step 0).",
+    )
     lr: float
     weight_decay: float
     lp_lr: float

@@ -77,7 +77,8 @@ class HeadCreate(BaseModel):
     overrides: Overrides = Field(
         default_factory=dict,
         description="Hyper-parameters that replace the preset's (e.g. epochs, lr, w_mse, w_cov, "
-        "w_svd, svd_top_k, residual_init, feature_dropout, batch_size; loss: ce, or the "
+        "w_svd, svd_top_k, residual_init, zero_init_branch, feature_dropout, batch_size; loss: "
+        "ce, or the "
         "noise-robust gce / sce with gce_q, sce_alpha, sce_beta); unknown names are "
         "rejected with the field at fault.",
     )

@@ -152,6 +152,31 @@ def test_epoch_zero_is_the_lr_solution(init_from_lr_method: str) -> None:
     np.testing.assert_array_equal(head.transform(xte), xte)  # residual branch at scale 0
 
 
+def test_zero_init_branch_starts_at_lr_and_the_branch_learns() -> None:
+    """``zero_init_branch``: the branch's last layer starts at zero, so epoch 0 is still
+    exactly lr (z = f) with the scale at 1; and, unlike a branch behind a zero scale, it
+    learns: after training z != f and the regularisers change the head (mlp != nmtune)."""
+    xtr, ytr, xte, _ = few_shot(16, seed=1)
+    kw: dict[str, Any] = {"device": "cpu", "lr_c": 0.5, "epochs": 3, "min_steps": 30}
+    lr = NMTuneClassifier(method="lr", device="cpu", lr_c=0.5).fit(xtr, ytr)
+    zb = {"residual_init": 1.0, "zero_init_branch": True}
+    head = NMTuneClassifier(method="nmtune", **kw, **zb)
+    head.fit(xtr, ytr, X_target_val=xte, y_target_val=lr.predict(xte))
+    assert head.best_epoch_ == 0 and head.config_.zero_init_branch
+    np.testing.assert_allclose(head.predict_proba(xte), lr.predict_proba(xte), atol=1e-5)
+    np.testing.assert_array_equal(head.transform(xte), xte)  # branch output 0 at epoch 0
+
+    def last_epoch(method: str, **extra: Any) -> Any:
+        return NMTuneClassifier(method=method, val_fraction=0.0, **kw, **extra).fit(xtr, ytr)
+
+    moved = last_epoch("nmtune", **zb)
+    gap = float(np.abs(moved.transform(xte) - xte).mean())
+    behind_zero_scale = last_epoch("nmtune", residual_init=0.0)
+    assert gap > 10 * float(np.abs(behind_zero_scale.transform(xte) - xte).mean()), gap
+    plain = last_epoch("mlp", **zb)
+    assert not np.allclose(plain.transform(xte), moved.transform(xte), atol=1e-3)
+
+
 @pytest.mark.slow
 def test_separable_task_every_method() -> None:
     """The task from issue 10: 400 rows, 32-d Gaussian, y = x0 + x1 > 0; every method with
