@@ -60,7 +60,7 @@ Pure math on arrays; no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -69,7 +69,7 @@ import torch
 
 from nmtune.tuner.errors import TrainingCancelled, TunerInputError
 from nmtune.tuner.inputs import check_features, encode_labels
-from nmtune.tuner.logreg import fit_logreg_cv, fit_logreg_folds
+from nmtune.tuner.logreg import c_grid, fit_logreg_cv, fit_logreg_folds
 from nmtune.tuner.splits import stratified_folds
 from nmtune.tuner.training import resolve_device
 
@@ -324,7 +324,10 @@ class AuditUseChoice:
         fold's own audit did not flag.
     gain : accuracy_exclude_flagged - accuracy_all_rows (paired over the same held-out rows).
     gain_se : standard error of ``gain`` (per-row paired differences).
-    folds : outer folds; c : the logistic regression's C.
+    folds : outer folds; c : the logistic regression's C (the inner audits', and both arms'
+        unless ``c_by_cv``).
+    c_all_rows, c_exclude_flagged : with ``c_by_cv``, the C each arm chose by CV on its own
+        training rows, per outer fold (empty otherwise).
     """
 
     use: str
@@ -334,6 +337,8 @@ class AuditUseChoice:
     gain_se: float
     folds: int
     c: float
+    c_all_rows: list[float] = field(default_factory=list)
+    c_exclude_flagged: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -352,6 +357,7 @@ def choose_audit_use(
     max_iter: int = 100,
     device: str = "cpu",
     callback: AuditProgress | None = None,
+    c_by_cv: bool = False,
 ) -> AuditUseChoice:
     """Whether leaving an audit's flagged rows out of training helps, by nested CV.
 
@@ -376,6 +382,13 @@ def choose_audit_use(
     folds, random_state, method, score, repeats, max_iter, device : as for
         :func:`audit_labels` (outer folds use ``random_state``, inner audits the same seed).
     callback : ``callback("choose_use", done, folds)`` after each outer fold; False cancels.
+    c_by_cv : each arm's logistic regression chooses its own C by stratified ``folds``-fold
+        CV on its own training rows (10 values over [1e-4, 1e4], the fold assignment
+        averaged over 3 seeds below 2,000 rows), as an lr head trained on those rows does;
+        ``c`` then serves the inner audits only. Without it both arms use ``c``, the audit's
+        C, chosen on every (noisy) row: often a strong regularisation that suits the rows
+        the audit would flag and cripples the fit without them, so the check then errs
+        towards keeping every row.
 
     Returns
     -------
@@ -392,9 +405,22 @@ def choose_audit_use(
     dev = resolve_device(device)
     held = stratified_folds(yi, folds, random_state)  # outer folds
     xt = torch.as_tensor(x, dtype=torch.float64, device=dev)  # (n, D)
-    w_all, b_all = fit_logreg_folds(x, yi, n_classes, c, held, max_iter=max_iter, device=dev)
+    if not c_by_cv:
+        w_all, b_all = fit_logreg_folds(x, yi, n_classes, c, held, max_iter=max_iter, device=dev)
     hit_all = np.zeros(yi.size)  # (n,) held-out hit of the all-rows fit
     hit_excl = np.zeros(yi.size)  # (n,) held-out hit of the fit without flagged rows
+    cs_all: list[float] = []
+    cs_excl: list[float] = []
+
+    def own_c_fit(rows: npt.NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """lr on ``rows`` with its C by CV on them (float64 weights on ``dev``)."""
+        repeats_c = 3 if rows.size < 2000 else 1
+        fit = fit_logreg_cv(
+            x[rows], yi[rows], n_classes, c_grid(10), folds, random_state,
+            repeats=repeats_c, max_iter=max_iter, device=dev,
+        )  # fmt: skip
+        return fit.weight.double(), fit.bias.double(), fit.c
+
     for j, idx in enumerate(held):
         part = np.setdiff1d(np.arange(yi.size), idx)  # the outer training part
         inner = audit_labels(
@@ -413,16 +439,28 @@ def choose_audit_use(
         keep[part[inner.flagged]] = 0.0
         it = torch.as_tensor(idx, device=dev)
         target = torch.as_tensor(yi[idx], device=dev)
-        pred_all = (xt[it] @ w_all[j].T + b_all[j]).argmax(dim=1)  # (n_j,)
+        if c_by_cv:
+            wa, ba, ca = own_c_fit(part)
+            cs_all.append(ca)
+        else:
+            wa, ba = w_all[j], b_all[j]
+        pred_all = (xt[it] @ wa.T + ba).argmax(dim=1)  # (n_j,)
         hit_all[idx] = (pred_all == target).cpu().numpy()
         if inner.flagged.any() and not inner.flagged.all():
-            w_ex, b_ex = fit_logreg_folds(
-                x, yi, n_classes, c, [idx], sample_weight=keep, max_iter=max_iter, device=dev
-            )
-            pred_ex = (xt[it] @ w_ex[0].T + b_ex[0]).argmax(dim=1)
+            if c_by_cv:
+                w_ex, b_ex, ce = own_c_fit(part[~inner.flagged])
+                cs_excl.append(ce)
+            else:
+                w_f, b_f = fit_logreg_folds(
+                    x, yi, n_classes, c, [idx], sample_weight=keep, max_iter=max_iter, device=dev
+                )
+                w_ex, b_ex = w_f[0], b_f[0]
+            pred_ex = (xt[it] @ w_ex.T + b_ex).argmax(dim=1)
             hit_excl[idx] = (pred_ex == target).cpu().numpy()
         else:  # nothing (or everything) flagged: the same fit
             hit_excl[idx] = hit_all[idx]
+            if c_by_cv:
+                cs_excl.append(cs_all[-1])
         if callback is not None and callback("choose_use", j + 1, folds) is False:
             raise TrainingCancelled("cancelled by the callback (choose_use)")
     diff = hit_excl - hit_all  # (n,) paired per-row differences
@@ -436,6 +474,8 @@ def choose_audit_use(
         gain_se=se,
         folds=folds,
         c=float(c),
+        c_all_rows=cs_all,
+        c_exclude_flagged=cs_excl,
     )
 
 

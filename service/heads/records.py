@@ -176,7 +176,18 @@ class AuditUseChoiceRecord(BaseModel):
     gain: float | None = Field(description="accuracy_exclude_flagged - accuracy_all_rows.")
     gain_se: float | None = Field(description="Its standard error (paired over rows).")
     folds: int | None
-    c: float | None = Field(description="The logistic regression's C (the audit's).")
+    c: float | None = Field(
+        description="The audit's C: the inner audits' (and both arms', for checks recorded "
+        "before c_all_rows existed)."
+    )
+    c_all_rows: list[float] = Field(
+        default_factory=list,
+        description="Per outer fold, the C the every-row fit chose by CV on its own rows.",
+    )
+    c_exclude_flagged: list[float] = Field(
+        default_factory=list,
+        description="Per outer fold, the C the fit without the flagged rows chose by CV.",
+    )
     reason: str | None = Field(
         default=None, description="Why the check could not run (then use is all_rows)."
     )

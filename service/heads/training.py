@@ -231,7 +231,8 @@ class TrainJob:
         idx: np.ndarray,
     ) -> tuple[str, dict[str, Any]]:
         """audit_use auto: exclude_flagged or all_rows, by the nested CV of the train and
-        validation rows with the audit's own options and C."""
+        validation rows with the audit's own options (and C, for the inner audits); each arm
+        chooses its own C on its training rows, as the head will."""
         opts = record.get("options") or {}
 
         def on_fold(phase: str, done: int, total: int) -> bool:
@@ -255,6 +256,7 @@ class TrainJob:
                         repeats=int(opts.get("repeats", 2)),
                         device=self.settings.worker_device or "cpu",
                         callback=on_fold,
+                        c_by_cv=True,
                     ),
                 ),
             )

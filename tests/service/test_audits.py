@@ -158,6 +158,9 @@ def test_audit_end_to_end(fake_run: Any, fake_upstream: FakeOpenAIServer) -> Non
     assert a["requested"] == "auto" and a["use"] in ("exclude_flagged", "all_rows")
     ch = a["choice"]
     assert ch["use"] == a["use"] and ch["folds"] == 3 and ch["c"] > 0
+    # each arm chose its own C per outer fold, as the head does (not the audit's C)
+    assert len(ch["c_all_rows"]) == len(ch["c_exclude_flagged"]) == 3
+    assert all(v > 0 for v in ch["c_all_rows"] + ch["c_exclude_flagged"])
     assert ch["gain"] == pytest.approx(ch["accuracy_exclude_flagged"] - ch["accuracy_all_rows"])
     assert (a["use"] == "exclude_flagged") == (ch["gain"] > 0)
     dropped = n_flagged_train if a["use"] == "exclude_flagged" else 0

@@ -179,6 +179,23 @@ def test_choose_audit_use_keeps_every_row_without_a_gain() -> None:
     assert got.use == "all_rows" and got.gain <= 0
 
 
+def test_choose_audit_use_c_by_cv_fits_each_arm_as_an_lr_head_would() -> None:
+    """With ``c_by_cv`` each arm's C is the one an lr head trained on that arm's rows would
+    choose (same grid, folds, repeats and seed), not the audit's."""
+    from nmtune.tuner import NMTuneClassifier
+    from nmtune.tuner.splits import stratified_folds
+
+    x, _, noisy = _one_sided()
+    got = choose_audit_use(x, noisy, c=1.0, random_state=0, c_by_cv=True)
+    assert got.use == "exclude_flagged" and got.gain > 0
+    assert len(got.c_all_rows) == len(got.c_exclude_flagged) == 5 and got.c == 1.0
+    held = stratified_folds(noisy, 5, 0)
+    part = np.setdiff1d(np.arange(noisy.size), held[0])
+    head = NMTuneClassifier(method="lr", random_state=0).fit(x[part], noisy[part])
+    assert got.c_all_rows[0] == pytest.approx(head.selection_["lr"]["c"])
+    assert not choose_audit_use(x, noisy, c=1.0, random_state=0).c_all_rows  # fixed C
+
+
 def test_choose_audit_use_progress_cancel_and_bad_input() -> None:
     x, _, noisy = _one_sided()
     seen: list[tuple[str, int, int]] = []
