@@ -138,8 +138,8 @@ def heads(
         clf.fit(xs, ys)
         return float((clf.predict(x_te) == y_te).mean())
 
-    def lr() -> Any:
-        return NMTuneClassifier(method="lr", lr_c=c, random_state=seed)
+    def lr() -> Any:  # as the service trains it: C by CV on the rows it is given
+        return NMTuneClassifier(method="lr", random_state=seed)
 
     def gce() -> Any:
         return NMTuneClassifier(
@@ -157,7 +157,7 @@ def heads(
     }
     # audit_use auto (the service's default): nested CV on the noisy labels decides
     t0 = time.perf_counter()
-    choice = choose_audit_use(x_tr, y_noisy, c=c, random_state=seed)
+    choice = choose_audit_use(x_tr, y_noisy, c=c, random_state=seed, c_by_cv=True)
     excl = choice.use == "exclude_flagged"
     out.update(
         {
@@ -301,9 +301,11 @@ def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             "## Test accuracy of heads trained on the noisy labels",
             "",
             "lr clean: tuner's lr on the clean labels (its own C by CV); lr noisy: tuner's lr "
-            "at the audit's C on the noisy labels; + excl: without the audit's flagged rows; "
-            "+ auto: `audit_use` auto (the service's default: nested CV on the noisy labels, "
-            "see `tuner.audit.choose_audit_use`, decides between the two; `auto use` is its "
+            "on the noisy labels (its own C by CV, as the service trains an lr head); + excl: "
+            "without the audit's flagged rows (C by CV on the rows kept); + auto: `audit_use` "
+            "auto (the service's default: nested CV on the noisy labels, each arm choosing its "
+            "own C, see `tuner.audit.choose_audit_use` with `c_by_cv`, decides between the "
+            "two; `auto use` is its "
             "choice, `gain` its estimated gain in noisy-label accuracy); lp+GCE: linear probe "
             "with the generalized cross entropy (q = 0.7, 10 epochs), the same three ways; "
             "sklearn: `LogisticRegression()` on the noisy labels. The last two columns compare "
