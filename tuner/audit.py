@@ -67,9 +67,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from nmtune.tuner.config import HeadConfig
 from nmtune.tuner.errors import TrainingCancelled, TunerInputError
 from nmtune.tuner.inputs import check_features, encode_labels
-from nmtune.tuner.logreg import c_grid, fit_logreg_cv, fit_logreg_folds
+from nmtune.tuner.logreg import fit_logreg_cv, fit_logreg_folds
+from nmtune.tuner.lr import solve_lr
 from nmtune.tuner.splits import stratified_folds
 from nmtune.tuner.training import resolve_device
 
@@ -412,13 +414,12 @@ def choose_audit_use(
     cs_all: list[float] = []
     cs_excl: list[float] = []
 
+    # the lr head's own C choice (grid, repeats rule), at this check's folds, seed and max_iter
+    head_lr = HeadConfig(method="lr", seed=random_state, cv_folds=folds, lr_max_iter=max_iter)
+
     def own_c_fit(rows: npt.NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """lr on ``rows`` with its C by CV on them (float64 weights on ``dev``)."""
-        repeats_c = 3 if rows.size < 2000 else 1
-        fit = fit_logreg_cv(
-            x[rows], yi[rows], n_classes, c_grid(10), folds, random_state,
-            repeats=repeats_c, max_iter=max_iter, device=dev,
-        )  # fmt: skip
+        """lr on ``rows`` with its C by CV on them, as an lr head (float64 weights on dev)."""
+        fit = solve_lr(head_lr, x[rows], yi[rows], n_classes, None, dev)
         return fit.weight.double(), fit.bias.double(), fit.c
 
     for j, idx in enumerate(held):
@@ -435,8 +436,6 @@ def choose_audit_use(
             max_iter=max_iter,
             device=device,
         )
-        keep = np.ones(yi.size)  # (n,) training weight; held-out rows are masked anyway
-        keep[part[inner.flagged]] = 0.0
         it = torch.as_tensor(idx, device=dev)
         target = torch.as_tensor(yi[idx], device=dev)
         if c_by_cv:
@@ -451,6 +450,8 @@ def choose_audit_use(
                 w_ex, b_ex, ce = own_c_fit(part[~inner.flagged])
                 cs_excl.append(ce)
             else:
+                keep = np.ones(yi.size)  # (n,) training weight; held-out rows masked anyway
+                keep[part[inner.flagged]] = 0.0
                 w_f, b_f = fit_logreg_folds(
                     x, yi, n_classes, c, [idx], sample_weight=keep, max_iter=max_iter, device=dev
                 )
