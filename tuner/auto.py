@@ -21,7 +21,7 @@ import numpy.typing as npt
 import torch
 
 from nmtune.tuner.config import HeadConfig, resolve_config
-from nmtune.tuner.errors import ConfigError
+from nmtune.tuner.errors import ConfigError, OverBudget
 from nmtune.tuner.logreg import LogRegFit
 from nmtune.tuner.lr import lr_record, solve_lr, solve_lr_at
 from nmtune.tuner.selection import Fitted, cv_curve, fit_single, lr_fitted, refit_at_epoch
@@ -161,10 +161,16 @@ def fit_auto(
 
     per_class = float(np.median(np.bincount(signal.y_train)[np.unique(signal.y_train)]))
     cands = _above_floors(config, cands, per_class)
+    budget = config.auto_time_budget_s
+    deadline = started + budget if budget > 0 else None
     if signal.kind == "cv":
-        pick, winner = _select_by_cv(config, cands, signal, n_classes, shared, callback, started)
+        pick, winner = _select_by_cv(
+            config, cands, signal, n_classes, shared, callback, started, deadline
+        )
     else:
-        pick, winner = _select_on_rows(config, cands, signal, n_classes, shared, callback, device)
+        pick, winner = _select_on_rows(
+            config, cands, signal, n_classes, shared, callback, device, deadline
+        )
     picked = cands[pick][0]["index"]  # pick indexes the fitted candidates
     for rec in records:
         rec["selected"] = rec["index"] == picked
@@ -209,21 +215,24 @@ def _select_on_rows(
     shared: _SharedLr,
     callback: ProgressCallback | None,
     device: torch.device,
+    deadline: float | None = None,
 ) -> tuple[int, Fitted]:
     """Holdout / target: every candidate trained on ``x_train``, scored on the selection rows.
 
     A torch head keeps its best epoch on the selection rows, which makes that epoch's score
     optimistic; it is compared by a cross-fitted score instead: the selection rows are dealt
     into two stratified halves, and each half is scored at the epoch the other half chooses.
+    A candidate after the first whose training is projected to end past ``deadline`` stops
+    and is not eligible (``over_budget``).
     """
     sel = signal.sel
     assert sel is not None, "holdout and target signals carry selection rows"
     halves = np.zeros(sel[1].size, dtype=np.int64)
     if fold_count(sel[1], 2) == 2 and sel[1].size >= 4:
         halves[stratified_folds(sel[1], 2, config.seed)[1]] = 1
-    fits: list[Fitted] = []
+    fits: list[Fitted | None] = []
     compared: list[tuple[float, float]] = []
-    for rec, cfg in cands:
+    for j, (rec, cfg) in enumerate(cands):
         if cfg.method == "lr":
             # trained on x_train only (never on the rows it is scored on)
             fit = shared.fit_for(cfg, signal.x_train, signal.y_train, n_classes, device)
@@ -231,22 +240,32 @@ def _select_on_rows(
             score = f.score
         else:
             c = shared.c_for(cfg)
-            f = fit_single(
-                cfg,
-                signal,
-                n_classes,
-                callback=callback,
-                candidate=rec["index"],
-                lr_c=c,
-                val_groups=halves,
-                early_stop=False,  # the cross-fitted score reads the whole epoch curve
-            )
+            try:
+                f = fit_single(
+                    cfg,
+                    signal,
+                    n_classes,
+                    callback=callback,
+                    candidate=rec["index"],
+                    lr_c=c,
+                    val_groups=halves,
+                    early_stop=False,  # the cross-fitted score reads the whole epoch curve
+                    deadline=None if j == 0 else deadline,
+                )
+            except OverBudget as exc:
+                rec["over_budget"] = _over_budget_note(exc, config.auto_time_budget_s)
+                rec["val_accuracy"] = None
+                fits.append(None)
+                compared.append((float("nan"), float("nan")))
+                continue
             score = _crossfit_holdout(f.history, halves, f.score)
             rec["val_accuracy_best_epoch"] = f.score
         rec.update(val_accuracy=score, val_macro_f1=f.macro_f1, best_epoch=f.best_epoch)
         fits.append(f)
         compared.append((score, f.macro_f1))
     pick = select_candidate(compared, sel[1].size, config.auto_rule)
+    picked = fits[pick]
+    assert picked is not None, "the first candidate has no deadline, so a finite score"
     cfg = cands[pick][1]
     if cfg.method == "lr" and signal.kind == "holdout":
         # lr was scored on rows it did not see; the head kept is refitted at the same C on
@@ -255,10 +274,20 @@ def _select_on_rows(
         c = shared.c_for(cfg)
         assert c is not None, "an lr candidate has a C"
         kept = lr_fitted(solve_lr_at(cfg, xa, ya, n_classes, c, device), cfg, n_classes, device)
-        kept.score, kept.macro_f1 = fits[pick].score, fits[pick].macro_f1
+        kept.score, kept.macro_f1 = picked.score, picked.macro_f1
         kept.details["lr"]["refit_rows"] = int(ya.size)
         return pick, kept
-    return pick, fits[pick]
+    return pick, picked
+
+
+def _over_budget_note(exc: OverBudget, budget: float, fold: int | None = None) -> str:
+    where = "" if fold is None else f" in CV fold {fold + 1}"
+    return (
+        f"stopped after {exc.steps} of {exc.total_steps} optimiser steps{where}: at that rate "
+        f"its training would take {exc.projected_s:.0f} s and end past auto_time_budget_s="
+        f"{budget:g} s from auto's start; not eligible for the pick (raise auto_time_budget_s, "
+        "or train it as a head of its own)"
+    )
 
 
 def loo_epoch_scores(rows: Sequence[Sequence[float]]) -> tuple[list[float], int]:
@@ -335,6 +364,7 @@ def _select_by_cv(
     shared: _SharedLr,
     callback: ProgressCallback | None,
     started: float,
+    deadline: float | None = None,
 ) -> tuple[int, Fitted]:
     """Repeated k-fold CV on every row (time-bounded), then the pick refitted on all rows.
 
@@ -343,7 +373,9 @@ def _select_by_cv(
     ``auto_time_budget_s``. Candidates that start from the same lr solution share each
     fold's lr solve. The first repeat runs fold by fold; with ``auto_race`` (and the one-se
     rule, whose margin it relies on) a candidate that is not ahead of the first one after a
-    fold stops there (:func:`race_out`).
+    fold stops there (:func:`race_out`). In the first repeat a candidate after the first
+    whose fold is projected to end past ``deadline`` stops there too (``over_budget``); the
+    further repeats are bounded as a whole, by their expected time.
     """
     folds = config.auto_cv_folds
     k = fold_count(signal.y, folds)
@@ -361,20 +393,26 @@ def _select_by_cv(
         for fold in range(k):
             for i in alive:
                 rec, cfg = cands[i]
-                _, fold_rows = cv_curve(
-                    cfg,
-                    signal.x,
-                    signal.y,
-                    n_classes,
-                    [config.seed + r],
-                    folds,
-                    init_c=shared.c_for(cfg),
-                    callback=callback,
-                    candidate=rec["index"],
-                    lr_cache=lr_cache,
-                    only_folds=[fold],
-                )
+                try:
+                    _, fold_rows = cv_curve(
+                        cfg,
+                        signal.x,
+                        signal.y,
+                        n_classes,
+                        [config.seed + r],
+                        folds,
+                        init_c=shared.c_for(cfg),
+                        callback=callback,
+                        candidate=rec["index"],
+                        lr_cache=lr_cache,
+                        only_folds=[fold],
+                        deadline=None if i == 0 or r > 0 else deadline,
+                    )
+                except OverBudget as exc:
+                    rec["over_budget"] = _over_budget_note(exc, config.auto_time_budget_s, fold)
+                    continue
                 curves[i].extend(fold_rows)
+            alive = [i for i in alive if "over_budget" not in cands[i][0]]
             if config.auto_race and rule == "one-se" and r == 0 and fold < k - 1:
                 for i in race_out([curves[i] for i in alive], fold + 1, k):
                     rec = cands[alive[i]][0]
@@ -387,6 +425,10 @@ def _select_by_cv(
         repeats += 1
         means = []
         for i, ((rec, cfg), rows) in enumerate(zip(cands, curves, strict=True)):
+            if not rows:  # over budget in its first fold: nothing to score
+                rec["val_accuracy"] = rec["cv_mean"] = None
+                means.append((float("nan"), float("nan")))
+                continue
             fold_scores, e = loo_epoch_scores(rows)
             curve = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
             rec["cv_curve"] = curve.tolist()
@@ -397,8 +439,8 @@ def _select_by_cv(
             rec["best_epoch"] = e + (0 if _grows_from_lr(cfg) else 1)
             if i in alive:
                 means.append((float(rec["cv_mean"]), float("nan")))
-            else:  # raced out: its curve and fold scores cover the folds it ran (its mean
-                # would be over other rows than the others'), and it is never picked
+            else:  # raced out / over budget: its curve and fold scores cover the folds it
+                # ran (its mean would be over other rows than the others'), never picked
                 rec["val_accuracy"] = rec["cv_mean"] = None
                 means.append((float("nan"), float("nan")))
         pick = select_candidate(means, int(signal.y.size), rule)

@@ -7,6 +7,7 @@ __all__ = [
     "DataConversionWarning",
     "InputTypeError",
     "NotFittedError",
+    "OverBudget",
     "TrainingCancelled",
     "TunerError",
     "TunerInputError",
@@ -49,3 +50,17 @@ class DataConversionWarning(UserWarning):
 
 class TrainingCancelled(TunerError):
     """Raised (by a progress callback, or by ``fit`` when the callback returns False) to stop."""
+
+
+class OverBudget(TunerError):
+    """A training run given a ``deadline`` was projected to end past it, and stopped.
+
+    ``projected_s``: the run's projected total seconds (steps so far at their measured
+    rate, times the schedule's steps); ``steps``: optimiser steps taken of ``total_steps``.
+    """
+
+    def __init__(self, message: str, projected_s: float, steps: int, total_steps: int) -> None:
+        super().__init__(message)
+        self.projected_s = projected_s
+        self.steps = steps
+        self.total_steps = total_steps

@@ -104,6 +104,7 @@ def fit_single(
     lr_c: float | None = None,
     val_groups: npt.NDArray[np.int64] | None = None,
     early_stop: bool = True,
+    deadline: float | None = None,
 ) -> Fitted:
     """Fit one head of ``config.method`` under ``signal``.
 
@@ -112,7 +113,9 @@ def fit_single(
     groups of the selection rows (holdout / target) whose accuracy each epoch records.
     ``early_stop``: on a holdout / target signal, stop after ``config.patience`` epochs
     without a better validation score (False: every epoch, e.g. when the whole epoch curve
-    is scored, as auto's cross-fitting does).
+    is scored, as auto's cross-fitting does). ``deadline``: a torch head's training raises
+    :class:`~tuner.errors.OverBudget` once it is projected to end past this
+    ``time.perf_counter()`` value (see :func:`~tuner.training.train_head`).
     """
     device = resolve_device(config.device)
     lr_cfg = config if lr_c is None else dataclasses.replace(config, lr_c=lr_c)
@@ -145,6 +148,7 @@ def fit_single(
             init_c=None if init_fit is None else init_fit.c,
             callback=callback,
             candidate=candidate,
+            deadline=deadline,
         )
         stop = int(np.argmax(curve)) + (0 if init_fit is not None else 1)
         # folds actually used (fewer than cv_folds when a class is small)
@@ -166,6 +170,7 @@ def fit_single(
         candidate=candidate,
         val_groups=None if sel is None else val_groups,
         patience=config.patience if early_stop else 0,
+        deadline=deadline,
     )
     details.update(res.details)
     return Fitted(
@@ -220,6 +225,7 @@ def cv_curve(
     candidate: int = 0,
     lr_cache: dict[tuple[Any, ...], LogRegFit] | None = None,
     only_folds: Sequence[int] | None = None,
+    deadline: float | None = None,
 ) -> tuple[npt.NDArray[np.float64], list[list[float]]]:
     """Mean held-out accuracy per epoch over stratified folds (one k-fold per seed).
 
@@ -230,7 +236,7 @@ def cv_curve(
     ``lr_cache``: per-fold lr solutions keyed by (C, seed, fold, class weighting, iterations),
     shared between calls (auto's candidates that grow from the same lr solve it once a fold).
     ``only_folds``: run only these fold indices of each seed's k-fold (auto's racing runs
-    one fold at a time).
+    one fold at a time). ``deadline``: passed to every fold's :func:`train_head`.
     """
     device = resolve_device(config.device)
     k = fold_count(y, folds)
@@ -267,6 +273,7 @@ def cv_curve(
                 init=None if lr is None else (lr.weight, lr.bias),
                 callback=forward,
                 candidate=candidate,
+                deadline=deadline,
             )
             rows.append([float(h["val_accuracy"]) for h in res.history])
     curve = np.mean(np.asarray(rows, dtype=np.float64), axis=0)

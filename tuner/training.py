@@ -22,7 +22,7 @@ import numpy.typing as npt
 import torch
 
 from nmtune.tuner.config import HeadConfig
-from nmtune.tuner.errors import ConfigError, TrainingCancelled
+from nmtune.tuner.errors import ConfigError, OverBudget, TrainingCancelled
 from nmtune.tuner.heads import HeadModule, build_head
 from nmtune.tuner.losses import augment, compute_loss
 from nmtune.tuner.metrics import index_scores
@@ -180,6 +180,7 @@ def train_head(
     candidate: int = 0,
     val_groups: npt.NDArray[np.int64] | None = None,
     patience: int = 0,
+    deadline: float | None = None,
 ) -> TrainResult:
     """Train one torch head of ``config.method`` ('lp', 'mlp', 'nmtune').
 
@@ -196,6 +197,11 @@ def train_head(
     validation score than the kept state. The schedule is still the full one, so the epochs
     trained are those of the full run and the kept state is the same unless a later epoch
     would have beaten it; ``details["stopped_at"]`` records the last epoch trained.
+
+    ``deadline`` (a ``time.perf_counter()`` value): raise :class:`~tuner.errors.OverBudget`
+    as soon as the run, at the rate its steps so far took, would end after it (checked
+    after every optimiser step once half a second of steps has been timed, and at once
+    past the deadline; auto's time budget).
 
     Inputs are already validated: x (N, D) float32 finite, y (N,) indices in [0, C).
     Deterministic for a given ``config.seed`` on CPU; the global torch RNG state is restored.
@@ -218,6 +224,7 @@ def train_head(
             candidate=candidate,
             val_groups=val_groups,
             patience=patience,
+            deadline=deadline,
         )
 
 
@@ -236,6 +243,7 @@ def _train(
     candidate: int,
     val_groups: npt.NDArray[np.int64] | None = None,
     patience: int = 0,
+    deadline: float | None = None,
 ) -> TrainResult:
     started = time.perf_counter()
     dim = x_train.shape[1]
@@ -267,6 +275,7 @@ def _train(
             callback=callback,
             candidate=candidate,
             patience=patience,
+            deadline=deadline,
         )
         model.classifier.load_state_dict(lp.model.classifier.state_dict())
         details["lp_init"] = {"best_epoch": lp.best_epoch, "val_accuracy": lp.best_val_accuracy}
@@ -295,6 +304,7 @@ def _train(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     generator = torch.Generator().manual_seed(config.seed)
+    clock = _StepClock(deadline, last_epoch * passes * steps_per_pass, config.method)
 
     # 4. Epoch 0 (the initial state) competes when the head starts from a solution.
     history: list[dict[str, Any]] = []
@@ -321,6 +331,7 @@ def _train(
                 terms = training_step(model, optimizer, xt[idx], yt[idx], config, weight)
                 scheduler.step()
                 n_steps += 1
+                clock.step()
                 for k in LOSS_KEYS:
                     sums[k] += terms[k]
         losses = {k: float(v.item()) / n_steps for k, v in sums.items()}
@@ -375,6 +386,50 @@ def _train(
         device=str(device),
         details=details,
     )
+
+
+class _StepClock:
+    """Projects a run's end from its optimiser steps so far; raises OverBudget past the
+    deadline. The first step (allocations, warm-up) only starts the clock, and the rate is
+    trusted from ``MIN_STEPS`` further steps and ``MIN_SECONDS`` of them on (a GPU's first
+    steps are slower than its steady rate); a run already past the deadline stops at once.
+    """
+
+    MIN_STEPS = 4
+    MIN_SECONDS = 0.5
+
+    def __init__(self, deadline: float | None, total_steps: int, method: str) -> None:
+        self.deadline, self.total, self.method = deadline, total_steps, method
+        self.begun = time.perf_counter()
+        self.done = 0
+        self.first_end = 0.0
+        if deadline is not None and self.begun >= deadline:
+            self._stop(0.0)
+
+    def step(self) -> None:
+        if self.deadline is None:
+            return
+        now = time.perf_counter()
+        self.done += 1
+        if self.done == 1:
+            self.first_end = now
+            return
+        measured = now - self.first_end
+        per_step = measured / (self.done - 1)
+        trusted = self.done - 1 >= self.MIN_STEPS and measured >= self.MIN_SECONDS
+        if now > self.deadline or (
+            trusted and now + per_step * (self.total - self.done) > self.deadline
+        ):
+            self._stop(self.first_end - self.begun + per_step * (self.total - 1))
+
+    def _stop(self, projected_s: float) -> None:
+        raise OverBudget(
+            f"{self.method}: stopped after {self.done} of {self.total} optimiser steps; at "
+            f"their rate the run would take {projected_s:.1f} s and end past the deadline",
+            projected_s,
+            self.done,
+            self.total,
+        )
 
 
 def _snapshot(model: HeadModule) -> dict[str, torch.Tensor]:

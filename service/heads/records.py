@@ -150,6 +150,12 @@ class Candidate(BaseModel):
         description="auto_race: why its CV stopped early (its cv_scores and cv_curve then "
         "cover only the folds it ran, cv_mean is null, and it was not eligible for the pick).",
     )
+    over_budget: str | None = Field(
+        default=None,
+        description="Why its training stopped: projected, from its steps so far, to end past "
+        "auto_time_budget_s (a CV fold, or its holdout fit). Its scores cover only what it "
+        "finished (none on a holdout) and it was not eligible for the pick.",
+    )
 
 
 class Timings(BaseModel):

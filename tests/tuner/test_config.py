@@ -149,7 +149,7 @@ def test_auto_cv_rule_and_folds() -> None:
     cfg = resolve_config("auto")
     assert cfg.auto_rule == "one-se" and cfg.auto_cv_folds == 3
     assert (cfg.auto_signal, cfg.auto_cv_repeats, cfg.auto_cv_max_rows) == ("auto", 2, 4000)
-    assert cfg.auto_time_budget_s == 60.0
+    assert cfg.auto_time_budget_s == 300.0
     cv = resolve_config("auto", overrides={"auto_rule": "cv", "auto_cv_folds": 5})
     assert cv.auto_rule == "cv" and cv.auto_cv_folds == 5
     assert cv.deviations == cfg.deviations  # a run setting, not part of the recipe

@@ -78,7 +78,7 @@ function candidatesSection(head) {
   if (!cands.length) return null;
   const score = (c) => c.cv_mean ?? c.val_accuracy;
   const curveSeries = cands
-    .filter((c) => !c.raced_out && Array.isArray(c.cv_curve) && c.cv_curve.length > 1)
+    .filter((c) => !c.raced_out && !c.over_budget && Array.isArray(c.cv_curve) && c.cv_curve.length > 1)
     .map((c) => ({ name: `#${c.index} ${c.method} ${c.preset}${Object.keys(c.overrides || {}).length ? " " + JSON.stringify(c.overrides) : ""}`, points: c.cv_curve.map((v, i) => [i, v]) }));
   return h(
     "section.card",
@@ -95,7 +95,7 @@ function candidatesSection(head) {
         { label: "CV folds", cls: "num", cell: (c) => String((c.cv_scores || []).length || "–") },
         { label: "best epoch", cls: "num", cell: (c) => String(c.best_epoch ?? "–") },
         { label: "chosen", cell: (c) => (c.selected ? h("strong", "✔ chosen") : "") },
-        { label: "note", cell: (c) => (c.raced_out ? `stopped early: ${c.raced_out}` : c.skipped ? `not fitted: ${c.skipped}` : "") },
+        { label: "note", cell: (c) => (c.raced_out ? `stopped early: ${c.raced_out}` : c.over_budget ? `over the time budget: ${c.over_budget}` : c.skipped ? `not fitted: ${c.skipped}` : "") },
       ],
       cands,
       { caption: "Score: mean cross-validated accuracy (or validation accuracy); the simplest candidate within one standard error of the best is chosen." },
