@@ -9,7 +9,7 @@ the recipe differ from the paper (``deviations``). The dataclass defaults ARE th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from nmtune.tuner.errors import ConfigError
@@ -272,15 +272,18 @@ class HeadConfig:
         if not isinstance(overrides, Mapping):
             raise ConfigError("config field 'overrides' must be a mapping", field="overrides")
         resolved = resolve_config(str(data["method"]), str(data["preset"]), dict(overrides))
-        # Every stored field must agree with the re-resolution (guards edited blobs).
-        for name, value in resolved.to_dict().items():
-            if name in data and json_equal(data[name], value) is False:
-                raise ConfigError(
-                    f"config field {name!r}={data[name]!r} does not match its preset and "
-                    f"overrides ({value!r})",
-                    field=name,
-                )
-        return resolved
+        # The stored values are the record of how the head was trained: they win over what
+        # the preset and overrides resolve to today (a later version may change a preset or
+        # a default; a head trained before must still load, and say what it was trained
+        # with). Each is checked by today's rule for its field; fields this version does not
+        # know are ignored, fields the record lacks (added since) take today's value.
+        stored = {name: _RULES[name](name, data[name]) for name in _OVERRIDABLE if name in data}
+        deviations = data.get("deviations", resolved.deviations)
+        if not isinstance(deviations, list | tuple) or not all(
+            isinstance(d, str) for d in deviations
+        ):
+            raise ConfigError("config field 'deviations' must be a list of strings", "deviations")
+        return replace(resolved, **stored, deviations=tuple(deviations))
 
 
 #: Fields a preset sets (the recipe); everything else is a run or selection setting.

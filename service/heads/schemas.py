@@ -58,11 +58,12 @@ class HeadCreate(BaseModel):
         description="lr (multinomial logistic regression solved to convergence, L2 strength "
         "by 5-fold CV, like scikit-learn's LogisticRegressionCV), lp (linear probe trained by "
         "SGD as in the paper), mlp (MLP tuning baseline), nmtune, or auto: scores lr, nmtune "
-        "grown from lr (1x and 4x wide) and the paper's nmtune by repeated stratified k-fold "
-        "CV on small data (the validation split on large data, labelled target-domain "
-        "validation data when the dataset has `validation:ood:<name>` splits) and keeps the "
-        "simplest candidate within one standard error of the best (override `auto_rule`: "
-        "one-se, best).",
+        "grown from lr (robust, 1x wide) and the paper's nmtune (from 256 examples per class) "
+        "by repeated stratified k-fold CV on small data (the validation split on large data, "
+        "labelled target-domain validation data when the dataset has `validation:ood:<name>` "
+        "splits) and keeps the simplest candidate within one standard error of the best "
+        "(override `auto_rule`: one-se, best), within `auto_time_budget_s` (default 300 s: a "
+        "candidate after lr projected to end past it stops, listed as `over_budget`).",
     )
     preset: str = Field(
         default=DEFAULT_PRESET,

@@ -89,6 +89,11 @@ def config_error_field(exc: ConfigError) -> str:
 
 
 def check_config(method: str, preset: str, overrides: dict[str, Any]) -> HeadConfig:
+    if "seed" in overrides:  # the head's seed is a request field of its own (HeadCreate.seed)
+        raise ValidationFailed(
+            "overrides.seed: set the seed with the request's `seed` field, not an override",
+            field="overrides.seed",
+        )
     try:
         return resolve_config(method, preset, overrides)
     except ConfigError as exc:

@@ -198,6 +198,8 @@ def _dataset(run: Any) -> str:
             "overrides.epochs",
         ),
         ({"backbone": "fake", "method": "lp", "overrides": {"w_svd": 0.1}}, 422, "overrides.w_svd"),
+        # the seed is the request's own field: as an override the worker would refuse it
+        ({"backbone": "fake", "method": "nmtune", "overrides": {"seed": 5}}, 422, "overrides.seed"),
         ({"backbone": "fake", "method": "nmtune", "preset": "imaginary"}, 422, "preset"),
         ({"backbone": "fake", "method": "lp", "dataset_id": "ds_missing"}, 404, "dataset_id"),
     ],

@@ -117,9 +117,21 @@ def test_deviations_and_roundtrip() -> None:
     assert HeadConfig.from_dict(json.loads(json.dumps(d))) == c
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.lr = 1.0  # type: ignore[misc]
-    d["lr"] = 0.5  # edited blob: no longer matches preset + overrides
+    # A stored value is the record of how the head was trained, even where today's preset
+    # or default says otherwise (a head trained before an upgrade that changed one).
+    old = {**d, "epochs": 20, "auto_time_budget_s": 60.0, "not_a_field_any_more": 1}
+    again = HeadConfig.from_dict(old)
+    assert (again.epochs, again.auto_time_budget_s, again.seed) == (20, 60.0, 3)
+    assert again.deviations == c.deviations and again.overrides == c.overrides
+    lacking = {k: v for k, v in d.items() if k != "zero_init_branch"}  # a field added since
+    assert HeadConfig.from_dict(lacking).zero_init_branch is False
+    # each stored value is still checked by its field's rule
+    for name, bad in (("lr", -1.0), ("epochs", "many"), ("norm", "groupnorm"), ("seed", -3)):
+        with pytest.raises(ConfigError) as info:
+            HeadConfig.from_dict({**d, name: bad})
+        assert info.value.field == name
     with pytest.raises(ConfigError):
-        HeadConfig.from_dict(d)
+        HeadConfig.from_dict({**d, "deviations": "none"})
 
 
 def test_auto_candidates_override() -> None:

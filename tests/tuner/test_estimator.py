@@ -319,6 +319,23 @@ def test_from_bytes_rejects_bad_blobs(data: Any) -> None:
             NMTuneClassifier.from_bytes(bad)
 
 
+def test_a_head_stored_before_a_default_changed_still_loads(data: Any) -> None:
+    """A blob records the config the head was trained with; a later version that changes a
+    preset value or a default (robust's epochs went 30 -> 10, auto_time_budget_s 60 -> 300)
+    must still load it, keep those values, and predict exactly as before."""
+    xtr, ytr, xte, _ = data
+    clf = NMTuneClassifier(method="nmtune", **FAST).fit(xtr, ytr)
+
+    def as_an_older_version_wrote_it(meta: dict[str, Any]) -> None:
+        meta["config"].update(epochs=30, auto_time_budget_s=60.0, retired_field=True)
+        meta["config"].pop("zero_init_branch")  # a field added since
+
+    old = NMTuneClassifier.from_bytes(_rewrite_meta(clf.to_bytes(), as_an_older_version_wrote_it))
+    np.testing.assert_array_equal(old.predict_proba(xte), clf.predict_proba(xte))
+    assert (old.config_.epochs, old.config_.auto_time_budget_s) == (30, 60.0)
+    assert old.config_.zero_init_branch is False and old.config_.preset == clf.config_.preset
+
+
 def test_params_and_clone() -> None:
     clf = NMTuneClassifier(method="lp", preset="paper-text", random_state=5, epochs=3)
     assert clf.get_params() == {
