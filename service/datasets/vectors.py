@@ -202,11 +202,29 @@ def table_from_records(records: Sequence[VectorRecord], settings: Settings) -> V
 # --- files -------------------------------------------------------------------------------
 
 
+#: The first bytes of every .npy file (numpy.lib.format.MAGIC_PREFIX).
+NPY_MAGIC = b"\x93NUMPY"
+
+
 def parse_npy(fileobj: IO[bytes], field: str = "vectors") -> np.ndarray:
     """A .npy array (no pickled objects), read straight from the (spooled) upload file."""
+    start = fileobj.tell()
+    head = fileobj.read(len(NPY_MAGIC))
+    fileobj.seek(start)
+    if head != NPY_MAGIC:  # np.load would call any other bytes pickled data
+        what = "a .npz archive" if head[:4] == b"PK\x03\x04" else "not a .npy file"
+        raise ValidationFailed(
+            f"{field}: {what} (a .npy file starts with \\x93NUMPY; write one with numpy.save)",
+            field=field,
+        )
     try:
         x = np.load(fileobj, allow_pickle=False)
     except ValueError as exc:
+        if "allow_pickle" in str(exc):  # a .npy of Python objects
+            raise ValidationFailed(
+                f"{field}: a .npy array of Python objects; send numbers (float32 or float64)",
+                field=field,
+            ) from exc
         raise ValidationFailed(
             f"{field}: not a .npy array of numbers ({exc})", field=field
         ) from exc

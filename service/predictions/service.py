@@ -137,7 +137,7 @@ async def predict(
         x = _check_embeddings(body.embeddings, head.dim)
     else:
         assert body.inputs is not None
-        backend = await get_backend(registry, head.backbone, field="inputs")
+        backend = await _head_backend(registry, head, "inputs")
         items = _check_inputs(backend, head, body.inputs, settings)
         x = await _embed(cache, tenant_id, backend, items, "inputs")
     if x.shape[0] <= INLINE_ROWS:  # a few rows: cheaper than a thread hop
@@ -149,6 +149,19 @@ async def predict(
     return PredictResponse(
         head_id=head.id, predictions=_rows(proba, list(clf.classes_), body.top_k)
     )
+
+
+async def _head_backend(registry: BackendRegistry, head: HeadMeta, field: str) -> EmbeddingBackend:
+    """The backbone that embeds raw inputs for ``head``; 422 naming ``field`` when it is not
+    a configured one (a head trained on uploaded vectors: only their embeddings work)."""
+    if head.backbone not in registry.names():
+        raise ValidationFailed(
+            f"{field}: this head's backbone {head.backbone!r} is not configured on this "
+            "server (a head trained on uploaded vectors), so it cannot embed raw inputs; send "
+            "`embeddings` from the same model instead",
+            field=field,
+        )
+    return await get_backend(registry, head.backbone, field=field)
 
 
 def _check_inputs(
@@ -244,7 +257,7 @@ async def adapted_embeddings(
             f"dimensions: the head's features have {head.dim} dimensions, not {body.dimensions}",
             field="dimensions",
         )
-    backend = await get_backend(registry, head.backbone, field="input")
+    backend = await _head_backend(registry, head, "input")
     if backend.modality != "text":
         raise ValidationFailed("input: this head's backbone embeds images", field="input")
     items = _check_inputs(backend, head, texts, settings)

@@ -103,6 +103,7 @@ def test_vector_dataset_trains_with_no_backbone_call_and_predicts(
     # no configured backbone of that name: inputs cannot be embedded
     r = c.post(f"/v1/heads/{hid}/predict", json={"inputs": ["hello"]})
     assert r.status_code == 422 and r.json()["field"] == "inputs"
+    assert "send `embeddings`" in r.json()["detail"]  # says what works instead
     # another tenant sees nothing
     assert run.client("b").get(f"/v1/datasets/{ds['id']}").status_code == 404
     assert c.delete(f"/v1/datasets/{ds['id']}").status_code == 204
@@ -195,10 +196,17 @@ def test_upload_file_level_refusals(serve: Any) -> None:
 
     r = post({"vectors": ("v.npy", b"not an npy file", "x"), "records": ("r.jsonl", meta, "x")})
     assert r.status_code == 422 and r.json()["field"] == "vectors"
+    # numpy would call these bytes "pickled data" and suggest allow_pickle: we say what it is
+    assert "not a .npy file" in r.json()["detail"] and "pickle" not in r.json()["detail"]
+    zipped = io.BytesIO()
+    np.savez(zipped, x=x)
+    r = post({"vectors": ("v.npy", zipped.getvalue(), "x"), "records": ("r.jsonl", meta, "x")})
+    assert r.status_code == 422 and ".npz archive" in r.json()["detail"]
     pickled = io.BytesIO()
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     r = post({"vectors": ("v.npy", pickled.getvalue(), "x"), "records": ("r.jsonl", meta, "x")})
     assert r.status_code == 422 and r.json()["field"] == "vectors"  # never unpickled
+    assert "Python objects" in r.json()["detail"]
     r = post(
         {
             "vectors": ("v.npy", _npy(np.zeros((8, 65), np.float32)), "x"),
