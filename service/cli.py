@@ -21,6 +21,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from nmtune.service.ops.logging import configure_logging
 
     settings = get_settings()
+    if not settings.auto_migrate and not _schema_up_to_date():
+        # the app would refuse to start too (SchemaOutOfDate), at the end of a traceback
+        sys.stderr.write(
+            "nmtune serve: the database schema is not at the latest migration: run "
+            "`nmtune migrate` first (or set NMTUNE_AUTO_MIGRATE=true)\n"
+        )
+        return 3
     configure_logging(settings.log_level, settings.log_json, settings.secret_values())
     from nmtune.service.ops.http_protocol import ENVELOPE_PROTOCOL
 
@@ -45,6 +52,16 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 def _db() -> Database:
     return Database(get_settings().database_url.get_secret_value())
+
+
+def _schema_up_to_date() -> bool:
+    from nmtune.service.db import migrate
+
+    db = _db()
+    try:
+        return migrate.is_up_to_date(db.engine, db.url)
+    finally:
+        db.dispose()
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -82,6 +99,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(queues=args.queues, concurrency=args.concurrency)
 
 
+def _tenant_name(value: str) -> str:
+    from nmtune.service.auth.service import check_tenant_name
+
+    try:
+        return check_tenant_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nmtune", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -94,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keys", help="manage API keys")
     ks = k.add_subparsers(dest="keys_cmd", required=True)
     kc = ks.add_parser("create", help="create a key (and its tenant if new)")
-    kc.add_argument("--tenant", required=True)
+    kc.add_argument("--tenant", required=True, type=_tenant_name)
     kc.add_argument("--name", default="")
     kl = ks.add_parser("list", help="list keys")
     kl.add_argument("--tenant", default=None)

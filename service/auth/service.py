@@ -38,7 +38,26 @@ class KeyInfo:
     revoked_at: datetime | None
 
 
+#: The longest tenant name (the column's width).
+MAX_TENANT_NAME = 200
+
+
+def check_tenant_name(name: str) -> str:
+    """``name`` if it can name a tenant: 1-200 characters, no surrounding whitespace, no
+    control characters; else ValueError saying why."""
+    if not name or not name.strip():
+        raise ValueError("a tenant name must not be empty")
+    if name != name.strip():
+        raise ValueError(f"tenant name {name!r} has leading or trailing whitespace")
+    if len(name) > MAX_TENANT_NAME:
+        raise ValueError(f"a tenant name has at most {MAX_TENANT_NAME} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise ValueError(f"tenant name {name!r} has control characters")
+    return name
+
+
 def get_or_create_tenant(session: Session, name: str) -> Tenant:
+    check_tenant_name(name)
     tenant = session.scalar(select(Tenant).where(Tenant.name == name))
     if tenant is None:
         tenant = Tenant(id=new_id("tn"), name=name)

@@ -61,6 +61,9 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_migrate_and_keys(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
+    r = _cli(url, "serve", "--port", "1")  # before migrating: one line that says what to do
+    assert r.returncode == 3 and "run `nmtune migrate` first" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     r = _cli(url, "migrate")
     assert r.returncode == 0, r.stderr
     r = _cli(url, "keys", "create", "--tenant", "acme", "--name", "ci")
@@ -68,8 +71,12 @@ def test_cli_migrate_and_keys(tmp_path: Path) -> None:
     fields = dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
     key, key_id = fields["api_key"], fields["key_id"]
     assert key.startswith("nmt_")
+    for bad in ("", "  ", " acme", "a\tb", "x" * 201):  # no tenant of that name is made
+        r = _cli(url, "keys", "create", "--tenant", bad)
+        assert r.returncode == 2 and "tenant" in r.stderr, (bad, r.stderr)
     listed = _cli(url, "keys", "list").stdout
     assert key_id in listed and "active" in listed and key not in listed
+    assert len(listed.strip().splitlines()) == 1  # the refused names made no tenant or key
     settings = Settings(
         database_url=SecretStr(url), backbones=[], log_json=False, auth_cache_ttl_s=0
     )
