@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nmtune.adapters import AdapterError, BackendRegistry, EmbeddingBackend, Usage
+from nmtune.adapters import AdapterError, BackendRegistry, EmbeddingBackend, RateLimitedError, Usage
 from nmtune.service.errors import ServiceUnavailable, ValidationFailed
 from nmtune.service.jobs.handlers import JobFailed
 
@@ -75,8 +75,14 @@ async def get_backend(
     backend = known_backend(registry, name, field)
     try:
         await backend.ensure_ready()
+    except RateLimitedError as exc:  # the same words and Retry-After as a failed embed
+        raise ServiceUnavailable(
+            f"backbone {name!r} is rate limited; retry later", retry_after=exc.retry_after or 5.0
+        ) from exc
     except AdapterError as exc:
-        raise ServiceUnavailable(f"backbone {name!r} is not available: {exc}") from exc
+        raise ServiceUnavailable(
+            f"backbone {name!r} is unavailable ({exc}); retry later", retry_after=5.0
+        ) from exc
     return backend
 
 

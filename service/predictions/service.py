@@ -207,9 +207,9 @@ async def _embed(
             f"backbone {backend.name!r} is rate limited; retry later",
             retry_after=exc.retry_after or 5.0,
         ) from None
-    except UnavailableError:
+    except UnavailableError as exc:
         raise ServiceUnavailable(
-            f"backbone {backend.name!r} is unavailable; retry later", retry_after=5.0
+            f"backbone {backend.name!r} is unavailable ({exc}); retry later", retry_after=5.0
         ) from None
     except AdapterError as exc:
         raise UpstreamError(f"backbone {backend.name!r} failed: {type(exc).__name__}") from None

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from nmtune.adapters import RateLimitedError, UnavailableError
 from nmtune.service.datasets.models import Dataset, Example
 from nmtune.service.heads.models import Head
 from nmtune.service.jobs.models import Job
@@ -285,3 +286,68 @@ def test_text_backbone_on_an_image_dataset_is_refused_everywhere(run: Any) -> No
         assert_error(r, 422, "ValidationError", "backbone")
         assert "embeds text, the dataset holds image" in r.json()["detail"]
     assert counts(run) == before
+
+
+def test_backbone_outage_is_one_503_with_retry_after(serve: Any, fake_upstream: Any) -> None:
+    """The upstream embeddings API down: predict, classify and embeddings of new texts all
+    answer 503 ServiceUnavailable in the same words, with Retry-After, and store nothing."""
+    spec = {**fake_spec(fake_upstream), "max_retries": 0}
+    run = serve(None, [spec])
+    c = run.client()
+    ds = _dataset(run)
+    created = post_head(c, ds, "lp", lp_epochs=1)
+    assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
+    hid = created["head"]["id"]
+    before = counts(run)
+    calls = [
+        (f"/v1/heads/{hid}/predict", {"inputs": ["never seen before"]}),
+        ("/v1/classify", {"model": hid, "input": ["also new"]}),
+        ("/v1/embeddings", {"model": hid, "input": ["and this"]}),
+    ]
+    try:
+        for url, body in calls:
+            fake_upstream.inject(status=503, times=5)
+            r = c.post(url, json=body)
+            assert_error(r, 503, "ServiceUnavailable", None)
+            detail = r.json()["detail"]
+            assert "backbone 'fake' is unavailable" in detail and "retry later" in detail, detail
+            assert float(r.headers["retry-after"]) > 0
+    finally:
+        fake_upstream.reset()
+    assert counts(run) == before
+
+
+@pytest.mark.parametrize(
+    ("error", "words", "retry_after"),
+    [
+        (UnavailableError("fake: down"), "is unavailable (fake: down)", 5.0),
+        (RateLimitedError("fake: 429", retry_after=12.0), "is rate limited", 12.0),
+    ],
+)
+def test_a_backbone_that_cannot_get_ready_is_the_same_503(
+    error: Exception, words: str, retry_after: float
+) -> None:
+    """Before its first embed a remote backbone gets ready (e.g. learns its dimension); when
+    that fails the answer is the failed embed's: 503, the same words, a Retry-After."""
+    import asyncio
+
+    from nmtune.service.backbones.service import get_backend
+    from nmtune.service.errors import ServiceUnavailable
+
+    class Down:
+        name = "fake"
+
+        async def ensure_ready(self) -> None:
+            raise error
+
+    class Registry:
+        def names(self) -> list[str]:
+            return ["fake"]
+
+        def get(self, name: str) -> Down:
+            return Down()
+
+    with pytest.raises(ServiceUnavailable) as info:
+        asyncio.run(get_backend(Registry(), "fake"))  # type: ignore[arg-type]
+    assert f"backbone 'fake' {words}" in info.value.detail and "retry later" in info.value.detail
+    assert info.value.retry_after == retry_after
