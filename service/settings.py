@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     worker_device: str | None = Field(
         default=None, description="Torch device for training on a worker: cpu, cuda, cuda:N."
     )
+    auto_time_budget_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description="Default `auto_time_budget_s` of method auto's heads on this deployment "
+        "(seconds from auto's start; 0: no bound; unset: the tuner's, 300), used where a "
+        "head's overrides do not set it: a CPU-only fleet may want less, a GPU fleet more.",
+    )
     celery_result_backend: SecretStr | None = Field(
         default=None,
         description="Celery result backend URL; unset: results are not stored (the job row is "

@@ -104,6 +104,8 @@ class TrainJob:
         overrides = dict(head.overrides)
         if self.settings.worker_device and "device" not in overrides:
             overrides["device"] = self.settings.worker_device
+        if head.method == "auto" and self.settings.auto_time_budget_s is not None:
+            overrides.setdefault("auto_time_budget_s", self.settings.auto_time_budget_s)
         if audit_record is not None and head.method == "auto":
             # through an audit, auto also scores lp + generalized CE grown from lr (unless
             # the overrides say otherwise); config.auto_noise_robust records it

@@ -99,3 +99,26 @@ def test_defaults_and_cheaper_overrides_pass_the_budget(small_budget: Any) -> No
         r = c.post("/v1/heads", json=body)
         assert r.status_code == 202, r.text
         assert c.post(f"/v1/jobs/{r.json()['job']['id']}/cancel").status_code in (200, 202)
+
+
+def test_deployment_default_auto_time_budget(serve: Any, fake_upstream: Any) -> None:
+    """NMTUNE_AUTO_TIME_BUDGET_S sets auto's time budget where a head's overrides do not: a
+    candidate projected past it is listed as over_budget in the head's record (over REST)."""
+    from tests.service.conftest import post_head, wait_job
+
+    run = serve(None, [fake_spec(fake_upstream)], auto_time_budget_s=0.5)
+    c = run.client()
+    r = c.post("/v1/datasets", json={"name": "s", "records": sentiment_records(24, ood=False)})
+    assert r.status_code == 201
+    slow = {"method": "nmtune", "preset": "paper-code", "min_steps": 20000}
+    grid = [{"method": "lr"}, slow]
+    created = post_head(
+        c, r.json()["id"], "auto", auto_candidates=grid, auto_min_per_class=0, auto_cv_repeats=1
+    )
+    assert wait_job(c, created["job"]["id"])["status"] == "succeeded"
+    head = c.get(f"/v1/heads/{created['head']['id']}").json()
+    cfg = head["config"]
+    lr_rec, slow_rec = cfg["candidates"]
+    assert lr_rec["selected"] and not slow_rec["selected"]
+    assert "auto_time_budget_s=0.5 s" in slow_rec["over_budget"]
+    assert cfg["auto_time_budget_s"] == 0.5  # the record says what bound it
