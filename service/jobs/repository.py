@@ -50,7 +50,8 @@ def claim(db: Database, job_id: str, worker_id: str, max_attempts: int) -> Job |
                 worker_id=worker_id,
                 started_at=now,
                 heartbeat_at=now,
-                error=None,
+                # error stays: after a transient backend error or a lost worker it says why
+                # this is attempt 2 or later (the outcome replaces it)
                 epochs=[],  # each attempt starts a fresh epoch history
                 stage=None,
                 progress_done=0,

@@ -50,8 +50,12 @@ class JobOut(BaseModel):
     epochs: list[EpochOut] = Field(
         description="Per-epoch report: losses (ce, mse, cov, svd, total) and validation scores."
     )
-    error: JobError | None
-    attempts: int
+    error: JobError | None = Field(
+        description="Why it failed; while it is queued or running again after a transient "
+        "error (backbone unavailable or rate limited, a lost worker), that earlier attempt's "
+        "error. Null once it succeeds."
+    )
+    attempts: int = Field(description="Attempts started so far (NMTUNE_JOB_MAX_ATTEMPTS).")
     head_id: str | None
     dataset_id: str | None
     params: dict[str, Scalar] = Field(description="What the job was asked to do.")

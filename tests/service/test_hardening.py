@@ -391,9 +391,14 @@ def test_each_attempt_starts_a_fresh_epoch_history(tmp_path: Path) -> None:
     jobs_repo.requeue(db, job_id, {"type": "UnavailableError", "message": "x"})
     job = jobs_repo.claim(db, job_id, "w", 3)
     assert job is not None and job.epochs == [] and job.attempts == 2
+    # while attempt 2 runs, the job says why there is one: the transient error of attempt 1
+    assert job.error == {"type": "UnavailableError", "message": "x"}
     jobs_repo.add_epoch(db, job_id, {"epoch": 0}, 1, 3)
     with db.session() as s:
         assert [r["epoch"] for r in s.get(Job, job_id).epochs] == [0]  # type: ignore[union-attr]
+        assert jobs_repo.finish(s, job_id, JobStatus.SUCCEEDED, result={"ok": 1})
+    with db.session() as s:
+        assert s.get(Job, job_id).error is None  # type: ignore[union-attr]
     db.dispose()
 
 
