@@ -66,7 +66,9 @@ function jobPanel(job, ctx, onCancel) {
     badge(job.status),
     h("span", ` stage: ${job.stage || "–"} `),
     progressBar(job.progress.done, job.progress.total, `${job.stage || "job"} progress`),
-    job.error ? h("span.error-text", ` ${job.error.type}: ${job.error.message}`) : null,
+    job.error
+      ? h("span.error-text", running ? ` attempt ${job.attempts}, after ${job.error.type}: ${job.error.message}` : ` ${job.error.type}: ${job.error.message}`)
+      : null,
     running && !job.cancel_requested ? h("button.danger.small", { type: "button", onclick: onCancel }, "Cancel training") : null,
     job.cancel_requested && running ? h("span", " cancelling…") : null,
     h("a.small", { href: "#/jobs" }, " all jobs"),
