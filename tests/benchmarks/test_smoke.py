@@ -86,13 +86,13 @@ def test_gpu_bench_small_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
 
     argv = sys.argv
     sys.argv = ["bench_gpu.py", "--small", "--device", "cpu", "--epochs", "1", "--no-sklearn"]
-    sys.argv += ["--heads", "lr"]
+    sys.argv += ["--heads", "lr,auto"]
     try:
         bench_gpu.main()
     finally:
         sys.argv = argv
     out = capsys.readouterr().out
-    assert "| lr (C=1, one fit) |" in out
+    assert "| lr (C=1, one fit) |" in out and "| auto -> " in out
     assert '"device": "cpu"' in out
 
 
