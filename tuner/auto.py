@@ -280,13 +280,27 @@ def _select_on_rows(
     return pick, picked
 
 
-def _over_budget_note(exc: OverBudget, budget: float, fold: int | None = None) -> str:
-    where = "" if fold is None else f" in CV fold {fold + 1}"
+def _fold_share(deadline: float | None, fold: int, folds: int) -> float | None:
+    """When CV fold ``fold`` (0-based) of a candidate must end: its equal share of the time
+    left to the deadline with this and its later folds to run (so a candidate whose folds
+    cannot all end in time stops in its first fold, not after spending most of the budget)."""
+    if deadline is None:
+        return None
+    now = time.perf_counter()
+    return now + max(0.0, deadline - now) / (folds - fold)
+
+
+def _over_budget_note(exc: OverBudget, budget: float, fold: tuple[int, int] | None = None) -> str:
+    if fold is None:
+        where, then = "", "its training would take {p:.0f} s and end"
+    else:
+        where = f" in CV fold {fold[0] + 1} of {fold[1]}"
+        then = "that fold would take {p:.0f} s, and its folds would end"
     return (
         f"stopped after {exc.steps} of {exc.total_steps} optimiser steps{where}: at that rate "
-        f"its training would take {exc.projected_s:.0f} s and end past auto_time_budget_s="
-        f"{budget:g} s from auto's start; not eligible for the pick (raise auto_time_budget_s, "
-        "or train it as a head of its own)"
+        f"{then.format(p=exc.projected_s)} past auto_time_budget_s={budget:g} s from auto's "
+        "start; not eligible for the pick (raise auto_time_budget_s, or train it as a head of "
+        "its own)"
     )
 
 
@@ -374,8 +388,9 @@ def _select_by_cv(
     fold's lr solve. The first repeat runs fold by fold; with ``auto_race`` (and the one-se
     rule, whose margin it relies on) a candidate that is not ahead of the first one after a
     fold stops there (:func:`race_out`). In the first repeat a candidate after the first
-    whose fold is projected to end past ``deadline`` stops there too (``over_budget``); the
-    further repeats are bounded as a whole, by their expected time.
+    stops too (``over_budget``) when a fold is projected to run past its share of the time
+    left to ``deadline`` (:func:`_fold_share`); the further repeats are bounded as a whole,
+    by their expected time.
     """
     folds = config.auto_cv_folds
     k = fold_count(signal.y, folds)
@@ -406,10 +421,12 @@ def _select_by_cv(
                         candidate=rec["index"],
                         lr_cache=lr_cache,
                         only_folds=[fold],
-                        deadline=None if i == 0 or r > 0 else deadline,
+                        deadline=None if i == 0 or r > 0 else _fold_share(deadline, fold, k),
                     )
                 except OverBudget as exc:
-                    rec["over_budget"] = _over_budget_note(exc, config.auto_time_budget_s, fold)
+                    rec["over_budget"] = _over_budget_note(
+                        exc, config.auto_time_budget_s, (fold, k)
+                    )
                     continue
                 curves[i].extend(fold_rows)
             alive = [i for i in alive if "over_budget" not in cands[i][0]]

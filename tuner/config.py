@@ -197,11 +197,11 @@ class HeadConfig:
     auto_cv_repeats: int = 2
     auto_cv_max_rows: int = 4000
     # auto only: the selection's time bound, in seconds from auto's start (0 = none). A
-    # candidate after the first whose training (a CV fold, or its holdout fit) is projected,
-    # from its steps so far, to end past it stops and is listed as over_budget (the first,
-    # simplest candidate always runs); a further CV repeat runs only to confirm a pick other
-    # than the simplest candidate, and only if it is expected to end within it. On a CPU this
-    # is what keeps a 4x-wide candidate on 1,536-d vectors from taking an hour.
+    # candidate after the first whose training is projected, from its steps so far, to end
+    # past it (a CV fold: past its share of the time left) stops and is listed as
+    # over_budget (the first, simplest candidate always runs); a further CV repeat runs only
+    # to confirm a pick other than the simplest candidate, and only if it is expected to end
+    # within it. On a CPU this keeps a 4x-wide candidate on 1,536-d vectors from taking an hour.
     auto_time_budget_s: float = 300.0
     # auto only: when the median class has fewer training examples than this, only the first
     # (the simplest) candidate is fitted: a few rows per class cannot rank heads. A candidate

@@ -88,3 +88,18 @@ def test_auto_lists_a_candidate_over_its_budget_and_picks_among_the_rest(signal:
     ).fit(x, y, xv, yv)
     assert all("over_budget" not in c for c in free.candidates_)
     assert free.candidates_[1]["val_accuracy"] is not None
+
+
+def test_each_cv_fold_gets_its_share_of_the_time_left() -> None:
+    """A candidate's fold must end within its share of what is left, so one whose three folds
+    cannot all end in time stops in its first fold instead of after two of them."""
+    from nmtune.tuner.auto import _fold_share
+
+    assert _fold_share(None, 0, 3) is None
+    now = time.perf_counter()
+    first = _fold_share(now + 90.0, 0, 3)
+    last = _fold_share(now + 90.0, 2, 3)
+    assert first is not None and last is not None
+    assert 29.0 < first - now < 31.5 and 89.0 < last - now < 90.5
+    late = _fold_share(now - 5.0, 1, 3)  # already past: the fold has no time at all
+    assert late is not None and late - now < 1.0
