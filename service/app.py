@@ -54,14 +54,18 @@ class SchemaOutOfDate(RuntimeError):
     pass
 
 
+#: What serve says (the app at start-up, the CLI before it) when the schema is behind.
+SCHEMA_OUT_OF_DATE = (
+    "the database schema is not at the latest migration: run `nmtune migrate` "
+    "(or set NMTUNE_AUTO_MIGRATE=true)"
+)
+
+
 def prepare_database(ctx: AppContext) -> None:
     url = ctx.db.url
     if not migrate.is_up_to_date(ctx.db.engine, url):
         if not ctx.settings.auto_migrate:
-            raise SchemaOutOfDate(
-                "the database schema is not at the latest migration: run `nmtune migrate` "
-                "(or set NMTUNE_AUTO_MIGRATE=true)"
-            )
+            raise SchemaOutOfDate(SCHEMA_OUT_OF_DATE)
         migrate.upgrade(url)
     if ctx.settings.bootstrap_api_key is not None:
         with ctx.db.session() as s:

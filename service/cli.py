@@ -17,16 +17,13 @@ def _out(line: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from nmtune.service.app import create_app
+    from nmtune.service.app import SCHEMA_OUT_OF_DATE, create_app
     from nmtune.service.ops.logging import configure_logging
 
     settings = get_settings()
     if not settings.auto_migrate and not _schema_up_to_date():
         # the app would refuse to start too (SchemaOutOfDate), at the end of a traceback
-        sys.stderr.write(
-            "nmtune serve: the database schema is not at the latest migration: run "
-            "`nmtune migrate` first (or set NMTUNE_AUTO_MIGRATE=true)\n"
-        )
+        sys.stderr.write(f"nmtune serve: {SCHEMA_OUT_OF_DATE}\n")
         return 3
     configure_logging(settings.log_level, settings.log_json, settings.secret_values())
     from nmtune.service.ops.http_protocol import ENVELOPE_PROTOCOL

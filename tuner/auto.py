@@ -291,10 +291,16 @@ def _fold_share(deadline: float | None, fold: int, folds: int) -> float | None:
 
 
 def _over_budget_note(exc: OverBudget, budget: float, fold: tuple[int, int] | None = None) -> str:
+    where = "" if fold is None else f" in CV fold {fold[0] + 1} of {fold[1]}"
+    if exc.steps == 0:  # the deadline had passed before its first step
+        return (
+            f"not started{where}: auto_time_budget_s={budget:g} s from auto's start was spent "
+            "before its turn; not eligible for the pick (raise auto_time_budget_s, or train "
+            "it as a head of its own)"
+        )
     if fold is None:
-        where, then = "", "its training would take {p:.0f} s and end"
+        then = "its training would take {p:.0f} s and end"
     else:
-        where = f" in CV fold {fold[0] + 1} of {fold[1]}"
         then = "that fold would take {p:.0f} s, and its folds would end"
     return (
         f"stopped after {exc.steps} of {exc.total_steps} optimiser steps{where}: at that rate "

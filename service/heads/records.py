@@ -153,8 +153,10 @@ class Candidate(BaseModel):
     over_budget: str | None = Field(
         default=None,
         description="Why its training stopped: projected, from its steps so far, to end past "
-        "auto_time_budget_s (a CV fold, or its holdout fit). Its scores cover only what it "
-        "finished (none on a holdout) and it was not eligible for the pick.",
+        "auto_time_budget_s (its holdout fit; a CV fold: past its equal share of the time "
+        "left for its remaining folds), or not started when the budget was spent. Its scores "
+        "cover only the folds it finished (none on a holdout) and it was not eligible for the "
+        "pick.",
     )
 
 

@@ -62,7 +62,7 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_migrate_and_keys(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     r = _cli(url, "serve", "--port", "1")  # before migrating: one line that says what to do
-    assert r.returncode == 3 and "run `nmtune migrate` first" in r.stderr
+    assert r.returncode == 3 and "run `nmtune migrate`" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     r = _cli(url, "migrate")
     assert r.returncode == 0, r.stderr

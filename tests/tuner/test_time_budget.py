@@ -103,3 +103,12 @@ def test_each_cv_fold_gets_its_share_of_the_time_left() -> None:
     assert 29.0 < first - now < 31.5 and 89.0 < last - now < 90.5
     late = _fold_share(now - 5.0, 1, 3)  # already past: the fold has no time at all
     assert late is not None and late - now < 1.0
+
+
+def test_the_note_of_a_candidate_that_never_started_says_so() -> None:
+    from nmtune.tuner.auto import _over_budget_note
+
+    never = OverBudget("x", 0.0, 0, 900)
+    assert _over_budget_note(never, 60.0, (1, 3)).startswith("not started in CV fold 2 of 3")
+    ran = _over_budget_note(OverBudget("x", 512.0, 7, 900), 60.0)
+    assert ran.startswith("stopped after 7 of 900") and "would take 512 s" in ran
